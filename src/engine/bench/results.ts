@@ -1,0 +1,77 @@
+// The results file every consumer reads (CLI summaries, exports, the webview, CodeLens).
+// Bump RESULTS_SCHEMA_VERSION on any incompatible change and keep schema/results.schema.json in step.
+
+export const RESULTS_SCHEMA_VERSION = 1;
+
+export type ScoreRule = 'exact' | 'edit-similarity';
+
+export interface ResultRow {
+  task: string;
+  sampleId: string;
+  /** Prompt length in tokens (after prompt compression for methods that change the prompt). */
+  length: number;
+  /** Target context length the sample was built for (e.g. 1024). */
+  targetLength: number;
+  /** Relative needle depth in [0, 1], or null for tasks without one. */
+  depth: number | null;
+  method: string;
+  family: string;
+  score: number;
+  exact: boolean;
+  answer: string;
+  expected: string;
+  /** Tokens held after compression, summed over layers and KV heads, and the per-head average. */
+  tokensKept: number;
+  tokensKeptPerHead: number;
+  /** Tokens the full cache would hold for this prompt (per head). */
+  tokensFull: number;
+  /** Bytes the compressed cache holds, computed from its arrays, and what `full` holds for the same prompt. */
+  bytesHeld: number;
+  bytesFull: number;
+  /** For methods with an off-device store (InfLLM): bytes attention reads per step; else equal to bytesHeld. */
+  bytesActive: number;
+  compressionRatio: number;
+  /** True when the engine checked that the cache shrank to what the method promised. */
+  verified: boolean;
+  note: string | null;
+  prefillMs: number;
+  compressMs: number;
+  decodeTokensPerSecond: number;
+  peakRssBytes: number;
+  /** Where the sample came from, for CodeLens and the retained-context map. */
+  source: SampleSource | null;
+  error: string | null;
+}
+
+export interface SampleSource {
+  /** Workspace-relative file path and 0-based line of the profiled site (needle insertion point or completion target). */
+  file: string;
+  line: number;
+}
+
+export interface RunConfigSnapshot {
+  kvlensVersion: string;
+  model: { path: string; contentHash: string; architecture: string; dtype: string; parameters: number };
+  tokenizer: string;
+  executionProvider: string;
+  methods: string[];
+  tasks: string[];
+  lengths: number[];
+  depths: number[];
+  samples: number;
+  seed: number;
+  shard: { index: number; count: number } | null;
+  workspace: string;
+  machine: { platform: string; arch: string; cpus: number; cpuModel: string; totalMemoryBytes: number; node: string };
+}
+
+export interface ResultsFile {
+  schemaVersion: typeof RESULTS_SCHEMA_VERSION;
+  createdAt: string;
+  status: 'complete' | 'cancelled' | 'failed';
+  config: RunConfigSnapshot;
+  rows: ResultRow[];
+  /** Files the workspace scan skipped, by reason. */
+  scan: { filesUsed: number; skipped: Record<string, number> } | null;
+  log: string[];
+}

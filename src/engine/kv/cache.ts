@@ -1,0 +1,158 @@
+// The attention-ready cache layout shared by the forward pass and every compression method.
+// Token-major slots ([slot, kvHead, headDim]) so appending is a copy at the end and eviction is a compaction.
+
+/**
+ * One layer's cache as attention reads it. Each slot holds, per KV head, one key/value. With per-head
+ * eviction heads keep different tokens, so a slot may hold a token for one head and nothing for another:
+ * `valid` says which (null means every slot is valid for every head).
+ */
+export interface LayerKV {
+  numKvHeads: number;
+  headDim: number;
+  /** Slots in use. */
+  length: number;
+  /** [length, numKvHeads, headDim] keys, RoPE already applied (as transformers caches them). */
+  keys: Float32Array;
+  /** [length, numKvHeads, headDim] values. */
+  values: Float32Array;
+  /** [length, numKvHeads]: 1 where the slot holds a token for that head. */
+  valid: Uint8Array | null;
+  /** [length, numKvHeads]: original position of the token in each slot, -1 where invalid. */
+  positions: Int32Array;
+}
+
+/** A growable full-precision cache for one layer (the `full` baseline, and prefill's output). */
+export class DenseLayerCache {
+  private keyBuffer: Float32Array;
+  private valueBuffer: Float32Array;
+  private positionBuffer: Int32Array;
+  private validBuffer: Uint8Array | null = null;
+  length = 0;
+
+  constructor(
+    readonly numKvHeads: number,
+    readonly headDim: number,
+    initialCapacity = 256,
+  ) {
+    const capacity = Math.max(1, initialCapacity);
+    this.keyBuffer = new Float32Array(capacity * numKvHeads * headDim);
+    this.valueBuffer = new Float32Array(capacity * numKvHeads * headDim);
+    this.positionBuffer = new Int32Array(capacity * numKvHeads);
+  }
+
+  get capacity(): number {
+    return this.positionBuffer.length / this.numKvHeads;
+  }
+
+  private reserve(slots: number): void {
+    if (slots <= this.capacity) return;
+    // Grow geometrically so a long decode reallocates O(log n) times, not every step.
+    const capacity = Math.max(slots, Math.ceil(this.capacity * 1.5), 256);
+    const row = this.numKvHeads * this.headDim;
+    const grow = <T extends Float32Array | Int32Array | Uint8Array>(old: T, width: number, make: (n: number) => T): T => {
+      const next = make(capacity * width);
+      next.set(old.subarray(0, this.length * width));
+      return next;
+    };
+    this.keyBuffer = grow(this.keyBuffer, row, (n) => new Float32Array(n));
+    this.valueBuffer = grow(this.valueBuffer, row, (n) => new Float32Array(n));
+    this.positionBuffer = grow(this.positionBuffer, this.numKvHeads, (n) => new Int32Array(n));
+    if (this.validBuffer) this.validBuffer = grow(this.validBuffer, this.numKvHeads, (n) => new Uint8Array(n));
+  }
+
+  /** Appends q tokens given token-major [q, numKvHeads, headDim] keys/values and their positions. */
+  append(keys: Float32Array, values: Float32Array, positions: ArrayLike<number>): void {
+    const q = positions.length;
+    const row = this.numKvHeads * this.headDim;
+    if (keys.length !== q * row || values.length !== q * row) {
+      throw new Error(`append: expected ${q * row} key/value elements for ${q} tokens, got ${keys.length}/${values.length}`);
+    }
+    this.reserve(this.length + q);
+    this.keyBuffer.set(keys, this.length * row);
+    this.valueBuffer.set(values, this.length * row);
+    for (let t = 0; t < q; t++) {
+      for (let h = 0; h < this.numKvHeads; h++) this.positionBuffer[(this.length + t) * this.numKvHeads + h] = positions[t];
+      if (this.validBuffer) this.validBuffer.fill(1, (this.length + t) * this.numKvHeads, (this.length + t + 1) * this.numKvHeads);
+    }
+    this.length += q;
+  }
+
+  /**
+   * Keeps, per head, only the slots listed (ascending or not) and compacts. `keepPerHead[h]` are slot indices.
+   * Heads may keep different counts; shorter heads leave invalid slots at the end.
+   */
+  retain(keepPerHead: ArrayLike<number>[]): void {
+    if (keepPerHead.length !== this.numKvHeads) throw new Error(`retain: expected ${this.numKvHeads} heads, got ${keepPerHead.length}`);
+    const slots = Math.max(0, ...Array.from(keepPerHead, (k) => k.length));
+    const d = this.headDim;
+    const heads = this.numKvHeads;
+    const keys = new Float32Array(Math.max(slots, 1) * heads * d);
+    const values = new Float32Array(Math.max(slots, 1) * heads * d);
+    const positions = new Int32Array(Math.max(slots, 1) * heads).fill(-1);
+    const uniform = keepPerHead.every((k) => k.length === slots);
+    const valid = uniform ? null : new Uint8Array(Math.max(slots, 1) * heads);
+    for (let h = 0; h < heads; h++) {
+      const keep = Array.from(keepPerHead[h]).sort((a, b) => a - b);
+      for (let i = 0; i < keep.length; i++) {
+        const src = keep[i];
+        if (src < 0 || src >= this.length) throw new Error(`retain: slot ${src} out of range 0..${this.length - 1}`);
+        if (this.validBuffer && !this.validBuffer[src * heads + h]) throw new Error(`retain: slot ${src} is empty for head ${h}`);
+        keys.set(this.keyBuffer.subarray((src * heads + h) * d, (src * heads + h + 1) * d), (i * heads + h) * d);
+        values.set(this.valueBuffer.subarray((src * heads + h) * d, (src * heads + h + 1) * d), (i * heads + h) * d);
+        positions[i * heads + h] = this.positionBuffer[src * heads + h];
+        if (valid) valid[i * heads + h] = 1;
+      }
+    }
+    this.keyBuffer = keys;
+    this.valueBuffer = values;
+    this.positionBuffer = positions;
+    this.validBuffer = valid;
+    this.length = slots;
+  }
+
+  view(): LayerKV {
+    const row = this.numKvHeads * this.headDim;
+    return {
+      numKvHeads: this.numKvHeads,
+      headDim: this.headDim,
+      length: this.length,
+      keys: this.keyBuffer.subarray(0, this.length * row),
+      values: this.valueBuffer.subarray(0, this.length * row),
+      valid: this.validBuffer ? this.validBuffer.subarray(0, this.length * this.numKvHeads) : null,
+      positions: this.positionBuffer.subarray(0, this.length * this.numKvHeads),
+    };
+  }
+
+  /** Tokens held per head (valid slots). */
+  tokensPerHead(): number[] {
+    const counts = new Array<number>(this.numKvHeads).fill(0);
+    for (let s = 0; s < this.length; s++) {
+      for (let h = 0; h < this.numKvHeads; h++) {
+        if (!this.validBuffer || this.validBuffer[s * this.numKvHeads + h]) counts[h]++;
+      }
+    }
+    return counts;
+  }
+
+  /** Bytes of the arrays this cache holds for its slots in use (keys, values, positions, validity). */
+  bytes(): number {
+    const row = this.numKvHeads * this.headDim;
+    return (
+      2 * this.length * row * Float32Array.BYTES_PER_ELEMENT +
+      this.length * this.numKvHeads * Int32Array.BYTES_PER_ELEMENT +
+      (this.validBuffer ? this.length * this.numKvHeads : 0)
+    );
+  }
+
+  clone(): DenseLayerCache {
+    const copy = new DenseLayerCache(this.numKvHeads, this.headDim, Math.max(this.length, 1));
+    const v = this.view();
+    copy.keyBuffer.set(v.keys);
+    copy.valueBuffer.set(v.values);
+    copy.positionBuffer.set(v.positions);
+    if (v.valid) copy.validBuffer = new Uint8Array(copy.capacity * this.numKvHeads).fill(0);
+    if (v.valid && copy.validBuffer) copy.validBuffer.set(v.valid);
+    copy.length = this.length;
+    return copy;
+  }
+}

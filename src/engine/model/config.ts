@@ -1,0 +1,150 @@
+import { readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { KvlensError } from '../errors';
+
+export const SUPPORTED_ARCHITECTURES = ['LlamaForCausalLM', 'Qwen2ForCausalLM'] as const;
+export type Architecture = 'llama' | 'qwen2';
+
+/** Llama 3.x frequency-dependent RoPE rescaling (transformers' `rope_type: "llama3"`). */
+export interface Llama3RopeScaling {
+  type: 'llama3';
+  factor: number;
+  lowFreqFactor: number;
+  highFreqFactor: number;
+  originalMaxPositionEmbeddings: number;
+}
+
+/** A Hugging Face config.json, normalised to the fields the engine reads. */
+export interface ModelConfig {
+  architecture: Architecture;
+  hfArchitecture: string;
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  vocabSize: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  ropeScaling: Llama3RopeScaling | null;
+  tieWordEmbeddings: boolean;
+  /** q/k/v projections carry biases (always for Qwen2, optional for Llama). */
+  attentionBias: boolean;
+  maxPositionEmbeddings: number;
+  bosTokenId: number | null;
+  eosTokenIds: number[];
+  /** The dtype the checkpoint declares (informational; tensors carry their own). */
+  torchDtype: string | null;
+}
+
+type Json = Record<string, unknown>;
+
+function requireInt(raw: Json, key: string, file: string, min = 1): number {
+  const value = raw[key];
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw new KvlensError(`"${key}" must be an integer >= ${min}, found ${JSON.stringify(value)}`, file);
+  }
+  return value;
+}
+
+function optionalNumber(raw: Json, key: string, fallback: number, file: string): number {
+  const value = raw[key];
+  if (value === undefined || value === null) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new KvlensError(`"${key}" must be a number, found ${JSON.stringify(value)}`, file);
+  }
+  return value;
+}
+
+function idList(value: unknown): number[] {
+  if (typeof value === 'number') return [value];
+  if (Array.isArray(value)) return value.filter((v): v is number => typeof v === 'number');
+  return [];
+}
+
+function parseRopeScaling(raw: Json, file: string): Llama3RopeScaling | null {
+  const scaling = (raw.rope_scaling ?? null) as Json | null;
+  if (scaling === null) return null;
+  const type = scaling.rope_type ?? scaling.type;
+  if (type === 'default') return null;
+  if (type !== 'llama3') {
+    throw new KvlensError(`rope_scaling type ${JSON.stringify(type)} is not supported (supported: llama3, default)`, file);
+  }
+  return {
+    type: 'llama3',
+    factor: optionalNumber(scaling, 'factor', 8, file),
+    lowFreqFactor: optionalNumber(scaling, 'low_freq_factor', 1, file),
+    highFreqFactor: optionalNumber(scaling, 'high_freq_factor', 4, file),
+    originalMaxPositionEmbeddings: optionalNumber(scaling, 'original_max_position_embeddings', 8192, file),
+  };
+}
+
+export function parseConfig(raw: unknown, file: string): ModelConfig {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new KvlensError('config.json must hold a JSON object', file);
+  }
+  const json = raw as Json;
+  const architectures = Array.isArray(json.architectures) ? (json.architectures as unknown[]) : [];
+  const hfArchitecture = architectures.find((a): a is string => typeof a === 'string') ?? String(json.model_type ?? 'unknown');
+  let architecture: Architecture;
+  if (hfArchitecture === 'LlamaForCausalLM' || (architectures.length === 0 && json.model_type === 'llama')) architecture = 'llama';
+  else if (hfArchitecture === 'Qwen2ForCausalLM' || (architectures.length === 0 && json.model_type === 'qwen2')) architecture = 'qwen2';
+  else {
+    throw new KvlensError(
+      `unsupported architecture ${JSON.stringify(hfArchitecture)} (supported: ${SUPPORTED_ARCHITECTURES.join(', ')})`,
+      file,
+    );
+  }
+  const hiddenSize = requireInt(json, 'hidden_size', file);
+  const numHeads = requireInt(json, 'num_attention_heads', file);
+  const numKvHeads = json.num_key_value_heads === undefined ? numHeads : requireInt(json, 'num_key_value_heads', file);
+  if (numHeads % numKvHeads !== 0) {
+    throw new KvlensError(`num_attention_heads (${numHeads}) must be a multiple of num_key_value_heads (${numKvHeads})`, file);
+  }
+  const headDim = json.head_dim === undefined || json.head_dim === null ? hiddenSize / numHeads : requireInt(json, 'head_dim', file);
+  if (!Number.isInteger(headDim) || headDim % 2 !== 0) {
+    throw new KvlensError(`head dimension ${headDim} must be an even integer`, file);
+  }
+  if (json.hidden_act !== undefined && json.hidden_act !== 'silu') {
+    throw new KvlensError(`hidden_act ${JSON.stringify(json.hidden_act)} is not supported (supported: silu)`, file);
+  }
+  const eos = idList(json.eos_token_id);
+  return {
+    architecture,
+    hfArchitecture,
+    hiddenSize,
+    intermediateSize: requireInt(json, 'intermediate_size', file),
+    numLayers: requireInt(json, 'num_hidden_layers', file),
+    numHeads,
+    numKvHeads,
+    headDim,
+    vocabSize: requireInt(json, 'vocab_size', file),
+    rmsNormEps: optionalNumber(json, 'rms_norm_eps', 1e-6, file),
+    ropeTheta: optionalNumber(json, 'rope_theta', 10000, file),
+    ropeScaling: parseRopeScaling(json, file),
+    tieWordEmbeddings: Boolean(json.tie_word_embeddings ?? false),
+    attentionBias: architecture === 'qwen2' ? true : Boolean(json.attention_bias),
+    maxPositionEmbeddings: optionalNumber(json, 'max_position_embeddings', 4096, file),
+    bosTokenId: typeof json.bos_token_id === 'number' ? json.bos_token_id : null,
+    eosTokenIds: eos,
+    torchDtype: typeof json.torch_dtype === 'string' ? json.torch_dtype : typeof json.dtype === 'string' ? json.dtype : null,
+  };
+}
+
+export function readConfig(modelDir: string): ModelConfig {
+  const file = join(modelDir, 'config.json');
+  if (!existsSync(file)) throw new KvlensError('missing config.json (a Hugging Face model folder needs config.json, model.safetensors and tokenizer.json)', file);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new KvlensError(`not valid JSON (${(error as Error).message})`, file);
+  }
+  return parseConfig(raw, file);
+}
+
+/** Bytes of full-precision (fp32 here; fp16 on GPUs) K and V for one token across all layers. */
+export function kvBytesPerToken(config: ModelConfig, bytesPerElement = 4): number {
+  return 2 * config.numLayers * config.numKvHeads * config.headDim * bytesPerElement;
+}

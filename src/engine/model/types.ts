@@ -1,0 +1,78 @@
+import type { ModelConfig } from './config';
+import type { LayerKV } from '../kv/cache';
+
+export type StorageDtype = 'F32' | 'F16' | 'BF16';
+
+/** A weight tensor, upcast to fp32 once at load; `sourceDtype` is what the file held. */
+export interface Tensor {
+  shape: number[];
+  data: Float32Array;
+  sourceDtype: StorageDtype;
+}
+
+/** Weights under their Hugging Face names, e.g. `model.layers.0.self_attn.q_proj.weight`. */
+export type WeightMap = Map<string, Tensor>;
+
+export interface LoadedModel {
+  dir: string;
+  config: ModelConfig;
+  weights: WeightMap;
+  /** Parameter count and bytes as stored on disk (before upcast). */
+  parameterCount: number;
+  weightBytesOnDisk: number;
+  dtype: StorageDtype;
+}
+
+/** What score-based compression methods need from a forward pass, requested per call. */
+export interface AttentionRequest {
+  /** Return the attention probabilities of the last `window` queries of this call (clipped to the call's length). */
+  window?: number;
+  /** Return, per key, the attention summed over every query of this call. */
+  keySums?: boolean;
+  /** Return the rotated queries of this call's tokens (for query-guided retrieval such as InfLLM). */
+  queries?: boolean;
+}
+
+/**
+ * Attention statistics of one layer for one forward call. Keys are indexed as the past slots in
+ * slot order (0..P-1) followed by this call's new tokens (P..P+q-1).
+ */
+export interface LayerAttention {
+  /** [numHeads, w, P + q] probabilities of the last w queries, or null if not requested. */
+  window: Float32Array | null;
+  windowQueries: number;
+  /** [numHeads, P + q] attention summed over this call's queries, or null if not requested. */
+  keySums: Float32Array | null;
+  /** [q, numHeads, headDim] rotated queries, or null if not requested. */
+  queries: Float32Array | null;
+}
+
+export interface ForwardInput {
+  /** New token ids, length q. */
+  tokens: ArrayLike<number>;
+  /** Absolute (original) RoPE positions of the new tokens, length q. Evicting past tokens never renumbers them. */
+  positions: ArrayLike<number>;
+  /** The cache each layer attends to besides the new tokens; not modified by the forward pass. */
+  past: LayerKV[];
+  /** Logits for every new token (parity checks) or only the last one (generation). Default: last. */
+  logits?: 'all' | 'last';
+  attention?: AttentionRequest;
+}
+
+export interface ForwardOutput {
+  /** [rows, vocab] with rows = q ('all') or 1 ('last'). */
+  logits: Float32Array;
+  /** Per layer, the rotated keys of the new tokens: [q, numKvHeads, headDim] (token-major, like LayerKV). */
+  newKeys: Float32Array[];
+  /** Per layer, the values of the new tokens: [q, numKvHeads, headDim]. */
+  newValues: Float32Array[];
+  /** Per layer, present only when requested. */
+  attention: LayerAttention[] | null;
+}
+
+/** One forward pass of a decoder; implemented by the ONNX runtime path and the plain-TypeScript reference. */
+export interface DecoderForward {
+  readonly config: ModelConfig;
+  forward(input: ForwardInput): Promise<ForwardOutput>;
+  dispose?(): Promise<void> | void;
+}
