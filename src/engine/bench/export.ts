@@ -1,0 +1,74 @@
+import type { ResultRow, ResultsFile } from './results';
+import { summarizeByMethod } from './summary';
+
+const ROW_COLUMNS: (keyof ResultRow)[] = [
+  'task', 'sampleId', 'length', 'targetLength', 'depth', 'method', 'family', 'score', 'exact', 'answer', 'expected',
+  'tokensKept', 'tokensKeptPerHead', 'tokensFull', 'bytesHeld', 'bytesFull', 'bytesActive', 'compressionRatio',
+  'verified', 'note', 'prefillMs', 'compressMs', 'decodeTokensPerSecond', 'peakRssBytes', 'error',
+];
+
+function csvCell(value: unknown): string {
+  if (value === null || value === undefined) return '';
+  const text = typeof value === 'object' ? JSON.stringify(value) : String(value);
+  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+export function toCsv(results: ResultsFile): string {
+  const lines = [ROW_COLUMNS.join(',')];
+  for (const row of results.rows) lines.push(ROW_COLUMNS.map((c) => csvCell(row[c])).join(','));
+  return lines.join('\n') + '\n';
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+function mdCell(text: string): string {
+  return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+
+/** The method summary as a Markdown table: score and memory per method, Pareto-optimal ones marked. */
+export function summaryMarkdown(results: ResultsFile): string {
+  const lines = [
+    '| method | family | score | exact | memory vs full | bytes held (mean) | decode tok/s | verified | Pareto |',
+    '|---|---|---:|---:|---:|---:|---:|---|---|',
+  ];
+  for (const s of summarizeByMethod(results.rows)) {
+    lines.push(
+      `| ${mdCell(s.method)} | ${s.family} | ${s.meanScore.toFixed(3)} | ${(s.exactRate * 100).toFixed(0)}% | ${(s.memoryFraction * 100).toFixed(1)}% | ${formatBytes(s.meanBytesHeld)} | ${s.meanDecodeTokensPerSecond.toFixed(1)} | ${s.verified ? 'yes' : 'NO'} | ${s.paretoOptimal ? '★' : ''} |` +
+        (s.errors > 0 ? ` ${s.errors} errors` : ''),
+    );
+  }
+  return lines.join('\n') + '\n';
+}
+
+export function toMarkdown(results: ResultsFile): string {
+  const c = results.config;
+  const header = [
+    `# kvlens results (${results.status})`,
+    '',
+    `Model \`${c.model.path}\` (${c.model.architecture}, ${c.model.dtype}, ${c.model.parameters.toLocaleString('en-US')} parameters) on ${c.executionProvider}; ` +
+      `tasks ${c.tasks.join(', ')}; lengths ${c.lengths.join(', ')}; seed ${c.seed}; kvlens ${c.kvlensVersion}.`,
+    '',
+    '## Summary',
+    '',
+    summaryMarkdown(results),
+    '## Rows',
+    '',
+    '| task | sample | length | depth | method | score | answer | expected | kept/head | bytes held | ratio | verified |',
+    '|---|---|---:|---:|---|---:|---|---|---:|---:|---:|---|',
+  ];
+  for (const r of results.rows) {
+    header.push(
+      `| ${r.task} | ${mdCell(r.sampleId)} | ${r.length} | ${r.depth ?? ''} | ${mdCell(r.method)} | ${r.score.toFixed(3)} | ${mdCell(r.answer)} | ${mdCell(r.expected)} | ${r.tokensKeptPerHead.toFixed(1)} | ${r.bytesHeld} | ${r.compressionRatio.toFixed(2)} | ${r.verified ? 'yes' : 'NO'} |`,
+    );
+  }
+  return header.join('\n') + '\n';
+}
