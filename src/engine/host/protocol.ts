@@ -1,0 +1,112 @@
+// The message table between the extension (or any client) and the engine child process.
+// One interface, identical in-process (the CLI calls the Engine directly) and across the process boundary.
+
+export interface BenchRequest {
+  workspace: string;
+  model: string;
+  methods: string[];
+  tasks: string[];
+  lengths: number[];
+  depths: number[];
+  samples: number;
+  seed: number;
+  provider: ExecutionProviderChoice;
+  outFile: string | null;
+  maxNewTokens?: number;
+  shard?: { index: number; count: number } | null;
+  /** Restrict the scan to these workspace-relative files (Profile Current File / Selection). */
+  files?: string[];
+  /** Build samples only around these 0-based line ranges of `files[0]` (Profile Selection). */
+  selection?: { file: string; startLine: number; endLine: number } | null;
+}
+
+export type ExecutionProviderChoice = 'auto' | 'cuda' | 'webgpu' | 'cpu';
+
+export interface ProgressEvent {
+  done: number;
+  total: number;
+  /** Human-readable step, e.g. "needle 2k d=0.5 · snapkv:ratio=0.5". */
+  message: string;
+  etaSeconds: number | null;
+}
+
+export type ClientMessage =
+  | { type: 'bench'; id: number; request: BenchRequest }
+  | { type: 'info'; id: number; model: string; provider: ExecutionProviderChoice }
+  | { type: 'methods'; id: number }
+  | { type: 'cancel'; id: number };
+
+export type EngineMessage =
+  | { type: 'ready'; pid: number }
+  | { type: 'progress'; id: number; progress: ProgressEvent }
+  | { type: 'log'; id: number; line: string }
+  | { type: 'result'; id: number; result: unknown }
+  | { type: 'error'; id: number; message: string };
+
+type Check = (value: unknown) => boolean;
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isInt: Check = (v) => typeof v === 'number' && Number.isInteger(v);
+const isString: Check = (v) => typeof v === 'string';
+const isStringArray: Check = (v) => Array.isArray(v) && v.every(isString);
+const isNumberArray: Check = (v) => Array.isArray(v) && v.every((x) => typeof x === 'number' && Number.isFinite(x));
+const isProvider: Check = (v) => v === 'auto' || v === 'cuda' || v === 'webgpu' || v === 'cpu';
+
+function hasFields(value: Record<string, unknown>, fields: Record<string, Check>): boolean {
+  return Object.entries(fields).every(([key, check]) => check(value[key]));
+}
+
+function isBenchRequest(value: unknown): value is BenchRequest {
+  return (
+    isObject(value) &&
+    hasFields(value, {
+      workspace: isString,
+      model: isString,
+      methods: isStringArray,
+      tasks: isStringArray,
+      lengths: isNumberArray,
+      depths: isNumberArray,
+      samples: isInt,
+      seed: isInt,
+      provider: isProvider,
+      outFile: (v) => v === null || isString(v),
+    }) &&
+    (value.files === undefined || isStringArray(value.files))
+  );
+}
+
+/** Runtime check of a message arriving from a client; anything else is dropped by the receiver. */
+export function parseClientMessage(value: unknown): ClientMessage | null {
+  if (!isObject(value) || !isInt(value.id)) return null;
+  switch (value.type) {
+    case 'bench':
+      return isBenchRequest(value.request) ? (value as ClientMessage) : null;
+    case 'info':
+      return isString(value.model) && isProvider(value.provider) ? (value as ClientMessage) : null;
+    case 'methods':
+    case 'cancel':
+      return value as ClientMessage;
+    default:
+      return null;
+  }
+}
+
+/** Runtime check of a message arriving from the engine process. */
+export function parseEngineMessage(value: unknown): EngineMessage | null {
+  if (!isObject(value)) return null;
+  switch (value.type) {
+    case 'ready':
+      return isInt(value.pid) ? (value as EngineMessage) : null;
+    case 'progress': {
+      const p = value.progress;
+      return isInt(value.id) && isObject(p) && isInt(p.done) && isInt(p.total) && isString(p.message) ? (value as EngineMessage) : null;
+    }
+    case 'log':
+      return isInt(value.id) && isString(value.line) ? (value as EngineMessage) : null;
+    case 'result':
+      return isInt(value.id) && 'result' in value ? (value as EngineMessage) : null;
+    case 'error':
+      return isInt(value.id) && isString(value.message) ? (value as EngineMessage) : null;
+    default:
+      return null;
+  }
+}
