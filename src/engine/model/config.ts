@@ -63,11 +63,18 @@ function idList(value: unknown): number[] {
   return [];
 }
 
+// transformers >= 5 writes `rope_parameters` (holding rope_theta too) instead of `rope_scaling` + `rope_theta`.
+function ropeParameters(raw: Json): Json | null {
+  const params = raw.rope_parameters;
+  return typeof params === 'object' && params !== null && !Array.isArray(params) ? (params as Json) : null;
+}
+
 function parseRopeScaling(raw: Json, file: string): Llama3RopeScaling | null {
-  const scaling = (raw.rope_scaling ?? null) as Json | null;
+  const scaling = (raw.rope_scaling ?? ropeParameters(raw)) as Json | null;
   if (scaling === null) return null;
   const type = scaling.rope_type ?? scaling.type;
-  if (type === 'default') return null;
+  // rope_parameters without a rope_type only carries rope_theta: plain RoPE.
+  if (type === 'default' || (type === undefined && raw.rope_scaling == null)) return null;
   if (type !== 'llama3') {
     throw new KvlensError(`rope_scaling type ${JSON.stringify(type)} is not supported (supported: llama3, default)`, file);
   }
@@ -121,7 +128,7 @@ export function parseConfig(raw: unknown, file: string): ModelConfig {
     headDim,
     vocabSize: requireInt(json, 'vocab_size', file),
     rmsNormEps: optionalNumber(json, 'rms_norm_eps', 1e-6, file),
-    ropeTheta: optionalNumber(json, 'rope_theta', 10000, file),
+    ropeTheta: optionalNumber(json, 'rope_theta', optionalNumber(ropeParameters(json) ?? {}, 'rope_theta', 10000, file), file),
     ropeScaling: parseRopeScaling(json, file),
     tieWordEmbeddings: Boolean(json.tie_word_embeddings ?? false),
     attentionBias: architecture === 'qwen2' ? true : Boolean(json.attention_bias),
