@@ -1,0 +1,67 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isAbsolute, join } from 'node:path';
+import { DEFAULT_SETTINGS, isMethodSpec, parseSettings, resolveResultsFolder, resultsFileName } from '../../src/extension/settings';
+
+function read(values: Record<string, unknown>) {
+  return (key: string) => values[key];
+}
+
+test('unset settings give the defaults and no warnings', () => {
+  const { settings, warnings } = parseSettings(read({}));
+  assert.deepEqual(settings, DEFAULT_SETTINGS);
+  assert.deepEqual(warnings, []);
+});
+
+test('valid settings are taken, lists deduplicated and sorted where order has no meaning', () => {
+  const { settings, warnings } = parseSettings(read({
+    model: ' /models/qwen ', methods: ['full', 'kivi:bits=4', 'full', 'h2o:budget=256,recent=32'], tasks: ['crossfile'], lengths: [2048, 512],
+    depths: [1, 0], samples: 5, seed: 42, executionProvider: 'webgpu', maxContextTokens: 8192, resultsFolder: 'out/kv',
+  }));
+  assert.deepEqual(warnings, []);
+  assert.equal(settings.model, '/models/qwen');
+  assert.deepEqual(settings.methods, ['full', 'kivi:bits=4', 'h2o:budget=256,recent=32']);
+  assert.deepEqual(settings.lengths, [512, 2048]);
+  assert.deepEqual(settings.depths, [0, 1]);
+  assert.equal(settings.executionProvider, 'webgpu');
+  assert.equal(settings.resultsFolder, 'out/kv');
+});
+
+test('bad values fall back to defaults with a warning naming the setting', () => {
+  const { settings, warnings } = parseSettings(read({
+    methods: ['full', 'kivi bits=2'], tasks: ['needle', 'haystack'], samples: 0, executionProvider: 'tpu', lengths: 'long', model: '',
+  }));
+  assert.deepEqual(settings.methods, DEFAULT_SETTINGS.methods);
+  assert.deepEqual(settings.tasks, DEFAULT_SETTINGS.tasks);
+  assert.equal(settings.samples, DEFAULT_SETTINGS.samples);
+  assert.equal(settings.executionProvider, 'auto');
+  assert.equal(settings.model, 'default');
+  assert.deepEqual(warnings, [
+    'kvlens.model: expected a non-empty string, found ""; using the default',
+    'kvlens.samples: expected an integer from 1 to 1000, found 0; using the default',
+    'kvlens.methods: "kivi bits=2" is not a method spec like "full" or "kivi:bits=2"; using the default',
+    'kvlens.tasks: "haystack" is not one of needle, multikey, vartrack, completion, crossfile; using the default',
+    'kvlens.lengths: expected a non-empty list, found "long"; using the default',
+    'kvlens.executionProvider: expected one of auto, cuda, webgpu, cpu, found "tpu"; using the default',
+  ]);
+});
+
+test('lengths beyond maxContextTokens are skipped with a warning', () => {
+  const { settings, warnings } = parseSettings(read({ lengths: [1024, 4096, 8192], maxContextTokens: 2048 }));
+  assert.deepEqual(settings.lengths, [1024]);
+  assert.deepEqual(warnings, ['kvlens.lengths: 4096, 8192 exceed kvlens.maxContextTokens (2048) and are skipped']);
+  assert.deepEqual(parseSettings(read({ lengths: [8192], maxContextTokens: 2048 })).settings.lengths, [2048]);
+});
+
+test('method spec syntax', () => {
+  for (const ok of ['full', 'kivi:bits=2', 'streamingllm:ratio=0.75', 'snapkv:ratio=0.5', 'h2o:budget=512', 'h2o:budget=512,recent=64']) assert.ok(isMethodSpec(ok), ok);
+  for (const bad of ['', 'Full', 'kivi:', 'kivi:bits', 'kivi:bits=2,', 'kivi:bits=2 ', 'a:b=1:c=2']) assert.ok(!isMethodSpec(bad), bad);
+});
+
+test('results folder and file names', () => {
+  assert.equal(resolveResultsFolder('/w', '', join, isAbsolute), join('/w', '.kvlens'));
+  assert.equal(resolveResultsFolder('/w', 'out/r', join, isAbsolute), join('/w', 'out/r'));
+  assert.equal(resolveResultsFolder('/w', '/tmp/r', join, isAbsolute), '/tmp/r');
+  assert.equal(resultsFileName(new Date('2026-11-25T12:01:02.345Z'), 'current file: a/b.ts'), 'results-2026-11-25T12-01-02Z-current-file-a-b-ts.json');
+  assert.equal(resultsFileName(new Date('2026-11-25T12:01:02.345Z'), '***'), 'results-2026-11-25T12-01-02Z-run.json');
+});
