@@ -1,0 +1,45 @@
+import type { ScoreRule, SampleSource } from '../bench/results';
+import type { PromptStyle } from './prompt';
+
+export type { ScoreRule, SampleSource };
+
+/** Counts tokens exactly as the model will be fed them (special tokens such as BOS included). */
+export interface TokenCounter {
+  encode(text: string): number[];
+}
+
+/** One long-context query with its expected answer. */
+export interface Sample {
+  id: string;
+  task: string;
+  /** The context length (tokens) the sample was built for. */
+  targetLength: number;
+  /** Relative depth in [0, 1] of the probed line, or null for tasks without one. */
+  depth: number | null;
+  prompt: string;
+  /** Token count of `prompt` as measured by the counter it was built with (0 when unknown). */
+  promptTokens: number;
+  answer: string;
+  scoring: ScoreRule;
+  /** Where in the workspace the profiled site is (0-based line), or null for imported samples. */
+  source: SampleSource | null;
+  meta: Record<string, unknown>;
+}
+
+/** A code file as the generators see it (a subset of what the scanner returns). */
+export interface CodeFile {
+  path: string;
+  language: string;
+  text: string;
+}
+
+export interface GeneratorOptions {
+  targetLength: number;
+  /** Null for tasks without a depth axis. */
+  depth: number | null;
+  sampleIndex: number;
+  samplesPerCell: number;
+  seed: number;
+  counter: TokenCounter;
+  style?: PromptStyle;
+}
