@@ -1,0 +1,311 @@
+// Builds the decoder as an ONNX graph from a config and a WeightMap, at load time, in memory.
+//
+// Graph inputs (batch is always 1):
+//   input_ids     int64 [1, q]            new tokens
+//   position_ids  int64 [1, q]            their original RoPE positions
+//   logits_rows   int64 [r]               which new tokens get logits (all rows, or just the last)
+//   causal_bias   float [q, q]            0 where new token i may see new token j (j <= i), -1e30 elsewhere
+//   past_key_i    float [1, P_i, kvH, D]  layer i's cache, token-major, keys already rotated
+//   past_value_i  float [1, P_i, kvH, D]
+//   past_bias_i   float [1, kvH, 1, P_i]  0 for a valid (slot, head), -1e30 for an empty one
+// Graph outputs:
+//   logits        float [r, vocab]
+//   new_key_i     float [1, q, kvH, D]    rotated keys of the new tokens
+//   new_value_i   float [1, q, kvH, D]
+//   and, in the statistics variant only, per layer:
+//   window_i      float [1, kvH, G, w', P_i + q]  probabilities of the last w' = min(w, q) queries
+//   key_sums_i    float [1, kvH, G, P_i + q]      probabilities summed over all q queries
+//   queries_i     float [1, q, kvH, G, D]         rotated queries
+// Query head h = kvHead * G + g, so [kvH, G] flattens to the head order transformers uses.
+//
+// Attention never concatenates the past cache with the new keys (that would copy the whole cache every
+// step): past and new scores are computed separately, joined (small: G*q x (P+q)), soft-maxed, split again.
+
+import type { ModelConfig } from '../config';
+import type { WeightMap } from '../types';
+import { resolveWeights, ropeInverseFrequencies, type ResolvedWeights } from '../reference';
+import {
+  modelProto,
+  nodeProto,
+  tensorProto,
+  valueInfo,
+  OnnxDataType,
+  type AttributeValue,
+  type MessageWriter,
+  type OnnxDataTypeCode,
+} from './protobuf';
+import type { Tensor } from '../types';
+
+export type WeightQuantization = 'fp32' | 'int4';
+
+export interface GraphOptions {
+  quantization: WeightQuantization;
+  /** Build the statistics variant with this attention window (>= 1), or omit for plain generation. */
+  statsWindow?: number;
+  /** Block size of int4 weights (power of two >= 16). */
+  int4BlockSize?: number;
+}
+
+export interface BuiltGraph {
+  bytes: Uint8Array;
+  inputNames: string[];
+  outputNames: string[];
+}
+
+/** Additive mask value for "may not attend": finite so softmax never sees (-inf) - (-inf). */
+export const MASKED = -1e30;
+const INT64_MAX = 9223372036854775807n;
+
+const ints = (value: number[]): AttributeValue => ({ kind: 'ints', value });
+const int = (value: number): AttributeValue => ({ kind: 'int', value });
+
+function bytesOf(data: Float32Array | Uint8Array | BigInt64Array): Uint8Array {
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** Packs a [N, K] fp32 matrix into MatMulNBits' 4-bit blocks (symmetric, implicit zero point 8). */
+export function quantizeInt4(weight: Float32Array, n: number, k: number, blockSize: number): { packed: Uint8Array; scales: Float32Array } {
+  const blocks = Math.ceil(k / blockSize);
+  const blob = blockSize / 2;
+  const packed = new Uint8Array(n * blocks * blob);
+  const scales = new Float32Array(n * blocks);
+  for (let row = 0; row < n; row++) {
+    for (let b = 0; b < blocks; b++) {
+      const start = row * k + b * blockSize;
+      const end = Math.min(row * k + k, start + blockSize);
+      let absMax = 0;
+      for (let i = start; i < end; i++) absMax = Math.max(absMax, Math.abs(weight[i]));
+      // Symmetric: levels 1..15 cover [-absMax, absMax] around the implicit zero point 8.
+      const scale = absMax / 7 || 1;
+      scales[row * blocks + b] = scale;
+      const out = (row * blocks + b) * blob;
+      for (let i = 0; i < blockSize; i++) {
+        const value = start + i < end ? weight[start + i] : 0;
+        const level = Math.max(0, Math.min(15, Math.round(value / scale) + 8));
+        packed[out + (i >> 1)] |= i & 1 ? level << 4 : level;
+      }
+    }
+  }
+  return { packed, scales };
+}
+
+/** The fp32 matrix an int4 block encoding stands for (what MatMulNBits multiplies by). */
+export function dequantizeInt4(packed: Uint8Array, scales: Float32Array, n: number, k: number, blockSize: number): Float32Array {
+  const blocks = Math.ceil(k / blockSize);
+  const blob = blockSize / 2;
+  const out = new Float32Array(n * k);
+  for (let row = 0; row < n; row++) {
+    for (let i = 0; i < k; i++) {
+      const b = Math.floor(i / blockSize);
+      const within = i % blockSize;
+      const byte = packed[(row * blocks + b) * blob + (within >> 1)];
+      const level = within & 1 ? byte >> 4 : byte & 15;
+      out[row * k + i] = (level - 8) * scales[row * blocks + b];
+    }
+  }
+  return out;
+}
+
+class GraphBuilder {
+  readonly nodes: MessageWriter[] = [];
+  readonly initializers: MessageWriter[] = [];
+  readonly inputs: MessageWriter[] = [];
+  readonly outputs: MessageWriter[] = [];
+  readonly inputNames: string[] = [];
+  readonly outputNames: string[] = [];
+  private counter = 0;
+  usesMicrosoftDomain = false;
+
+  fresh(hint: string): string {
+    return `${hint}__${this.counter++}`;
+  }
+
+  /** Adds a node and returns its (first) output name. */
+  op(opType: string, inputs: string[], attributes: Record<string, AttributeValue> = {}, output?: string, domain = ''): string {
+    const out = output ?? this.fresh(opType.toLowerCase());
+    this.nodes.push(nodeProto(opType, inputs, [out], `${opType}_${this.counter++}`, attributes, domain));
+    if (domain === 'com.microsoft') this.usesMicrosoftDomain = true;
+    return out;
+  }
+
+  initializer(name: string, type: OnnxDataTypeCode, dims: number[], data: Float32Array | Uint8Array | BigInt64Array): string {
+    this.initializers.push(tensorProto(name, type, dims, bytesOf(data)));
+    return name;
+  }
+
+  int64s(values: (number | bigint)[], hint = 'const'): string {
+    return this.initializer(this.fresh(hint), OnnxDataType.INT64, [values.length], BigInt64Array.from(values, (v) => BigInt(v)));
+  }
+
+  scalar(value: number, hint = 'scalar'): string {
+    return this.initializer(this.fresh(hint), OnnxDataType.FLOAT, [], Float32Array.of(value));
+  }
+
+  input(name: string, type: OnnxDataTypeCode, shape: (number | string)[]): string {
+    this.inputs.push(valueInfo(name, type, shape));
+    this.inputNames.push(name);
+    return name;
+  }
+
+  output(name: string, type: OnnxDataTypeCode, shape: (number | string)[]): void {
+    this.outputs.push(valueInfo(name, type, shape));
+    this.outputNames.push(name);
+  }
+}
+
+export function buildDecoderGraph(config: ModelConfig, weights: WeightMap, options: GraphOptions): BuiltGraph {
+  const resolved: ResolvedWeights = resolveWeights(config, weights);
+  const { hiddenSize: hidden, numHeads: H, numKvHeads: KVH, headDim: D, vocabSize } = config;
+  const G = H / KVH;
+  const half = D / 2;
+  const blockSize = options.int4BlockSize ?? 32;
+  const g = new GraphBuilder();
+
+  // ---- shared constants ----
+  const axisLast = g.int64s([-1], 'axis_last');
+  const zero = g.int64s([0], 'zero');
+  const int64Max = g.int64s([INT64_MAX], 'int64_max');
+  const eps = g.scalar(config.rmsNormEps, 'rms_eps');
+  const queryScale = g.scalar(1 / Math.sqrt(D), 'query_scale');
+  const toTokensByHidden = g.int64s([-1, hidden], 'shape_tokens_hidden');
+  const toQueryHeads = g.int64s([1, -1, KVH, G, D], 'shape_query_heads');
+  const toKvHeads = g.int64s([1, -1, KVH, D], 'shape_kv_heads');
+  const toTokensByHeads = g.int64s([-1, H * D], 'shape_tokens_heads');
+  const ropeSplit = g.int64s([half, half], 'rope_split');
+  const invFreq = g.initializer('rope_inv_freq', OnnxDataType.FLOAT, [half], ropeInverseFrequencies(config));
+
+  const weightName = new Map<Tensor, string>();
+  const weightInitializer = (name: string, tensor: Tensor): string => {
+    const known = weightName.get(tensor);
+    if (known) return known;
+    g.initializer(name, OnnxDataType.FLOAT, tensor.shape, tensor.data);
+    weightName.set(tensor, name);
+    return name;
+  };
+
+  /** x [rows, in] -> [rows, out] with an HF Linear weight [out, in]. */
+  const linear = (x: string, name: string, weight: Tensor, bias: Tensor | null): string => {
+    const [n, k] = weight.shape;
+    if (options.quantization === 'int4') {
+      const { packed, scales } = quantizeInt4(weight.data, n, k, blockSize);
+      const blocks = Math.ceil(k / blockSize);
+      const inputs = [
+        x,
+        g.initializer(`${name}.q4`, OnnxDataType.UINT8, [n, blocks, blockSize / 2], packed),
+        g.initializer(`${name}.scales`, OnnxDataType.FLOAT, [n * blocks], scales),
+      ];
+      if (bias) inputs.push('', '', weightInitializer(`${name}.bias`, bias));
+      return g.op('MatMulNBits', inputs, { K: int(k), N: int(n), bits: int(4), block_size: int(blockSize), accuracy_level: int(4) }, undefined, 'com.microsoft');
+    }
+    const inputs = [x, weightInitializer(name, weight)];
+    if (bias) inputs.push(weightInitializer(`${name}.bias`, bias));
+    return g.op('Gemm', inputs, { transB: int(1) });
+  };
+
+  const rmsNorm = (x: string, weight: Tensor, name: string): string => {
+    const meanSquare = g.op('ReduceMean', [g.op('Mul', [x, x])], { axes: ints([-1]), keepdims: int(1) });
+    const inverseRms = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [meanSquare, eps])])]);
+    return g.op('Mul', [g.op('Mul', [x, inverseRms]), weightInitializer(name, weight)]);
+  };
+
+  /** Rotate-half RoPE on the last axis of x; cos/sin broadcast against x's leading axes. */
+  const rope = (x: string, cos: string, sin: string): string => {
+    const x1 = g.fresh('rope_x1');
+    const x2 = g.fresh('rope_x2');
+    g.nodes.push(nodeProto('Split', [x, ropeSplit], [x1, x2], g.fresh('Split'), { axis: int(-1) }));
+    const first = g.op('Sub', [g.op('Mul', [x1, cos]), g.op('Mul', [x2, sin])]);
+    const second = g.op('Add', [g.op('Mul', [x2, cos]), g.op('Mul', [x1, sin])]);
+    return g.op('Concat', [first, second], { axis: int(-1) });
+  };
+
+  // ---- inputs ----
+  const inputIds = g.input('input_ids', OnnxDataType.INT64, [1, 'q']);
+  const positionIds = g.input('position_ids', OnnxDataType.INT64, [1, 'q']);
+  const logitsRows = g.input('logits_rows', OnnxDataType.INT64, ['r']);
+  const causalBias = g.input('causal_bias', OnnxDataType.FLOAT, ['q', 'q']);
+
+  // RoPE angles in fp32 exactly as transformers: float(position) * inv_freq.
+  const angles = g.op('Mul', [g.op('Unsqueeze', [g.op('Cast', [positionIds], { to: int(OnnxDataType.FLOAT) }), g.int64s([2])]), invFreq]);
+  const cos = g.op('Cos', [angles]); // [1, q, D/2]
+  const sin = g.op('Sin', [angles]);
+  const cosKv = g.op('Unsqueeze', [cos, g.int64s([2])]); // [1, q, 1, D/2]
+  const sinKv = g.op('Unsqueeze', [sin, g.int64s([2])]);
+  const cosQuery = g.op('Unsqueeze', [cos, g.int64s([2, 3])]); // [1, q, 1, 1, D/2]
+  const sinQuery = g.op('Unsqueeze', [sin, g.int64s([2, 3])]);
+
+  const embedding = weightInitializer('model.embed_tokens.weight', resolved.embedding);
+  let hiddenState = g.op('Gather', [embedding, g.op('Reshape', [inputIds, axisLast])], { axis: int(0) }); // [q, hidden]
+
+  const statsOutputs: { name: string; shape: (number | string)[] }[] = [];
+  for (let l = 0; l < config.numLayers; l++) {
+    const lw = resolved.layers[l];
+    const p = `model.layers.${l}.`;
+    const pastKey = g.input(`past_key_${l}`, OnnxDataType.FLOAT, [1, `past_${l}`, KVH, D]);
+    const pastValue = g.input(`past_value_${l}`, OnnxDataType.FLOAT, [1, `past_${l}`, KVH, D]);
+    const pastBias = g.input(`past_bias_${l}`, OnnxDataType.FLOAT, [1, KVH, 1, `past_${l}`]);
+
+    const x = rmsNorm(hiddenState, lw.inputNorm, `${p}input_layernorm.weight`);
+    const queryFlat = linear(x, `${p}self_attn.q_proj.weight`, lw.q, lw.qBias);
+    const keyFlat = linear(x, `${p}self_attn.k_proj.weight`, lw.k, lw.kBias);
+    const valueFlat = linear(x, `${p}self_attn.v_proj.weight`, lw.v, lw.vBias);
+
+    const queries = rope(g.op('Reshape', [queryFlat, toQueryHeads]), cosQuery, sinQuery); // [1, q, kvH, G, D]
+    const newKey = g.op('Identity', [rope(g.op('Reshape', [keyFlat, toKvHeads]), cosKv, sinKv)], {}, `new_key_${l}`);
+    const newValue = g.op('Reshape', [valueFlat, toKvHeads], {}, `new_value_${l}`);
+    g.output(newKey, OnnxDataType.FLOAT, [1, 'q', KVH, D]);
+    g.output(newValue, OnnxDataType.FLOAT, [1, 'q', KVH, D]);
+
+    const axis3 = g.int64s([3]);
+    // Heads-major views for batched matmuls: [1, kvH, G, q, D] queries against [1, kvH, 1, D, keys].
+    const queryHeads = g.op('Mul', [g.op('Transpose', [queries], { perm: ints([0, 2, 3, 1, 4]) }), queryScale]);
+    const newKeyT = g.op('Transpose', [g.op('Unsqueeze', [newKey, axis3])], { perm: ints([0, 2, 3, 4, 1]) }); // [1, kvH, 1, D, q]
+    const newValueH = g.op('Transpose', [g.op('Unsqueeze', [newValue, axis3])], { perm: ints([0, 2, 3, 1, 4]) }); // [1, kvH, 1, q, D]
+    const pastKeyT = g.op('Transpose', [g.op('Unsqueeze', [pastKey, axis3])], { perm: ints([0, 2, 3, 4, 1]) }); // [1, kvH, 1, D, P]
+    const pastValueH = g.op('Transpose', [g.op('Unsqueeze', [pastValue, axis3])], { perm: ints([0, 2, 3, 1, 4]) }); // [1, kvH, 1, P, D]
+
+    const pastScores = g.op('Add', [g.op('MatMul', [queryHeads, pastKeyT]), g.op('Unsqueeze', [pastBias, g.int64s([2])])]); // [1, kvH, G, q, P]
+    const newScores = g.op('Add', [g.op('MatMul', [queryHeads, newKeyT]), causalBias]); // [1, kvH, G, q, q]
+    const probs = g.op('Softmax', [g.op('Concat', [pastScores, newScores], { axis: int(4) })], { axis: int(-1) }); // [1, kvH, G, q, P+q]
+
+    const pastLength = g.op('Shape', [pastKey], { start: int(1), end: int(2) });
+    const axis4 = g.int64s([4]);
+    const pastProbs = g.op('Slice', [probs, zero, pastLength, axis4]);
+    const newProbs = g.op('Slice', [probs, pastLength, int64Max, axis4]);
+    const context = g.op('Add', [g.op('MatMul', [pastProbs, pastValueH]), g.op('MatMul', [newProbs, newValueH])]); // [1, kvH, G, q, D]
+    const contextTokens = g.op('Reshape', [g.op('Transpose', [context], { perm: ints([0, 3, 1, 2, 4]) }), toTokensByHeads]); // [q, H*D]
+    hiddenState = g.op('Add', [hiddenState, linear(contextTokens, `${p}self_attn.o_proj.weight`, lw.o, null)]);
+
+    if (options.statsWindow !== undefined) {
+      const w = options.statsWindow;
+      g.op('Slice', [probs, g.int64s([-w]), int64Max, axis3], {}, `window_${l}`);
+      g.op('ReduceSum', [probs, axis3], { keepdims: int(0) }, `key_sums_${l}`);
+      g.op('Identity', [queries], {}, `queries_${l}`);
+      statsOutputs.push(
+        { name: `window_${l}`, shape: [1, KVH, G, 'w', `keys_${l}`] },
+        { name: `key_sums_${l}`, shape: [1, KVH, G, `keys_${l}`] },
+        { name: `queries_${l}`, shape: [1, 'q', KVH, G, D] },
+      );
+    }
+
+    const y = rmsNorm(hiddenState, lw.postNorm, `${p}post_attention_layernorm.weight`);
+    const gate = linear(y, `${p}mlp.gate_proj.weight`, lw.gate, null);
+    const up = linear(y, `${p}mlp.up_proj.weight`, lw.up, null);
+    const activated = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
+    hiddenState = g.op('Add', [hiddenState, linear(activated, `${p}mlp.down_proj.weight`, lw.down, null)]);
+  }
+
+  const selected = g.op('Gather', [g.op('Reshape', [hiddenState, toTokensByHidden]), logitsRows], { axis: int(0) }); // [r, hidden]
+  const normed = rmsNorm(selected, resolved.finalNorm, 'model.norm.weight');
+  const lmHeadName = resolved.lmHead === resolved.embedding ? 'model.embed_tokens.weight' : 'lm_head.weight';
+  g.op('Identity', [linear(normed, lmHeadName, resolved.lmHead, null)], {}, 'logits');
+  g.output('logits', OnnxDataType.FLOAT, ['r', vocabSize]);
+  for (const s of statsOutputs) g.output(s.name, OnnxDataType.FLOAT, s.shape);
+
+  const opsets = [{ domain: '', version: 17 }];
+  if (g.usesMicrosoftDomain) opsets.push({ domain: 'com.microsoft', version: 1 });
+  const bytes = modelProto(
+    { name: 'kvlens_decoder', nodes: g.nodes, initializers: g.initializers, inputs: g.inputs, outputs: g.outputs },
+    opsets,
+  );
+  return { bytes, inputNames: g.inputNames, outputNames: g.outputNames };
+}

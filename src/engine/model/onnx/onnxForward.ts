@@ -1,0 +1,190 @@
+// The production forward pass: the decoder graph built by graph.ts, run by onnxruntime-node.
+// Execution providers are tried in order (CUDA, WebGPU, CPU); each failure is kept as a one-line reason.
+
+import { availableParallelism } from 'node:os';
+import * as ort from 'onnxruntime-node';
+import type { ModelConfig } from '../config';
+import type { DecoderForward, ForwardInput, ForwardOutput, LayerAttention, WeightMap } from '../types';
+import { validateForwardInput } from '../reference';
+import { buildDecoderGraph, MASKED, type WeightQuantization } from './graph';
+import { KvlensError, describeError } from '../../errors';
+
+export type ProviderChoice = 'auto' | 'cuda' | 'webgpu' | 'cpu';
+export type ProviderName = 'cuda' | 'webgpu' | 'cpu';
+
+export interface OnnxForwardOptions {
+  provider?: ProviderChoice;
+  quantization?: WeightQuantization;
+  /** Intra-op threads (default: all cores). */
+  threads?: number;
+}
+
+const FALLBACK_ORDER: ProviderName[] = ['cuda', 'webgpu', 'cpu'];
+
+function providerChain(choice: ProviderChoice): ProviderName[] {
+  if (choice === 'auto') return FALLBACK_ORDER;
+  return FALLBACK_ORDER.slice(FALLBACK_ORDER.indexOf(choice));
+}
+
+function sessionOptions(provider: ProviderName, threads: number): ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: [provider],
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+    // Spinning threads would burn the cores other work (and other processes) need between runs.
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+  };
+}
+
+function firstLine(error: unknown): string {
+  return describeError(error).split('\n')[0].slice(0, 300);
+}
+
+interface SessionVariant {
+  session: ort.InferenceSession;
+  statsWindow: number | null;
+}
+
+export class OnnxForward implements DecoderForward {
+  private plain: SessionVariant | null = null;
+  private stats: SessionVariant | null = null;
+  private readonly zeroBiases = new Map<number, Float32Array>();
+
+  private constructor(
+    readonly config: ModelConfig,
+    private readonly weights: WeightMap,
+    readonly quantization: WeightQuantization,
+    readonly provider: ProviderName,
+    readonly fallbackReasons: string[],
+    private readonly threads: number,
+  ) {}
+
+  static async create(model: { config: ModelConfig; weights: WeightMap }, options: OnnxForwardOptions = {}): Promise<OnnxForward> {
+    const quantization = options.quantization ?? 'fp32';
+    const threads = options.threads ?? availableParallelism();
+    const graph = buildDecoderGraph(model.config, model.weights, { quantization });
+    const reasons: string[] = [];
+    for (const provider of providerChain(options.provider ?? 'auto')) {
+      try {
+        const session = await ort.InferenceSession.create(graph.bytes, sessionOptions(provider, threads));
+        const forward = new OnnxForward(model.config, model.weights, quantization, provider, reasons, threads);
+        forward.plain = { session, statsWindow: null };
+        return forward;
+      } catch (error) {
+        reasons.push(`${provider}: ${firstLine(error)}`);
+      }
+    }
+    throw new KvlensError(`no execution provider could load the model (${reasons.join('; ')})`, 'onnxruntime');
+  }
+
+  /** The statistics variant is a second session, built the first time a call asks for attention statistics. */
+  private async statsSession(window: number): Promise<SessionVariant> {
+    if (this.stats && this.stats.statsWindow === window) return this.stats;
+    if (this.stats) await this.stats.session.release();
+    this.stats = null;
+    const graph = buildDecoderGraph(this.config, this.weights, { quantization: this.quantization, statsWindow: window });
+    const session = await ort.InferenceSession.create(graph.bytes, sessionOptions(this.provider, this.threads));
+    this.stats = { session, statsWindow: window };
+    return this.stats;
+  }
+
+  private zeroBias(length: number): Float32Array {
+    let bias = this.zeroBiases.get(length);
+    if (!bias) {
+      bias = new Float32Array(length);
+      // Only keep small ones: decode asks for a new length every step.
+      if (length <= 64) this.zeroBiases.set(length, bias);
+    }
+    return bias;
+  }
+
+  async forward(input: ForwardInput): Promise<ForwardOutput> {
+    validateForwardInput(this.config, input);
+    const { numKvHeads: KVH, headDim: D, numLayers, vocabSize, numHeads: H } = this.config;
+    const q = input.tokens.length;
+    const request = input.attention;
+    const wantsStats = Boolean(request && (request.window || request.keySums || request.queries));
+    const window = Math.max(1, request?.window ?? 1);
+    const variant = wantsStats ? await this.statsSession(window) : this.plain;
+    if (!variant) throw new KvlensError('the session was disposed', 'onnxruntime');
+
+    const rows = input.logits === 'all' ? Array.from({ length: q }, (_, t) => BigInt(t)) : [BigInt(q - 1)];
+    const causal = new Float32Array(q * q);
+    for (let i = 0; i < q; i++) for (let j = i + 1; j < q; j++) causal[i * q + j] = MASKED;
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor('int64', BigInt64Array.from(Array.from(input.tokens, (t) => BigInt(t))), [1, q]),
+      position_ids: new ort.Tensor('int64', BigInt64Array.from(Array.from(input.positions, (p) => BigInt(p))), [1, q]),
+      logits_rows: new ort.Tensor('int64', BigInt64Array.from(rows), [rows.length]),
+      causal_bias: new ort.Tensor('float32', causal, [q, q]),
+    };
+    const row = KVH * D;
+    for (let l = 0; l < numLayers; l++) {
+      const past = input.past[l];
+      const P = past.length;
+      let bias: Float32Array;
+      if (past.valid) {
+        // [kvH, P] head-major, from the token-major [P, kvH] validity mask.
+        bias = new Float32Array(KVH * P);
+        for (let s = 0; s < P; s++) for (let h = 0; h < KVH; h++) if (!past.valid[s * KVH + h]) bias[h * P + s] = MASKED;
+      } else {
+        bias = this.zeroBias(KVH * P);
+      }
+      feeds[`past_key_${l}`] = new ort.Tensor('float32', past.keys.subarray(0, P * row), [1, P, KVH, D]);
+      feeds[`past_value_${l}`] = new ort.Tensor('float32', past.values.subarray(0, P * row), [1, P, KVH, D]);
+      feeds[`past_bias_${l}`] = new ort.Tensor('float32', bias, [1, KVH, 1, P]);
+    }
+
+    const fetches = ['logits'];
+    for (let l = 0; l < numLayers; l++) fetches.push(`new_key_${l}`, `new_value_${l}`);
+    if (wantsStats) {
+      for (let l = 0; l < numLayers; l++) {
+        if (request?.window) fetches.push(`window_${l}`);
+        if (request?.keySums) fetches.push(`key_sums_${l}`);
+        if (request?.queries) fetches.push(`queries_${l}`);
+      }
+    }
+    const results = await variant.session.run(feeds, fetches);
+    const floats = (name: string): Float32Array => results[name].data as Float32Array;
+
+    const logits = floats('logits');
+    if (logits.length !== rows.length * vocabSize) {
+      throw new KvlensError(`logits have ${logits.length} values, expected ${rows.length * vocabSize}`, 'onnxruntime');
+    }
+    const newKeys: Float32Array[] = [];
+    const newValues: Float32Array[] = [];
+    for (let l = 0; l < numLayers; l++) {
+      newKeys.push(floats(`new_key_${l}`));
+      newValues.push(floats(`new_value_${l}`));
+    }
+    let attention: LayerAttention[] | null = null;
+    if (request) {
+      attention = [];
+      const windowQueries = request.window ? Math.min(request.window, q) : 0;
+      for (let l = 0; l < numLayers; l++) {
+        const windowProbs = request.window ? floats(`window_${l}`) : null;
+        if (windowProbs && windowProbs.length !== H * windowQueries * (input.past[l].length + q)) {
+          throw new KvlensError(`window_${l} has ${windowProbs.length} values, expected ${H * windowQueries * (input.past[l].length + q)}`, 'onnxruntime');
+        }
+        attention.push({
+          window: windowProbs,
+          windowQueries,
+          keySums: request.keySums ? floats(`key_sums_${l}`) : null,
+          queries: request.queries ? floats(`queries_${l}`) : null,
+        });
+      }
+    }
+    return { logits, newKeys, newValues, attention };
+  }
+
+  async dispose(): Promise<void> {
+    const sessions = [this.plain, this.stats];
+    this.plain = null;
+    this.stats = null;
+    for (const variant of sessions) if (variant) await variant.session.release();
+  }
+}
+
+export function createOnnxForward(model: { config: ModelConfig; weights: WeightMap }, options: OnnxForwardOptions = {}): Promise<OnnxForward> {
+  return OnnxForward.create(model, options);
+}

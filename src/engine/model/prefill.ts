@@ -1,0 +1,153 @@
+// Prompt processing and plain greedy generation over a dense cache, on any DecoderForward.
+
+import { performance } from 'node:perf_hooks';
+import { DenseLayerCache } from '../kv/cache';
+import { KvlensError } from '../errors';
+import { argmax } from './reference';
+import type { AttentionRequest, DecoderForward } from './types';
+
+/** Attention statistics of one layer over the whole prompt (slot index = token index). */
+export interface PrefillLayerStats {
+  /** [numHeads, n] attention received by each prompt token, summed over every prompt query. */
+  keySums: Float32Array | null;
+  /** [numHeads, w, n] probabilities of the last w prompt queries over all prompt tokens. */
+  window: Float32Array | null;
+  windowQueries: number;
+  /** [n, numHeads, headDim] rotated queries of every prompt token. */
+  queries: Float32Array | null;
+}
+
+export interface PrefillResult {
+  layers: DenseLayerCache[];
+  /** [vocab] logits after the last prompt token. */
+  lastLogits: Float32Array;
+  stats: PrefillLayerStats[] | null;
+  ms: number;
+  tokensPerSecond: number;
+}
+
+export interface PrefillOptions {
+  chunkSize?: number;
+  attention?: AttentionRequest;
+  /** RoPE position of the first prompt token (default 0). */
+  startPosition?: number;
+}
+
+/**
+ * Chunk boundaries [start, end) covering n tokens in chunks of at most `chunkSize`, except that the final
+ * chunk is widened to hold at least `minLast` tokens (so one call sees every query of the attention window).
+ */
+export function chunkBoundaries(n: number, chunkSize: number, minLast = 0): [number, number][] {
+  if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new KvlensError(`chunkSize must be a positive integer, got ${chunkSize}`, 'prefill');
+  const lastLength = Math.min(n, Math.max(minLast, n - Math.floor((n - 1) / chunkSize) * chunkSize));
+  const chunks: [number, number][] = [];
+  for (let start = 0; start < n - lastLength; start += chunkSize) chunks.push([start, Math.min(start + chunkSize, n - lastLength)]);
+  chunks.push([n - lastLength, n]);
+  return chunks;
+}
+
+export async function prefill(forward: DecoderForward, tokens: ArrayLike<number>, options: PrefillOptions = {}): Promise<PrefillResult> {
+  const n = tokens.length;
+  if (n === 0) throw new KvlensError('the prompt is empty', 'prefill');
+  const { numLayers, numKvHeads, headDim, numHeads } = forward.config;
+  const request = options.attention;
+  const window = Math.min(request?.window ?? 0, n);
+  const start = options.startPosition ?? 0;
+  const layers = Array.from({ length: numLayers }, () => new DenseLayerCache(numKvHeads, headDim, n));
+  const stats: PrefillLayerStats[] | null = request
+    ? Array.from({ length: numLayers }, () => ({
+        keySums: request.keySums ? new Float32Array(numHeads * n) : null,
+        window: null,
+        windowQueries: window,
+        queries: request.queries ? new Float32Array(n * numHeads * headDim) : null,
+      }))
+    : null;
+
+  const began = performance.now();
+  let lastLogits: Float32Array | null = null;
+  for (const [from, to] of chunkBoundaries(n, options.chunkSize ?? 512, window)) {
+    const chunk = Array.from({ length: to - from }, (_, i) => tokens[from + i]);
+    const positions = chunk.map((_, i) => start + from + i);
+    const isLast = to === n;
+    const output = await forward.forward({
+      tokens: chunk,
+      positions,
+      past: layers.map((layer) => layer.view()),
+      logits: 'last',
+      attention: request ? { keySums: request.keySums, queries: request.queries, window: isLast && window > 0 ? window : undefined } : undefined,
+    });
+    for (let l = 0; l < numLayers; l++) {
+      layers[l].append(output.newKeys[l], output.newValues[l], positions);
+      const layerStats = output.attention?.[l];
+      const target = stats?.[l];
+      if (!layerStats || !target) continue;
+      // Keys of this call are the dense past 0..from-1 then the chunk, i.e. token indices 0..to-1.
+      if (target.keySums && layerStats.keySums) {
+        for (let h = 0; h < numHeads; h++) {
+          for (let j = 0; j < to; j++) target.keySums[h * n + j] += layerStats.keySums[h * to + j];
+        }
+      }
+      if (target.queries && layerStats.queries) target.queries.set(layerStats.queries, from * numHeads * headDim);
+      if (isLast && window > 0) target.window = layerStats.window;
+    }
+    if (isLast) lastLogits = output.logits;
+  }
+  const ms = performance.now() - began;
+  if (!lastLogits) throw new KvlensError('no chunk produced logits', 'prefill');
+  return { layers, lastLogits, stats, ms, tokensPerSecond: (n * 1000) / ms };
+}
+
+export interface DecodeOptions {
+  maxNewTokens: number;
+  stopTokenIds?: number[];
+  /** RoPE position of the first generated token (normally the prompt length). */
+  startPosition: number;
+}
+
+export interface DecodeResult {
+  tokens: number[];
+  stoppedBy: 'stop-token' | 'max-tokens';
+  /** Time spent in decode forward calls. */
+  ms: number;
+  /** Forward calls (one per generated token after the first, which comes from the prefill logits). */
+  steps: number;
+  tokensPerSecond: number;
+}
+
+/** Greedy generation continuing a dense cache (which it extends in place). */
+export async function greedyDecode(
+  forward: DecoderForward,
+  layers: DenseLayerCache[],
+  lastLogits: Float32Array,
+  options: DecodeOptions,
+): Promise<DecodeResult> {
+  if (layers.length !== forward.config.numLayers) {
+    throw new KvlensError(`got ${layers.length} layer caches for a ${forward.config.numLayers}-layer model`, 'decode');
+  }
+  if (!Number.isInteger(options.maxNewTokens) || options.maxNewTokens < 1) {
+    throw new KvlensError(`maxNewTokens must be a positive integer, got ${options.maxNewTokens}`, 'decode');
+  }
+  const stop = new Set(options.stopTokenIds ?? []);
+  const tokens: number[] = [];
+  let logits = lastLogits;
+  let position = options.startPosition;
+  let steps = 0;
+  let ms = 0;
+  for (;;) {
+    const token = argmax(logits, logits.length - forward.config.vocabSize, forward.config.vocabSize);
+    tokens.push(token);
+    if (stop.has(token)) return finish('stop-token');
+    if (tokens.length >= options.maxNewTokens) return finish('max-tokens');
+    const began = performance.now();
+    const output = await forward.forward({ tokens: [token], positions: [position], past: layers.map((layer) => layer.view()), logits: 'last' });
+    for (let l = 0; l < layers.length; l++) layers[l].append(output.newKeys[l], output.newValues[l], [position]);
+    ms += performance.now() - began;
+    steps++;
+    position++;
+    logits = output.logits;
+  }
+
+  function finish(stoppedBy: DecodeResult['stoppedBy']): DecodeResult {
+    return { tokens, stoppedBy, ms, steps, tokensPerSecond: steps > 0 ? (steps * 1000) / ms : 0 };
+  }
+}

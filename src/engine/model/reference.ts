@@ -1,0 +1,350 @@
+// The oracle forward pass: plain loops, one token and one head at a time, written to be read top to bottom
+// and checked by eye against transformers' modeling_llama / modeling_qwen2. It is slow on purpose (no
+// batching tricks); the ONNX path is tested against it, and it is tested against transformers' logits.
+//
+// Conventions (all as transformers):
+//   RMSNorm(x) = weight * (x * rsqrt(mean(x^2) + eps))
+//   RoPE "rotate half": out[i] = x[i]*cos - x[i+D/2]*sin, out[i+D/2] = x[i+D/2]*cos + x[i]*sin,
+//     angle = position * invFreq[i] computed in fp32, invFreq[i] = 1 / theta^(2i/D) (fp32), optionally
+//     rescaled by the Llama-3 rule.
+//   GQA: query head h reads kv head floor(h / (numHeads / numKvHeads)).
+//   MLP: down(silu(gate(x)) * up(x)).
+
+import type { ModelConfig } from './config';
+import type { DecoderForward, ForwardInput, ForwardOutput, LayerAttention, WeightMap, Tensor } from './types';
+import type { LayerKV } from '../kv/cache';
+import { KvlensError } from '../errors';
+
+const f32 = Math.fround;
+
+/** Per-pair inverse frequencies [D/2] exactly as transformers computes them (fp32), Llama-3 scaling included. */
+export function ropeInverseFrequencies(config: ModelConfig): Float32Array {
+  const half = config.headDim / 2;
+  const invFreq = new Float32Array(half);
+  for (let i = 0; i < half; i++) {
+    // torch: base ** (arange(0, dim, 2).float() / dim), then 1.0 / that, all in fp32.
+    const exponent = f32(f32(2 * i) / config.headDim);
+    invFreq[i] = f32(1 / f32(Math.pow(config.ropeTheta, exponent)));
+  }
+  const scaling = config.ropeScaling;
+  if (scaling === null) return invFreq;
+  // Llama 3.x: long wavelengths are slowed down by `factor`, short ones kept, the band between interpolated.
+  const lowFreqWavelen = scaling.originalMaxPositionEmbeddings / scaling.lowFreqFactor;
+  const highFreqWavelen = scaling.originalMaxPositionEmbeddings / scaling.highFreqFactor;
+  for (let i = 0; i < half; i++) {
+    const freq = invFreq[i];
+    const wavelen = f32((2 * Math.PI) / freq);
+    let scaled = wavelen > lowFreqWavelen ? f32(freq / scaling.factor) : freq;
+    const isMedium = !(wavelen < highFreqWavelen) && !(wavelen > lowFreqWavelen);
+    if (isMedium) {
+      const smooth = f32(
+        (scaling.originalMaxPositionEmbeddings / wavelen - scaling.lowFreqFactor) / (scaling.highFreqFactor - scaling.lowFreqFactor),
+      );
+      scaled = f32(f32((1 - smooth) * f32(scaled / scaling.factor)) + f32(smooth * scaled));
+    }
+    invFreq[i] = scaled;
+  }
+  return invFreq;
+}
+
+/** cos/sin tables [q, D/2] for the given positions (angle rounded to fp32 like torch's fp32 product). */
+export function ropeTables(invFreq: Float32Array, positions: ArrayLike<number>): { cos: Float32Array; sin: Float32Array } {
+  const half = invFreq.length;
+  const cos = new Float32Array(positions.length * half);
+  const sin = new Float32Array(positions.length * half);
+  for (let t = 0; t < positions.length; t++) {
+    for (let i = 0; i < half; i++) {
+      const angle = f32(f32(positions[t]) * invFreq[i]);
+      cos[t * half + i] = Math.cos(angle);
+      sin[t * half + i] = Math.sin(angle);
+    }
+  }
+  return { cos, sin };
+}
+
+/** Rotates one head vector in place: x[offset .. offset+D). */
+function applyRope(x: Float32Array, offset: number, headDim: number, cos: Float32Array, sin: Float32Array, tableOffset: number): void {
+  const half = headDim / 2;
+  for (let i = 0; i < half; i++) {
+    const x1 = x[offset + i];
+    const x2 = x[offset + half + i];
+    const c = cos[tableOffset + i];
+    const s = sin[tableOffset + i];
+    x[offset + i] = x1 * c - x2 * s;
+    x[offset + half + i] = x2 * c + x1 * s;
+  }
+}
+
+function rmsNorm(x: Float32Array, weight: Float32Array, eps: number): Float32Array {
+  let sumSquares = 0;
+  for (let i = 0; i < x.length; i++) sumSquares += x[i] * x[i];
+  const scale = f32(1 / Math.sqrt(f32(sumSquares / x.length) + eps));
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = weight[i] * f32(x[i] * scale);
+  return out;
+}
+
+/** y[out] = W[out, in] · x[in] (+ bias[out]), accumulated in float64. */
+function linear(x: Float32Array, weight: Tensor, bias: Tensor | null): Float32Array {
+  const [outDim, inDim] = weight.shape;
+  const w = weight.data;
+  const y = new Float32Array(outDim);
+  for (let o = 0; o < outDim; o++) {
+    let acc = bias ? bias.data[o] : 0;
+    const row = o * inDim;
+    for (let i = 0; i < inDim; i++) acc += w[row + i] * x[i];
+    y[o] = acc;
+  }
+  return y;
+}
+
+const silu = (v: number): number => v / (1 + Math.exp(-v));
+
+function requireWeight(weights: WeightMap, name: string, shape: number[]): Tensor {
+  const tensor = weights.get(name);
+  if (!tensor) throw new KvlensError(`missing weight ${name}`, 'weights');
+  if (tensor.shape.length !== shape.length || tensor.shape.some((d, i) => d !== shape[i])) {
+    throw new KvlensError(`weight ${name} has shape [${tensor.shape.join(', ')}], expected [${shape.join(', ')}]`, 'weights');
+  }
+  return tensor;
+}
+
+interface LayerWeights {
+  inputNorm: Tensor;
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  qBias: Tensor | null;
+  kBias: Tensor | null;
+  vBias: Tensor | null;
+  o: Tensor;
+  postNorm: Tensor;
+  gate: Tensor;
+  up: Tensor;
+  down: Tensor;
+}
+
+export interface ResolvedWeights {
+  embedding: Tensor;
+  layers: LayerWeights[];
+  finalNorm: Tensor;
+  /** [vocab, hidden]; the embedding itself when tied. */
+  lmHead: Tensor;
+}
+
+/** Looks up every tensor the decoder needs under its Hugging Face name, checking shapes. */
+export function resolveWeights(config: ModelConfig, weights: WeightMap): ResolvedWeights {
+  const { hiddenSize: hidden, numHeads, numKvHeads, headDim, intermediateSize: ffn, vocabSize } = config;
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < config.numLayers; l++) {
+    const p = `model.layers.${l}.`;
+    const bias = (name: string, size: number): Tensor | null => (config.attentionBias ? requireWeight(weights, p + name, [size]) : null);
+    layers.push({
+      inputNorm: requireWeight(weights, `${p}input_layernorm.weight`, [hidden]),
+      q: requireWeight(weights, `${p}self_attn.q_proj.weight`, [numHeads * headDim, hidden]),
+      k: requireWeight(weights, `${p}self_attn.k_proj.weight`, [numKvHeads * headDim, hidden]),
+      v: requireWeight(weights, `${p}self_attn.v_proj.weight`, [numKvHeads * headDim, hidden]),
+      qBias: bias('self_attn.q_proj.bias', numHeads * headDim),
+      kBias: bias('self_attn.k_proj.bias', numKvHeads * headDim),
+      vBias: bias('self_attn.v_proj.bias', numKvHeads * headDim),
+      o: requireWeight(weights, `${p}self_attn.o_proj.weight`, [hidden, numHeads * headDim]),
+      postNorm: requireWeight(weights, `${p}post_attention_layernorm.weight`, [hidden]),
+      gate: requireWeight(weights, `${p}mlp.gate_proj.weight`, [ffn, hidden]),
+      up: requireWeight(weights, `${p}mlp.up_proj.weight`, [ffn, hidden]),
+      down: requireWeight(weights, `${p}mlp.down_proj.weight`, [hidden, ffn]),
+    });
+  }
+  const embedding = requireWeight(weights, 'model.embed_tokens.weight', [vocabSize, hidden]);
+  const lmHead =
+    config.tieWordEmbeddings && !weights.has('lm_head.weight') ? embedding : requireWeight(weights, 'lm_head.weight', [vocabSize, hidden]);
+  return { embedding, layers, finalNorm: requireWeight(weights, 'model.norm.weight', [hidden]), lmHead };
+}
+
+/** Checks a forward input against the model: lengths, token range, one cache per layer of the right shape. */
+export function validateForwardInput(config: ModelConfig, input: ForwardInput): void {
+  const q = input.tokens.length;
+  if (q === 0) throw new KvlensError('forward needs at least one new token', 'forward input');
+  if (input.positions.length !== q) {
+    throw new KvlensError(`got ${q} tokens but ${input.positions.length} positions`, 'forward input');
+  }
+  for (let t = 0; t < q; t++) {
+    const id = input.tokens[t];
+    if (!Number.isInteger(id) || id < 0 || id >= config.vocabSize) {
+      throw new KvlensError(`token id ${id} at index ${t} is outside the vocabulary (0..${config.vocabSize - 1})`, 'forward input');
+    }
+    if (!Number.isInteger(input.positions[t]) || input.positions[t] < 0) {
+      throw new KvlensError(`position ${input.positions[t]} at index ${t} must be a non-negative integer`, 'forward input');
+    }
+  }
+  if (input.past.length !== config.numLayers) {
+    throw new KvlensError(`past cache has ${input.past.length} layers, the model has ${config.numLayers}`, 'forward input');
+  }
+  const row = config.numKvHeads * config.headDim;
+  input.past.forEach((layer, l) => {
+    if (layer.numKvHeads !== config.numKvHeads || layer.headDim !== config.headDim) {
+      throw new KvlensError(
+        `past layer ${l} is [*, ${layer.numKvHeads}, ${layer.headDim}], the model needs [*, ${config.numKvHeads}, ${config.headDim}]`,
+        'forward input',
+      );
+    }
+    if (layer.keys.length < layer.length * row || layer.values.length < layer.length * row) {
+      throw new KvlensError(`past layer ${l} holds fewer keys/values than its length ${layer.length}`, 'forward input');
+    }
+    if (layer.valid && layer.valid.length < layer.length * config.numKvHeads) {
+      throw new KvlensError(`past layer ${l} has a validity mask shorter than its length ${layer.length}`, 'forward input');
+    }
+  });
+}
+
+export function argmax(values: Float32Array, offset = 0, length = values.length - offset): number {
+  let best = 0;
+  for (let i = 1; i < length; i++) if (values[offset + i] > values[offset + best]) best = i;
+  return best;
+}
+
+export class ReferenceForward implements DecoderForward {
+  private readonly w: ResolvedWeights;
+  private readonly invFreq: Float32Array;
+
+  constructor(
+    readonly config: ModelConfig,
+    weights: WeightMap,
+  ) {
+    this.w = resolveWeights(config, weights);
+    this.invFreq = ropeInverseFrequencies(config);
+  }
+
+  async forward(input: ForwardInput): Promise<ForwardOutput> {
+    return this.forwardSync(input);
+  }
+
+  forwardSync(input: ForwardInput): ForwardOutput {
+    validateForwardInput(this.config, input);
+    const { hiddenSize: hidden, numHeads: H, numKvHeads: KVH, headDim: D, rmsNormEps: eps, vocabSize } = this.config;
+    const q = input.tokens.length;
+    const group = H / KVH;
+    const scale = 1 / Math.sqrt(D);
+    const request = input.attention;
+    const { cos, sin } = ropeTables(this.invFreq, input.positions);
+    const half = D / 2;
+
+    // Residual stream, one [hidden] vector per new token.
+    const residual: Float32Array[] = [];
+    for (let t = 0; t < q; t++) {
+      const id = input.tokens[t];
+      residual.push(this.w.embedding.data.slice(id * hidden, (id + 1) * hidden));
+    }
+
+    const newKeys: Float32Array[] = [];
+    const newValues: Float32Array[] = [];
+    const attention: LayerAttention[] | null = request ? [] : null;
+
+    for (let l = 0; l < this.config.numLayers; l++) {
+      const lw = this.w.layers[l];
+      const past: LayerKV = input.past[l];
+      const P = past.length;
+      const T = P + q; // keys visible to this call: past slots, then the new tokens
+
+      // q/k/v projections and RoPE for every new token.
+      const queries = new Float32Array(q * H * D); // [q, H, D]
+      const keys = new Float32Array(q * KVH * D); // [q, KVH, D]
+      const values = new Float32Array(q * KVH * D); // [q, KVH, D]
+      for (let t = 0; t < q; t++) {
+        const x = rmsNorm(residual[t], lw.inputNorm.data, eps);
+        queries.set(linear(x, lw.q, lw.qBias), t * H * D);
+        keys.set(linear(x, lw.k, lw.kBias), t * KVH * D);
+        values.set(linear(x, lw.v, lw.vBias), t * KVH * D);
+        for (let h = 0; h < H; h++) applyRope(queries, (t * H + h) * D, D, cos, sin, t * half);
+        for (let h = 0; h < KVH; h++) applyRope(keys, (t * KVH + h) * D, D, cos, sin, t * half);
+      }
+      newKeys.push(keys);
+      newValues.push(values);
+
+      const window = Math.min(request?.window ?? 0, q);
+      const layerStats: LayerAttention | null = attention
+        ? {
+            window: window > 0 ? new Float32Array(H * window * T) : null,
+            windowQueries: window,
+            keySums: request?.keySums ? new Float32Array(H * T) : null,
+            queries: request?.queries ? queries.slice() : null,
+          }
+        : null;
+
+      // Attention: for each new token t and query head h, softmax over valid past slots and new tokens 0..t.
+      const attended: Float32Array[] = [];
+      const scores = new Float64Array(T);
+      for (let t = 0; t < q; t++) {
+        const out = new Float32Array(H * D); // [H, D]
+        for (let h = 0; h < H; h++) {
+          const kvh = Math.floor(h / group);
+          const qOff = (t * H + h) * D;
+          let max = -Infinity;
+          for (let j = 0; j < T; j++) {
+            scores[j] = -Infinity;
+            let keyData: Float32Array;
+            let kOff: number;
+            if (j < P) {
+              if (past.valid && !past.valid[j * KVH + kvh]) continue;
+              keyData = past.keys;
+              kOff = (j * KVH + kvh) * D;
+            } else {
+              if (j - P > t) continue; // causal among the new tokens
+              keyData = keys;
+              kOff = ((j - P) * KVH + kvh) * D;
+            }
+            let dot = 0;
+            for (let d = 0; d < D; d++) dot += queries[qOff + d] * keyData[kOff + d];
+            scores[j] = dot * scale;
+            if (scores[j] > max) max = scores[j];
+          }
+          let total = 0;
+          for (let j = 0; j < T; j++) {
+            scores[j] = scores[j] === -Infinity ? 0 : Math.exp(scores[j] - max);
+            total += scores[j];
+          }
+          for (let j = 0; j < T; j++) scores[j] /= total;
+          // weighted sum of values
+          for (let j = 0; j < T; j++) {
+            const p = scores[j];
+            if (p === 0) continue;
+            const valueData = j < P ? past.values : values;
+            const vOff = j < P ? (j * KVH + kvh) * D : ((j - P) * KVH + kvh) * D;
+            for (let d = 0; d < D; d++) out[h * D + d] += p * valueData[vOff + d];
+          }
+          if (layerStats?.keySums) for (let j = 0; j < T; j++) layerStats.keySums[h * T + j] += scores[j];
+          const row = t - (q - window);
+          if (layerStats?.window && row >= 0) {
+            for (let j = 0; j < T; j++) layerStats.window[(h * window + row) * T + j] = scores[j];
+          }
+        }
+        attended.push(out);
+      }
+      if (attention && layerStats) attention.push(layerStats);
+
+      // Output projection, residual, then the SwiGLU MLP with its own residual.
+      for (let t = 0; t < q; t++) {
+        const o = linear(attended[t], lw.o, null);
+        for (let i = 0; i < hidden; i++) residual[t][i] += o[i];
+        const x = rmsNorm(residual[t], lw.postNorm.data, eps);
+        const gate = linear(x, lw.gate, null);
+        const up = linear(x, lw.up, null);
+        const act = new Float32Array(gate.length);
+        for (let i = 0; i < gate.length; i++) act[i] = silu(gate[i]) * up[i];
+        const down = linear(act, lw.down, null);
+        for (let i = 0; i < hidden; i++) residual[t][i] += down[i];
+      }
+    }
+
+    const rows = input.logits === 'all' ? Array.from({ length: q }, (_, t) => t) : [q - 1];
+    const logits = new Float32Array(rows.length * vocabSize);
+    rows.forEach((t, r) => {
+      const x = rmsNorm(residual[t], this.w.finalNorm.data, eps);
+      logits.set(linear(x, this.w.lmHead, null), r * vocabSize);
+    });
+    return { logits, newKeys, newValues, attention };
+  }
+}
+
+export function createReferenceForward(model: { config: ModelConfig; weights: WeightMap }): ReferenceForward {
+  return new ReferenceForward(model.config, model.weights);
+}
