@@ -14,6 +14,7 @@ torch/transformers versions.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import random
 import shutil
@@ -184,10 +185,10 @@ def write_fixture(out: Path, name: str, model: torch.nn.Module, tokenizer: Token
     target = out / name
     if target.exists():
         shutil.rmtree(target)
-    to_save = model if dtype is None else model.to(dtype)
+    # Module.to converts in place: convert a copy so every fixture rounds from the same fp32 weights.
+    to_save = model if dtype is None else copy.deepcopy(model).to(dtype)
     kwargs = {"max_shard_size": max_shard_size} if max_shard_size else {}
     to_save.save_pretrained(target, safe_serialization=True, **kwargs)
-    model.to(torch.float32)
     tokenizer.save(str(target / "tokenizer.json"))
     (target / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2) + "\n")
     ref = reference(target, ids)
