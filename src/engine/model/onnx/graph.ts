@@ -44,6 +44,11 @@ export interface GraphOptions {
   statsWindow?: number;
   /** Block size of int4 weights (power of two >= 16). */
   int4BlockSize?: number;
+  /**
+   * MatMulNBits accuracy_level: 4 (default) quantizes activations to int8 for speed; 0 keeps fp32
+   * activations so the int4 graph can be checked against the reference on dequantized weights.
+   */
+  int4AccuracyLevel?: 0 | 4;
 }
 
 export interface BuiltGraph {
@@ -90,6 +95,25 @@ export function quantizeInt4(weight: Float32Array, n: number, k: number, blockSi
 }
 
 /** The fp32 matrix an int4 block encoding stands for (what MatMulNBits multiplies by). */
+/** The weights an int4 graph effectively multiplies by: every Linear weight replaced by its int4 round trip. */
+export function int4RoundTripWeights(config: ModelConfig, weights: WeightMap, blockSize = 32): WeightMap {
+  const resolved = resolveWeights(config, weights);
+  const out: WeightMap = new Map(weights);
+  const linearNames = (l: number): string[] =>
+    ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'].map(
+      (n) => `model.layers.${l}.${n}.weight`,
+    );
+  const roundTrip = (tensor: Tensor): Tensor => {
+    const [n, k] = tensor.shape;
+    const { packed, scales } = quantizeInt4(tensor.data, n, k, blockSize);
+    return { shape: tensor.shape, data: dequantizeInt4(packed, scales, n, k, blockSize), sourceDtype: tensor.sourceDtype };
+  };
+  for (let l = 0; l < config.numLayers; l++) for (const name of linearNames(l)) out.set(name, roundTrip(weights.get(name)!));
+  // The lm_head is quantized even when tied; the embedding lookup keeps full precision.
+  out.set('lm_head.weight', roundTrip(resolved.lmHead));
+  return out;
+}
+
 export function dequantizeInt4(packed: Uint8Array, scales: Float32Array, n: number, k: number, blockSize: number): Float32Array {
   const blocks = Math.ceil(k / blockSize);
   const blob = blockSize / 2;
@@ -195,7 +219,7 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap, optio
         g.initializer(`${name}.scales`, OnnxDataType.FLOAT, [n * blocks], scales),
       ];
       if (bias) inputs.push('', '', weightInitializer(`${name}.bias`, bias));
-      return g.op('MatMulNBits', inputs, { K: int(k), N: int(n), bits: int(4), block_size: int(blockSize), accuracy_level: int(4) }, undefined, 'com.microsoft');
+      return g.op('MatMulNBits', inputs, { K: int(k), N: int(n), bits: int(4), block_size: int(blockSize), accuracy_level: int(options.int4AccuracyLevel ?? 4) }, undefined, 'com.microsoft');
     }
     const inputs = [x, weightInitializer(name, weight)];
     if (bias) inputs.push(weightInitializer(`${name}.bias`, bias));

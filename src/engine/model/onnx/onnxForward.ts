@@ -15,6 +15,8 @@ export type ProviderName = 'cuda' | 'webgpu' | 'cpu';
 export interface OnnxForwardOptions {
   provider?: ProviderChoice;
   quantization?: WeightQuantization;
+  /** See GraphOptions.int4AccuracyLevel. */
+  int4AccuracyLevel?: 0 | 4;
   /** Intra-op threads (default: all cores). */
   threads?: number;
 }
@@ -58,17 +60,18 @@ export class OnnxForward implements DecoderForward {
     readonly provider: ProviderName,
     readonly fallbackReasons: string[],
     private readonly threads: number,
+    private readonly int4AccuracyLevel: 0 | 4 | undefined,
   ) {}
 
   static async create(model: { config: ModelConfig; weights: WeightMap }, options: OnnxForwardOptions = {}): Promise<OnnxForward> {
     const quantization = options.quantization ?? 'fp32';
     const threads = options.threads ?? availableParallelism();
-    const graph = buildDecoderGraph(model.config, model.weights, { quantization });
+    const graph = buildDecoderGraph(model.config, model.weights, { quantization, int4AccuracyLevel: options.int4AccuracyLevel });
     const reasons: string[] = [];
     for (const provider of providerChain(options.provider ?? 'auto')) {
       try {
         const session = await ort.InferenceSession.create(graph.bytes, sessionOptions(provider, threads));
-        const forward = new OnnxForward(model.config, model.weights, quantization, provider, reasons, threads);
+        const forward = new OnnxForward(model.config, model.weights, quantization, provider, reasons, threads, options.int4AccuracyLevel);
         forward.plain = { session, statsWindow: null };
         return forward;
       } catch (error) {
@@ -83,7 +86,7 @@ export class OnnxForward implements DecoderForward {
     if (this.stats && this.stats.statsWindow === window) return this.stats;
     if (this.stats) await this.stats.session.release();
     this.stats = null;
-    const graph = buildDecoderGraph(this.config, this.weights, { quantization: this.quantization, statsWindow: window });
+    const graph = buildDecoderGraph(this.config, this.weights, { quantization: this.quantization, statsWindow: window, int4AccuracyLevel: this.int4AccuracyLevel });
     const session = await ort.InferenceSession.create(graph.bytes, sessionOptions(this.provider, this.threads));
     this.stats = { session, statsWindow: window };
     return this.stats;

@@ -1,0 +1,212 @@
+// The ONNX forward against the plain-TypeScript reference on random in-memory models, and both against
+// transformers' logits stored with the fixture checkpoints.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ReferenceForward } from '../../src/engine/model/reference';
+import { createOnnxForward, type OnnxForward } from '../../src/engine/model/onnx/onnxForward';
+import { int4RoundTripWeights } from '../../src/engine/model/onnx/graph';
+import { prefill, greedyDecode } from '../../src/engine/model/prefill';
+import { DenseLayerCache, type LayerKV } from '../../src/engine/kv/cache';
+import type { ModelConfig } from '../../src/engine/model/config';
+import type { DecoderForward, ForwardOutput } from '../../src/engine/model/types';
+import { testConfig, randomWeights, seededRandom } from '../helpers/random-model';
+
+const TOLERANCE = 1e-4;
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>, what: string): number {
+  assert.equal(a.length, b.length, `${what}: length ${a.length} vs ${b.length}`);
+  let max = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (!(d <= max)) max = d; // NaN propagates as a failure
+  }
+  return max;
+}
+
+function assertClose(a: ArrayLike<number>, b: ArrayLike<number>, what: string, tolerance = TOLERANCE): void {
+  const diff = maxAbsDiff(a, b, what);
+  assert.ok(diff <= tolerance, `${what}: max abs diff ${diff} > ${tolerance}`);
+}
+
+function assertSameOutput(onnx: ForwardOutput, ref: ForwardOutput, what: string): void {
+  assertClose(onnx.logits, ref.logits, `${what} logits`);
+  for (let l = 0; l < ref.newKeys.length; l++) {
+    assertClose(onnx.newKeys[l], ref.newKeys[l], `${what} layer ${l} keys`);
+    assertClose(onnx.newValues[l], ref.newValues[l], `${what} layer ${l} values`);
+  }
+  assert.equal(onnx.attention === null, ref.attention === null, `${what}: attention presence`);
+  ref.attention?.forEach((r, l) => {
+    const o = onnx.attention![l];
+    assert.equal(o.windowQueries, r.windowQueries);
+    for (const key of ['window', 'keySums', 'queries'] as const) {
+      assert.equal(o[key] === null, r[key] === null, `${what} layer ${l} ${key} presence`);
+      if (r[key]) assertClose(o[key]!, r[key]!, `${what} layer ${l} ${key}`);
+    }
+  });
+}
+
+const emptyPast = (config: ModelConfig): LayerKV[] =>
+  Array.from({ length: config.numLayers }, () => new DenseLayerCache(config.numKvHeads, config.headDim).view());
+
+function randomTokens(config: ModelConfig, n: number, seed: number): number[] {
+  const random = seededRandom(seed);
+  return Array.from({ length: n }, () => Math.floor(random() * config.vocabSize));
+}
+
+const CASES: [string, Partial<ModelConfig>][] = [
+  ['llama GQA untied', {}],
+  ['qwen2 biases tied', { architecture: 'qwen2', attentionBias: true, tieWordEmbeddings: true }],
+  [
+    'llama3 rope scaling, MHA',
+    {
+      numKvHeads: 4,
+      ropeTheta: 500000,
+      headDim: 16,
+      hiddenSize: 48,
+      ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 16 },
+    },
+  ],
+];
+
+for (const [label, overrides] of CASES) {
+  test(`onnx vs reference: prefill, chunked prefill with stats, decode steps (${label})`, async () => {
+    const config = testConfig(overrides);
+    const weights = randomWeights(config, 21);
+    const ref = new ReferenceForward(config, weights);
+    const onnx = await createOnnxForward({ config, weights }, { provider: 'cpu', threads: 1 });
+    try {
+      assert.equal(onnx.provider, 'cpu');
+      const tokens = randomTokens(config, 13, 4);
+      const positions = tokens.map((_, i) => i);
+
+      const allRef = await ref.forward({ tokens, positions, past: emptyPast(config), logits: 'all' });
+      const allOnnx = await onnx.forward({ tokens, positions, past: emptyPast(config), logits: 'all' });
+      assertSameOutput(allOnnx, allRef, 'prefill');
+
+      // Chunked prefill with statistics equals one unchunked reference pass over the prompt.
+      const attention = { window: 4, keySums: true, queries: true };
+      const chunked = await prefill(onnx, tokens, { chunkSize: 5, attention });
+      const whole = await ref.forward({ tokens, positions, past: emptyPast(config), attention });
+      assertClose(chunked.lastLogits, whole.logits, 'chunked prefill last logits');
+      for (let l = 0; l < config.numLayers; l++) {
+        assertClose(chunked.layers[l].view().keys, whole.newKeys[l], `chunked layer ${l} keys`);
+        assertClose(chunked.stats![l].keySums!, whole.attention![l].keySums!, `chunked layer ${l} key sums`);
+        assertClose(chunked.stats![l].window!, whole.attention![l].window!, `chunked layer ${l} window`);
+        assertClose(chunked.stats![l].queries!, whole.attention![l].queries!, `chunked layer ${l} queries`);
+      }
+
+      // Decode steps on a growing cache, both forwards fed the same (ONNX-built) cache.
+      const caches = chunked.layers;
+      let position = tokens.length;
+      for (const token of [5, 9, 2]) {
+        const input = { tokens: [token], positions: [position], past: caches.map((c) => c.view()) };
+        const stepRef = await ref.forward(input);
+        const stepOnnx = await onnx.forward(input);
+        assertSameOutput(stepOnnx, stepRef, `decode at ${position}`);
+        caches.forEach((c, l) => c.append(stepOnnx.newKeys[l], stepOnnx.newValues[l], [position]));
+        position++;
+      }
+    } finally {
+      await onnx.dispose();
+    }
+  });
+}
+
+test('onnx vs reference: ragged per-head cache (valid mask) with statistics; masked slots get exactly zero', async () => {
+  const config = testConfig({ architecture: 'qwen2', attentionBias: true });
+  const weights = randomWeights(config, 31);
+  const ref = new ReferenceForward(config, weights);
+  const onnx = await createOnnxForward({ config, weights }, { provider: 'cpu', threads: 1 });
+  try {
+    const tokens = randomTokens(config, 12, 8);
+    const { layers } = await prefill(ref, tokens, { chunkSize: 12 });
+    // Head 0 keeps 8 tokens, head 1 keeps 5: slots 5..7 are empty for head 1. Different layers differ too.
+    layers[0].retain([[0, 1, 2, 4, 6, 8, 10, 11], [0, 3, 9, 10, 11]]);
+    layers[1].retain([[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], [0, 11]]);
+    const past = layers.map((c) => c.view());
+    assert.ok(past[0].valid && past[1].valid, 'retain with unequal heads must produce a valid mask');
+    const input = { tokens: [3, 4, 5], positions: [12, 13, 14], past, logits: 'all' as const, attention: { window: 2, keySums: true, queries: true } };
+    const outRef = await ref.forward(input);
+    const outOnnx = await onnx.forward(input);
+    assertSameOutput(outOnnx, outRef, 'ragged');
+
+    const group = config.numHeads / config.numKvHeads;
+    for (let l = 0; l < config.numLayers; l++) {
+      const P = past[l].length;
+      const T = P + 3;
+      const window = outOnnx.attention![l].window!;
+      const keySums = outOnnx.attention![l].keySums!;
+      for (let h = 0; h < config.numHeads; h++) {
+        const kvh = Math.floor(h / group);
+        for (let s = 0; s < P; s++) {
+          const masked = past[l].valid![s * config.numKvHeads + kvh] === 0;
+          if (masked) assert.equal(keySums[h * T + s], 0, `layer ${l} head ${h} slot ${s} key sum`);
+          for (let r = 0; r < 2; r++) {
+            const p = window[(h * 2 + r) * T + s];
+            if (masked) assert.equal(p, 0, `layer ${l} head ${h} slot ${s} row ${r}`);
+            else assert.ok(p > 0);
+          }
+        }
+        for (let r = 0; r < 2; r++) {
+          let sum = 0;
+          for (let j = 0; j < T; j++) sum += window[(h * 2 + r) * T + j];
+          assert.ok(Math.abs(sum - 1) < 1e-5, `window row sums to ${sum}`);
+        }
+        // Key sums are the column sums of the full probability matrix: they add up to q.
+        let total = 0;
+        for (let j = 0; j < T; j++) total += keySums[h * T + j];
+        assert.ok(Math.abs(total - 3) < 1e-4);
+      }
+    }
+  } finally {
+    await onnx.dispose();
+  }
+});
+
+test('onnx int4 (MatMulNBits, fp32 activations) equals the reference on the int4 round-tripped weights', async () => {
+  const config = testConfig({ hiddenSize: 64, intermediateSize: 96, headDim: 16, tieWordEmbeddings: true });
+  const weights = randomWeights(config, 41);
+  const onnx = await createOnnxForward({ config, weights }, { provider: 'cpu', quantization: 'int4', int4AccuracyLevel: 0, threads: 1 });
+  try {
+    const ref = new ReferenceForward(config, int4RoundTripWeights(config, weights));
+    const fp32 = new ReferenceForward(config, weights);
+    const tokens = randomTokens(config, 9, 3);
+    const input = { tokens, positions: tokens.map((_, i) => i), past: emptyPast(config), logits: 'all' as const };
+    const outOnnx = await onnx.forward(input);
+    assertClose(outOnnx.logits, (await ref.forward(input)).logits, 'int4 logits');
+    // ...and int4 is a real approximation, not the fp32 weights.
+    assert.ok(maxAbsDiff(outOnnx.logits, (await fp32.forward(input)).logits, 'int4 vs fp32') > 1e-3);
+  } finally {
+    await onnx.dispose();
+  }
+});
+
+test('greedy decode: onnx and reference generate the same tokens and stop at a stop token', async () => {
+  const config = testConfig();
+  const weights = randomWeights(config, 51);
+  const onnx = await createOnnxForward({ config, weights }, { provider: 'cpu', threads: 1 });
+  try {
+    const ref = new ReferenceForward(config, weights);
+    const prompt = randomTokens(config, 10, 6);
+    const runs: number[][] = [];
+    for (const forward of [onnx, ref] as DecoderForward[]) {
+      const pre = await prefill(forward, prompt, { chunkSize: 4 });
+      const out = await greedyDecode(forward, pre.layers, pre.lastLogits, { maxNewTokens: 6, startPosition: prompt.length });
+      assert.equal(out.tokens.length, 6);
+      assert.equal(out.steps, 5);
+      assert.equal(pre.layers[0].length, prompt.length + 5);
+      runs.push(out.tokens);
+    }
+    assert.deepEqual(runs[0], runs[1]);
+    const pre = await prefill(onnx, prompt);
+    const stopped = await greedyDecode(onnx, pre.layers, pre.lastLogits, {
+      maxNewTokens: 6,
+      startPosition: prompt.length,
+      stopTokenIds: [runs[0][2]],
+    });
+    assert.deepEqual(stopped.tokens, runs[0].slice(0, 3));
+    assert.equal(stopped.stoppedBy, 'stop-token');
+  } finally {
+    await (onnx as OnnxForward).dispose();
+  }
+});

@@ -1,0 +1,110 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as ort from 'onnxruntime-node';
+import { MessageWriter, modelProto, nodeProto, tensorProto, valueInfo, OnnxDataType } from '../../src/engine/model/onnx/protobuf';
+import { buildDecoderGraph, quantizeInt4, dequantizeInt4 } from '../../src/engine/model/onnx/graph';
+import { chunkBoundaries } from '../../src/engine/model/prefill';
+import { testConfig, randomWeights, seededRandom } from '../helpers/random-model';
+
+test('protobuf: varints, negative int64s and nested lengths are encoded as the wire format specifies', () => {
+  // field 1 varint 300 -> tag 0x08, then 0xac 0x02 (protobuf documentation example)
+  assert.deepEqual(Array.from(new MessageWriter().int(1, 300).finish()), [0x08, 0xac, 0x02]);
+  // negative int64: ten bytes of two's complement
+  assert.deepEqual(Array.from(new MessageWriter().int(1, -1).finish()), [0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+  // field 2 string "hi" -> 0x12 0x02 'h' 'i'; nested in field 3 -> 0x1a 0x04 ...
+  const inner = new MessageWriter().string(2, 'hi');
+  assert.deepEqual(Array.from(new MessageWriter().message(3, inner).finish()), [0x1a, 0x04, 0x12, 0x02, 0x68, 0x69]);
+  // packed [1, 150] in field 4 -> 0x22 len=3, 0x01, 0x96 0x01
+  assert.deepEqual(Array.from(new MessageWriter().packedInts(4, [1, 150]).finish()), [0x22, 0x03, 0x01, 0x96, 0x01]);
+});
+
+test('protobuf: a hand-built model (initializer, negative attribute, dynamic dims) runs in onnxruntime', async () => {
+  const weight = Float32Array.of(1, 2, 3, 4, 5, 6);
+  const bytes = modelProto(
+    {
+      name: 'tiny',
+      nodes: [
+        nodeProto('Gather', ['table', 'ids'], ['rows'], 'gather', { axis: { kind: 'int', value: 0 } }),
+        nodeProto('Softmax', ['rows'], ['probs'], 'softmax', { axis: { kind: 'int', value: -1 } }),
+      ],
+      initializers: [tensorProto('table', OnnxDataType.FLOAT, [3, 2], new Uint8Array(weight.buffer))],
+      inputs: [valueInfo('ids', OnnxDataType.INT64, ['n'])],
+      outputs: [valueInfo('probs', OnnxDataType.FLOAT, ['n', 2])],
+    },
+    [{ domain: '', version: 17 }],
+  );
+  const session = await ort.InferenceSession.create(bytes);
+  const out = await session.run({ ids: new ort.Tensor('int64', BigInt64Array.of(2n, 0n), [2]) });
+  const probs = out.probs.data as Float32Array;
+  assert.deepEqual(out.probs.dims, [2, 2]);
+  const softmax = (a: number, b: number): number[] => [Math.exp(a) / (Math.exp(a) + Math.exp(b)), Math.exp(b) / (Math.exp(a) + Math.exp(b))];
+  const expected = [...softmax(5, 6), ...softmax(1, 2)];
+  for (let i = 0; i < 4; i++) assert.ok(Math.abs(probs[i] - expected[i]) < 1e-6);
+  await session.release();
+});
+
+test('decoder graph: documented inputs and outputs; statistics outputs only in the statistics variant', async () => {
+  const config = testConfig({ numLayers: 2 });
+  const weights = randomWeights(config, 2);
+  const plain = buildDecoderGraph(config, weights, { quantization: 'fp32' });
+  assert.deepEqual(plain.inputNames.slice(0, 4), ['input_ids', 'position_ids', 'logits_rows', 'causal_bias']);
+  assert.deepEqual(plain.inputNames.slice(4), ['past_key_0', 'past_value_0', 'past_bias_0', 'past_key_1', 'past_value_1', 'past_bias_1']);
+  assert.deepEqual(plain.outputNames, ['new_key_0', 'new_value_0', 'new_key_1', 'new_value_1', 'logits']);
+  const stats = buildDecoderGraph(config, weights, { quantization: 'fp32', statsWindow: 4 });
+  assert.deepEqual(stats.outputNames.slice(plain.outputNames.length), ['window_0', 'key_sums_0', 'queries_0', 'window_1', 'key_sums_1', 'queries_1']);
+  // Both load, and onnxruntime agrees about the interface.
+  for (const graph of [plain, stats]) {
+    const session = await ort.InferenceSession.create(graph.bytes);
+    assert.deepEqual([...session.inputNames].sort(), [...graph.inputNames].sort());
+    assert.deepEqual([...session.outputNames].sort(), [...graph.outputNames].sort());
+    await session.release();
+  }
+});
+
+test('decoder graph: weights are stored once (tied lm_head reuses the embedding initializer)', () => {
+  const tied = testConfig({ tieWordEmbeddings: true, vocabSize: 2000, hiddenSize: 64 });
+  const untied = testConfig({ tieWordEmbeddings: false, vocabSize: 2000, hiddenSize: 64 });
+  const tiedBytes = buildDecoderGraph(tied, randomWeights(tied, 1), { quantization: 'fp32' }).bytes.length;
+  const untiedBytes = buildDecoderGraph(untied, randomWeights(untied, 1), { quantization: 'fp32' }).bytes.length;
+  const embeddingBytes = 2000 * 64 * 4;
+  assert.ok(Math.abs(untiedBytes - tiedBytes - embeddingBytes) < 1000, `${untiedBytes} - ${tiedBytes}`);
+});
+
+test('int4 blocks: round trip error is at most half a quantization step, packing matches MatMulNBits (low nibble first)', () => {
+  const random = seededRandom(5);
+  const n = 3;
+  const k = 80; // not a multiple of the block: the last block is padded
+  const weight = Float32Array.from({ length: n * k }, () => random() * 2 - 1);
+  const { packed, scales } = quantizeInt4(weight, n, k, 32);
+  assert.equal(packed.length, n * 3 * 16);
+  assert.equal(scales.length, n * 3);
+  const back = dequantizeInt4(packed, scales, n, k, 32);
+  for (let i = 0; i < weight.length; i++) {
+    const scale = scales[Math.floor(i / k) * 3 + Math.floor((i % k) / 32)];
+    assert.ok(Math.abs(back[i] - weight[i]) <= scale / 2 + 1e-7, `element ${i}`);
+  }
+  // element 0 sits in the low nibble of byte 0, element 1 in its high nibble
+  const level0 = Math.round(weight[0] / scales[0]) + 8;
+  const level1 = Math.round(weight[1] / scales[0]) + 8;
+  assert.equal(packed[0], level0 | (level1 << 4));
+});
+
+test('prefill chunking: covers every token once, final chunk holds the attention window', () => {
+  const check = (n: number, size: number, minLast: number): void => {
+    const chunks = chunkBoundaries(n, size, minLast);
+    let expectStart = 0;
+    for (const [from, to] of chunks) {
+      assert.equal(from, expectStart);
+      assert.ok(to > from);
+      expectStart = to;
+    }
+    assert.equal(expectStart, n);
+    const [lastFrom, lastTo] = chunks[chunks.length - 1];
+    assert.ok(lastTo - lastFrom >= Math.min(minLast, n));
+    for (const [from, to] of chunks.slice(0, -1)) assert.ok(to - from <= size);
+  };
+  for (const n of [1, 5, 16, 17, 100]) for (const size of [1, 4, 16, 512]) for (const w of [0, 1, 7, 32, 200]) check(n, size, w);
+  assert.deepEqual(chunkBoundaries(10, 4), [[0, 4], [4, 8], [8, 10]]);
+  assert.deepEqual(chunkBoundaries(10, 4, 3), [[0, 4], [4, 7], [7, 10]]);
+  assert.throws(() => chunkBoundaries(10, 0), /chunkSize/);
+});
