@@ -1,0 +1,99 @@
+// LCC-style next-line completion: other files of the repository fill the context, then the beginning of a
+// real file; the answer is that file's next line of code, scored by edit similarity.
+import { KvlensError } from '../errors';
+import { isTargetLine } from './codelines';
+import { fileBlock, fitFiller, fitToBudget, rotation, splitLines, type ContextLine } from './context';
+import { requireFiles, sampleId } from './haystack';
+import { renderPrompt, type Query } from './prompt';
+import { Rng } from './random';
+import type { CodeFile, GeneratorOptions, Sample } from './types';
+
+/** At least this many lines of the file precede the target, so the model sees where it is. */
+export const MIN_PREFIX_LINES = 3;
+
+export function targetCandidates(file: CodeFile): number[] {
+  const lines = splitLines(file.text);
+  const out: number[] = [];
+  for (let i = MIN_PREFIX_LINES; i < lines.length; i++) if (isTargetLine(lines[i], file.language)) out.push(i);
+  return out;
+}
+
+export interface CodeContextSpec {
+  task: string;
+  /** Lines placed first (cross-file definitions), before any filler. */
+  lead: ContextLine[];
+  /** Files not to use as filler. */
+  exclude: ReadonlySet<string>;
+  target: CodeFile;
+  targetLine: number;
+}
+
+export interface CodeContext {
+  prompt: string;
+  tokens: number;
+  fillerLines: number;
+  /** First line of the target file kept in the context (> 0 when its beginning had to be cut). */
+  prefixStart: number;
+  contextFiles: string[];
+}
+
+function completionQuery(target: CodeFile): Query {
+  return { cue: '', question: `Write the next line of code of ${target.path}, continuing exactly where it stops. Reply with that line only.` };
+}
+
+/**
+ * lead + filler + the target file up to (not including) the target line, ending with a newline so the model's
+ * first line is its prediction. When the file's beginning alone overflows the budget, its top is cut instead.
+ */
+export function fitCodeContext(files: readonly CodeFile[], options: GeneratorOptions, spec: CodeContextSpec): CodeContext {
+  const query = completionQuery(spec.target);
+  const render = (filler: readonly ContextLine[], n: number, prefixStart: number): string => {
+    const lines = [...spec.lead, ...filler.slice(0, n), ...fileBlock(spec.target, prefixStart, spec.targetLine)];
+    return renderPrompt(lines.map((l) => l.text).join('\n'), query, options.style);
+  };
+  const budget = options.targetLength;
+  const whole = render([], 0, 0);
+  const wholeTokens = options.counter.encode(whole).length;
+  if (wholeTokens > budget) {
+    const fit = fitToBudget(spec.targetLine, (m) => render([], 0, spec.targetLine - m), options.counter, budget);
+    if (!fit) throw new KvlensError(`target length ${budget} is too small for a ${spec.task} prompt`);
+    return { prompt: fit.text, tokens: fit.tokens, fillerLines: 0, prefixStart: spec.targetLine - fit.n, contextFiles: [spec.target.path] };
+  }
+  const rotationOptions = { ...options, exclude: spec.exclude };
+  if (rotation(files, rotationOptions).length === 0) {
+    return { prompt: whole, tokens: wholeTokens, fillerLines: 0, prefixStart: 0, contextFiles: [spec.target.path] };
+  }
+  const { filler, fit } = fitFiller(files, rotationOptions, budget, options.counter, (f, n) => render(f, n, 0), spec.task);
+  const contextFiles = [...new Set([...spec.lead, ...filler.slice(0, fit.n)].map((l) => l.file)), spec.target.path];
+  return { prompt: fit.text, tokens: fit.tokens, fillerLines: fit.n, prefixStart: 0, contextFiles };
+}
+
+export function generateCompletion(files: readonly CodeFile[], options: GeneratorOptions): Sample {
+  requireFiles(files, 'completion');
+  const rng = Rng.derive(options.seed, 'completion', options.targetLength, options.sampleIndex);
+  const order = rotation(files, options);
+  let target: CodeFile | null = null;
+  let candidates: number[] = [];
+  for (const file of order) {
+    candidates = targetCandidates(file);
+    if (candidates.length > 0) {
+      target = file;
+      break;
+    }
+  }
+  if (!target) throw new KvlensError(`completion: no file in the workspace has a line of code after its first ${MIN_PREFIX_LINES} lines`);
+  const targetLine = rng.pick(candidates);
+  const context = fitCodeContext(files, options, { task: 'completion', lead: [], exclude: new Set([target.path]), target, targetLine });
+  return {
+    id: sampleId('completion', { ...options, depth: null }),
+    task: 'completion',
+    targetLength: options.targetLength,
+    depth: null,
+    prompt: context.prompt,
+    promptTokens: context.tokens,
+    answer: splitLines(target.text)[targetLine].trim(),
+    scoring: 'edit-similarity',
+    source: { file: target.path, line: targetLine },
+    meta: { fillerLines: context.fillerLines, prefixStart: context.prefixStart, contextFiles: context.contextFiles },
+  };
+}

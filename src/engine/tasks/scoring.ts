@@ -1,0 +1,79 @@
+// How a model's continuation is scored against the expected answer.
+import type { ScoreRule } from '../bench/results';
+
+export interface Score {
+  /** 1/0 for exact, [0, 1] for edit similarity. */
+  score: number;
+  exact: boolean;
+  /** The part of the continuation that was compared. */
+  answer: string;
+}
+
+/** Levenshtein distance over code points, two rows of memory. */
+export function levenshtein(a: string, b: string): number {
+  const x = Array.from(a);
+  const y = Array.from(b);
+  if (x.length === 0) return y.length;
+  if (y.length === 0) return x.length;
+  let previous = Array.from({ length: y.length + 1 }, (_, j) => j);
+  let current = new Array<number>(y.length + 1);
+  for (let i = 1; i <= x.length; i++) {
+    current[0] = i;
+    for (let j = 1; j <= y.length; j++) {
+      const substitution = previous[j - 1] + (x[i - 1] === y[j - 1] ? 0 : 1);
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, substitution);
+    }
+    [previous, current] = [current, previous];
+  }
+  return previous[y.length];
+}
+
+/** 1 − distance / longer length; two empty strings are identical. */
+export function editSimilarity(a: string, b: string): number {
+  const longer = Math.max(Array.from(a).length, Array.from(b).length);
+  if (longer === 0) return 1;
+  return 1 - levenshtein(a, b) / longer;
+}
+
+export function firstNonBlankLine(text: string): string {
+  for (const line of text.split(/\r?\n/)) if (line.trim() !== '') return line.trim();
+  return '';
+}
+
+/** Lower case, punctuation and articles dropped, whitespace collapsed (SQuAD-style normalisation). */
+export function normalizeAnswer(text: string): string {
+  return text
+    .toLowerCase()
+    .replace(/[\p{P}\p{S}]/gu, ' ')
+    .replace(/\b(a|an|the)\b/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+const INTEGER = /^\d+$/;
+
+/**
+ * exact: an integer answer is compared with the first integer in the continuation (a model that writes
+ * ` 48213;` is right); a text answer with the normalised first non-blank line. `alternatives` are other
+ * accepted answers (e.g. LongBench's answer lists).
+ * edit-similarity: the first non-blank line of the continuation against the expected line, both trimmed.
+ */
+export function scoreContinuation(rule: ScoreRule, expected: string, continuation: string, alternatives: readonly string[] = []): Score {
+  if (rule === 'edit-similarity') {
+    const answer = firstNonBlankLine(continuation);
+    const target = expected.trim();
+    const candidates = [target, ...alternatives.map((a) => a.trim())];
+    const score = Math.max(...candidates.map((c) => editSimilarity(answer, c)));
+    return { score, exact: candidates.includes(answer), answer };
+  }
+  const accepted = [expected, ...alternatives].map((a) => a.trim());
+  if (accepted.every((a) => INTEGER.test(a))) {
+    const answer = /\d+/.exec(continuation)?.[0] ?? '';
+    const exact = accepted.includes(answer);
+    return { score: exact ? 1 : 0, exact, answer };
+  }
+  const answer = firstNonBlankLine(continuation);
+  const normalized = normalizeAnswer(answer);
+  const exact = accepted.some((a) => normalizeAnswer(a) === normalized);
+  return { score: exact ? 1 : 0, exact, answer };
+}
