@@ -250,7 +250,8 @@ export async function scanWorkspace(root: string, options: ScanOptions = {}): Pr
       let isDir = entry.isDirectory();
       let isFile = entry.isFile();
       let size = entry.size;
-      let realPath = absPath;
+      // Inside a linked folder the real path differs from the walked one; it is what identifies a file.
+      let realPath = path.join(realDir, name);
       if (entry.isSymbolicLink()) {
         try {
           realPath = await fs.realpath(absPath);
