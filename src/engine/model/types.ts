@@ -1,7 +1,8 @@
 import type { ModelConfig } from './config';
 import type { LayerKV } from '../kv/cache';
 
-export type StorageDtype = 'F32' | 'F16' | 'BF16';
+/** F32/F16/BF16 from safetensors or GGUF; Q8_0/Q4_0 only from GGUF (block-quantized, dequantized at load). */
+export type StorageDtype = 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'Q4_0';
 
 /** A weight tensor, upcast to fp32 once at load; `sourceDtype` is what the file held. */
 export interface Tensor {

@@ -1,0 +1,282 @@
+// Finds a model, validates every tensor against its config before reading data, and loads fp32 weights.
+import { existsSync, statSync } from 'node:fs';
+import { freemem, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { KvlensError } from '../errors';
+import { kvBytesPerToken, readConfig, type ModelConfig } from './config';
+import { ggufConfig, ggufHfTensors, openGguf, readGgufTensors } from './gguf';
+import { openSafetensorsCheckpoint, readCheckpointTensors } from './safetensors';
+import type { LoadedModel, StorageDtype, WeightMap } from './types';
+
+/** Where `default` may live: beside the sources (src/engine/model) or beside the bundle (dist/). */
+export function defaultModelCandidates(): string[] {
+  return [
+    resolve(__dirname, '..', '..', '..', 'models', 'default'),
+    resolve(__dirname, '..', 'models', 'default'),
+    resolve(__dirname, '..', '..', 'models', 'default'),
+  ];
+}
+
+/** 'default' -> the bundled model folder; otherwise a model folder or a .gguf file. */
+export function resolveModelDir(spec: string): string {
+  if (spec === 'default') {
+    const candidates = defaultModelCandidates();
+    const found = candidates.find((dir) => existsSync(join(dir, 'config.json')));
+    if (!found) throw new KvlensError(`the default model is not installed (looked in ${candidates.join(', ')})`, 'default');
+    return found;
+  }
+  const path = resolve(spec);
+  if (!existsSync(path)) throw new KvlensError('no such model folder or .gguf file', spec);
+  const stats = statSync(path);
+  if (stats.isDirectory()) {
+    if (!existsSync(join(path, 'config.json'))) {
+      throw new KvlensError('not a model folder: missing config.json (a Hugging Face model folder needs config.json, model.safetensors and tokenizer.json)', path);
+    }
+    return path;
+  }
+  if (stats.isFile() && path.toLowerCase().endsWith('.gguf')) return path;
+  throw new KvlensError('not a model folder or a .gguf file', path);
+}
+
+export function isGgufPath(path: string): boolean {
+  return path.toLowerCase().endsWith('.gguf');
+}
+
+export interface ExpectedTensor {
+  shape: number[];
+}
+
+/** Every tensor the engine's forward pass reads for this config, with its HF shape. */
+export function expectedTensors(config: ModelConfig): Map<string, ExpectedTensor> {
+  const { hiddenSize: h, intermediateSize: inter, numHeads, numKvHeads, headDim, vocabSize } = config;
+  const q = numHeads * headDim;
+  const kv = numKvHeads * headDim;
+  const expected = new Map<string, ExpectedTensor>();
+  expected.set('model.embed_tokens.weight', { shape: [vocabSize, h] });
+  for (let l = 0; l < config.numLayers; l++) {
+    const p = `model.layers.${l}.`;
+    expected.set(`${p}input_layernorm.weight`, { shape: [h] });
+    expected.set(`${p}self_attn.q_proj.weight`, { shape: [q, h] });
+    expected.set(`${p}self_attn.k_proj.weight`, { shape: [kv, h] });
+    expected.set(`${p}self_attn.v_proj.weight`, { shape: [kv, h] });
+    expected.set(`${p}self_attn.o_proj.weight`, { shape: [h, q] });
+    if (config.attentionBias) {
+      expected.set(`${p}self_attn.q_proj.bias`, { shape: [q] });
+      expected.set(`${p}self_attn.k_proj.bias`, { shape: [kv] });
+      expected.set(`${p}self_attn.v_proj.bias`, { shape: [kv] });
+    }
+    expected.set(`${p}post_attention_layernorm.weight`, { shape: [h] });
+    expected.set(`${p}mlp.gate_proj.weight`, { shape: [inter, h] });
+    expected.set(`${p}mlp.up_proj.weight`, { shape: [inter, h] });
+    expected.set(`${p}mlp.down_proj.weight`, { shape: [h, inter] });
+  }
+  expected.set('model.norm.weight', { shape: [h] });
+  if (!config.tieWordEmbeddings) expected.set('lm_head.weight', { shape: [vocabSize, h] });
+  return expected;
+}
+
+/** Llama's attention_bias also puts a bias on o_proj (Qwen2's q/k/v biases do not). */
+function optionalTensors(config: ModelConfig): Map<string, ExpectedTensor> {
+  const optional = new Map<string, ExpectedTensor>();
+  if (config.architecture === 'llama' && config.attentionBias) {
+    for (let l = 0; l < config.numLayers; l++) optional.set(`model.layers.${l}.self_attn.o_proj.bias`, { shape: [config.hiddenSize] });
+  }
+  return optional;
+}
+
+// Buffers some exporters save that carry no learned weights.
+const IGNORABLE = /(^|\.)rotary_emb\.inv_freq$/;
+
+interface StoredTensor {
+  shape: number[];
+  dtype: StorageDtype;
+  bytes: number;
+  /** The file to blame in errors. */
+  file: string;
+}
+
+/** A checkpoint whose config and tensor table are known but whose data is not yet read. */
+export interface ModelPlan {
+  /** The folder holding the model (for a .gguf file, the folder it is in). */
+  dir: string;
+  /** The folder or .gguf file the weights come from. */
+  source: string;
+  format: 'safetensors' | 'gguf';
+  config: ModelConfig;
+  /** Tensor names the engine will read, with their stored shapes. */
+  tensorNames: string[];
+  parameterCount: number;
+  weightBytesOnDisk: number;
+  dtype: StorageDtype;
+  read(): WeightMap;
+}
+
+function sameShape(a: number[], b: number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+function planFromTable(
+  config: ModelConfig,
+  stored: Map<string, StoredTensor>,
+  where: string,
+): { config: ModelConfig; names: string[]; parameterCount: number; bytes: number; dtype: StorageDtype } {
+  // transformers ties lm_head to the embedding when asked to, and a checkpoint without lm_head can only mean a tie.
+  const tied = config.tieWordEmbeddings || !stored.has('lm_head.weight');
+  const effective: ModelConfig = { ...config, tieWordEmbeddings: tied };
+  const expected = expectedTensors(effective);
+  const optional = optionalTensors(effective);
+  const names: string[] = [];
+  for (const [name, want] of expected) {
+    const have = stored.get(name);
+    if (!have) throw new KvlensError(`missing tensor "${name}" (expected shape [${want.shape.join(', ')}] for this config)`, where);
+    if (!sameShape(have.shape, want.shape)) {
+      throw new KvlensError(`tensor "${name}" has shape [${have.shape.join(', ')}] but config.json implies [${want.shape.join(', ')}]`, have.file);
+    }
+    names.push(name);
+  }
+  for (const [name, have] of stored) {
+    if (expected.has(name) || IGNORABLE.test(name) || (name === 'lm_head.weight' && tied)) continue;
+    const want = optional.get(name);
+    if (want) {
+      if (!sameShape(have.shape, want.shape)) {
+        throw new KvlensError(`tensor "${name}" has shape [${have.shape.join(', ')}] but config.json implies [${want.shape.join(', ')}]`, have.file);
+      }
+      names.push(name);
+      continue;
+    }
+    // Silently dropping a learned weight (mlp biases, q/k norms, ...) would run a different model.
+    throw new KvlensError(`unexpected tensor "${name}": the ${config.hfArchitecture} forward pass has no use for it (unsupported variant of the architecture)`, have.file);
+  }
+  let parameterCount = 0;
+  let bytes = 0;
+  const elementsByDtype = new Map<StorageDtype, number>();
+  for (const name of names) {
+    const have = stored.get(name)!;
+    const count = have.shape.reduce((a, b) => a * b, 1);
+    parameterCount += count;
+    bytes += have.bytes;
+    elementsByDtype.set(have.dtype, (elementsByDtype.get(have.dtype) ?? 0) + count);
+  }
+  const dtype = [...elementsByDtype.entries()].sort((a, b) => b[1] - a[1])[0][0];
+  return { config: effective, names, parameterCount, bytes, dtype };
+}
+
+/** Reads config and tensor tables (no weight data) and validates every tensor name and shape. */
+export function inspectModel(dirOrFile: string): ModelPlan {
+  const source = resolve(dirOrFile);
+  if (isGgufPath(source)) {
+    const gguf = openGguf(source);
+    const config = ggufConfig(gguf);
+    const { tensors, unmapped } = ggufHfTensors(gguf);
+    if (unmapped.length > 0) {
+      throw new KvlensError(`unexpected tensors ${unmapped.slice(0, 5).map((n) => `"${n}"`).join(', ')}: not part of a ${config.hfArchitecture} the engine supports`, source);
+    }
+    const stored = new Map<string, StoredTensor>();
+    for (const [name, t] of tensors) stored.set(name, { shape: t.shape, dtype: t.info.format.dtype, bytes: t.info.bytes, file: source });
+    const plan = planFromTable(config, stored, source);
+    return {
+      dir: dirname(source),
+      source,
+      format: 'gguf',
+      config: plan.config,
+      tensorNames: plan.names,
+      parameterCount: plan.parameterCount,
+      weightBytesOnDisk: plan.bytes,
+      dtype: plan.dtype,
+      read: () => readGgufTensors(gguf, plan.config, plan.names),
+    };
+  }
+  const config = readConfig(source);
+  const checkpoint = openSafetensorsCheckpoint(source);
+  const stored = new Map<string, StoredTensor>();
+  for (const [name, header] of checkpoint.tensorFile) {
+    const entry = header.tensors.get(name)!;
+    stored.set(name, { shape: entry.shape, dtype: entry.dtype, bytes: entry.end - entry.begin, file: header.file });
+  }
+  const where = checkpoint.headers.length > 1 ? join(source, 'model.safetensors.index.json') : checkpoint.headers[0].file;
+  const plan = planFromTable(config, stored, where);
+  return {
+    dir: source,
+    source,
+    format: 'safetensors',
+    config: plan.config,
+    tensorNames: plan.names,
+    parameterCount: plan.parameterCount,
+    weightBytesOnDisk: plan.bytes,
+    dtype: plan.dtype,
+    read: () => readCheckpointTensors(checkpoint, plan.names),
+  };
+}
+
+/** Loads a model folder (safetensors) or .gguf file: validated config and fp32 weights in HF layout. */
+export function loadModel(dirOrFile: string): LoadedModel {
+  const plan = inspectModel(dirOrFile);
+  const weights = plan.read();
+  return {
+    dir: plan.dir,
+    config: plan.config,
+    weights,
+    parameterCount: plan.parameterCount,
+    weightBytesOnDisk: plan.weightBytesOnDisk,
+    dtype: plan.dtype,
+  };
+}
+
+/** Parameters implied by a config (what expectedTensors lists), without looking at any file. */
+export function parameterCountFor(config: ModelConfig): number {
+  let total = 0;
+  for (const [, t] of expectedTensors(config)) total += t.shape.reduce((a, b) => a * b, 1);
+  for (const [, t] of optionalTensors(config)) total += t.shape.reduce((a, b) => a * b, 1);
+  return total;
+}
+
+export interface MemoryEstimate {
+  parameters: number;
+  /** Weights as the engine holds them (fp32), times `weightCopies`. */
+  weightBytes: number;
+  /** Full K and V for `contextTokens` tokens across all layers. */
+  kvBytes: number;
+  contextTokens: number;
+  totalBytes: number;
+}
+
+export interface MemoryEstimateOptions {
+  /** 4 for the fp32 engine cache (default), 2 for fp16. */
+  kvBytesPerElement?: number;
+  /** How many fp32 copies of the weights live at once (e.g. 2 if a runtime copies its initializers). */
+  weightCopies?: number;
+}
+
+export function estimateMemory(config: ModelConfig, contextTokens: number, options: MemoryEstimateOptions = {}): MemoryEstimate {
+  const parameters = parameterCountFor(config);
+  const weightBytes = parameters * Float32Array.BYTES_PER_ELEMENT * (options.weightCopies ?? 1);
+  const kvBytes = kvBytesPerToken(config, options.kvBytesPerElement ?? 4) * contextTokens;
+  return { parameters, weightBytes, kvBytes, contextTokens, totalBytes: weightBytes + kvBytes };
+}
+
+/** The estimate for a model on disk, from config.json (or GGUF metadata) alone: no weight is read. */
+export function estimateModelMemory(dirOrFile: string, contextTokens: number, options: MemoryEstimateOptions = {}): MemoryEstimate {
+  const source = resolve(dirOrFile);
+  const config = isGgufPath(source) ? ggufConfig(openGguf(source)) : readConfig(source);
+  return estimateMemory(config, contextTokens, options);
+}
+
+export function formatGiB(bytes: number): string {
+  return `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
+}
+
+export interface MemoryAvailability {
+  freeBytes: number;
+  totalBytes: number;
+}
+
+/** Refuses up front when the estimate exceeds the memory free now. */
+export function checkFitsInMemory(estimate: MemoryEstimate, what: string, available: MemoryAvailability = { freeBytes: freemem(), totalBytes: totalmem() }): void {
+  if (estimate.totalBytes <= available.freeBytes) return;
+  throw new KvlensError(
+    `needs about ${formatGiB(estimate.totalBytes)} (weights ${formatGiB(estimate.weightBytes)} in fp32 + KV cache ${formatGiB(estimate.kvBytes)} for ` +
+      `${estimate.contextTokens} tokens) but only ${formatGiB(available.freeBytes)} of ${formatGiB(available.totalBytes)} is free: ` +
+      'use a shorter context or a smaller model',
+    what,
+  );
+}
