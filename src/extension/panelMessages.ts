@@ -21,7 +21,9 @@ export type PanelToHost =
   | { type: 'ready' }
   | { type: 'openSource'; file: string; line: number }
   | { type: 'export'; format: ExportFormat }
-  | { type: 'showRetained'; method: string };
+  | { type: 'showRetained'; method: string }
+  /** The panel reports what it dropped or failed on, so the host can write it to the output channel. */
+  | { type: 'log'; level: 'warn' | 'error'; message: string };
 
 export type Parsed<T> = { ok: true; message: T } | { ok: false; problem: string };
 
@@ -81,6 +83,11 @@ export function parsePanelToHost(raw: unknown): Parsed<PanelToHost> {
     case 'showRetained':
       problem = expectNonEmptyString(raw.method, 'method');
       return problem ? { ok: false, problem: `showRetained message: ${problem}` } : { ok: true, message: { type: 'showRetained', method: raw.method as string } };
+    case 'log':
+      problem = expectOneOf(raw.level, 'level', ['warn', 'error'] as const) ?? expectString(raw.message, 'message');
+      return problem
+        ? { ok: false, problem: `log message: ${problem}` }
+        : { ok: true, message: { type: 'log', level: raw.level as 'warn' | 'error', message: (raw.message as string).slice(0, 2000) } };
     default:
       return { ok: false, problem: `unknown message type ${describeValue(raw.type)}` };
   }
