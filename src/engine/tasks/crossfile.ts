@@ -42,6 +42,14 @@ export function uniqueDefinitions(files: readonly CodeFile[]): Map<string, Defin
   return out;
 }
 
+/** Languages that can use each other's symbols directly. */
+function languageFamily(language: string): string {
+  if (language === 'typescript' || language === 'javascript' || language === 'vue' || language === 'svelte') return 'js';
+  if (language === 'c' || language === 'cpp' || language === 'objective-c') return 'c';
+  if (language === 'java' || language === 'kotlin' || language === 'scala' || language === 'groovy') return 'jvm';
+  return language;
+}
+
 /**
  * Lines of `file` that use a symbol defined only in another file and not mentioned earlier in `file` except
  * on import lines, so predicting them needs the other file.
@@ -55,7 +63,12 @@ export function crossFileSites(file: CodeFile, definitions: Map<string, Definiti
     if (i >= MIN_PREFIX_LINES && isTargetLine(text, file.language) && !isImportLine(text)) {
       for (const symbol of names) {
         const definition = definitions.get(symbol);
-        if (definition && definition.file.path !== file.path && !seenEarlier.has(symbol)) {
+        if (
+          definition &&
+          definition.file.path !== file.path &&
+          languageFamily(definition.file.language) === languageFamily(file.language) &&
+          !seenEarlier.has(symbol)
+        ) {
           sites.push({ target: file, targetLine: i, symbol, definition });
           break;
         }
