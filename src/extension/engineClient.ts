@@ -1,0 +1,245 @@
+// Runs the engine in a child process (dist/engineProcess.js) so inference never blocks the extension host.
+// One child serves requests until it exits; a crashed child is reported to every request it was serving
+// and a fresh one is started on the next request. No `vscode` import: tested with a fake engine.
+import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { KvlensError, describeError } from '../engine/errors';
+import { parseEngineEvent, checkRunRequest, type EngineRequest, type RunRequestBody } from './engineProtocolDraft';
+
+export interface EngineProgress {
+  done: number;
+  total: number;
+  message: string;
+  etaSeconds: number | null;
+}
+
+export type RunOutcome =
+  | { status: 'completed'; resultsFile: string }
+  /** A cancelled run may still leave a partial results file (the engine writes what it finished). */
+  | { status: 'cancelled'; resultsFile: string | null };
+
+export interface RunHandle {
+  id: string;
+  done: Promise<RunOutcome>;
+}
+
+export interface EngineClientOptions {
+  /** The engine child entry (dist/engineProcess.js). */
+  enginePath: string;
+  log: (line: string) => void;
+  /** How long a cancelled run may take to stop before its process is killed. */
+  cancelGraceMs?: number;
+  execArgv?: string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+interface PendingRun {
+  kind: 'run';
+  resolve: (outcome: RunOutcome) => void;
+  reject: (error: Error) => void;
+  onProgress: (progress: EngineProgress) => void;
+  cancelRequested: boolean;
+  cancelTimer?: ReturnType<typeof setTimeout>;
+  child: ChildProcess;
+}
+
+interface PendingInfo {
+  kind: 'info';
+  resolve: (info: Record<string, unknown>) => void;
+  reject: (error: Error) => void;
+  child: ChildProcess;
+}
+
+type Pending = PendingRun | PendingInfo;
+
+const STDERR_TAIL_LINES = 12;
+
+export class EngineClient {
+  private child: ChildProcess | null = null;
+  private readonly pending = new Map<string, Pending>();
+  private readonly stderrTail: string[] = [];
+  private nextId = 1;
+  private deliberateKill = new WeakSet<ChildProcess>();
+  private disposed = false;
+  /** The last crash, kept so the next run can say the engine was restarted and why. */
+  lastCrash: string | null = null;
+
+  constructor(private readonly options: EngineClientOptions) {}
+
+  get running(): boolean {
+    return [...this.pending.values()].some((p) => p.kind === 'run');
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  run(request: RunRequestBody, onProgress: (progress: EngineProgress) => void): RunHandle {
+    const id = this.newId('run');
+    const done = new Promise<RunOutcome>((resolve, reject) => {
+      const problem = checkRunRequest(request);
+      if (problem) throw new KvlensError(problem, 'run request');
+      const child = this.ensureChild();
+      this.pending.set(id, { kind: 'run', resolve, reject, onProgress, cancelRequested: false, child });
+      this.send(child, { type: 'run', id, request });
+    });
+    return { id, done };
+  }
+
+  info(model: string): Promise<Record<string, unknown>> {
+    const id = this.newId('info');
+    return new Promise((resolve, reject) => {
+      const child = this.ensureChild();
+      this.pending.set(id, { kind: 'info', resolve, reject, child });
+      this.send(child, { type: 'info', id, model });
+    });
+  }
+
+  /** Asks the engine to stop run `id`; kills the engine process if the run is still going after the grace period. */
+  cancel(id: string): void {
+    const pending = this.pending.get(id);
+    if (!pending || pending.kind !== 'run' || pending.cancelRequested) return;
+    pending.cancelRequested = true;
+    this.options.log(`cancelling ${id}`);
+    this.send(pending.child, { type: 'cancel', id });
+    const grace = this.options.cancelGraceMs ?? 5000;
+    pending.cancelTimer = setTimeout(() => {
+      if (this.pending.get(id) !== pending) return;
+      this.options.log(`${id} did not stop within ${grace} ms of the cancel request; stopping the engine process`);
+      this.settle(id);
+      pending.resolve({ status: 'cancelled', resultsFile: null });
+      this.kill(pending.child);
+    }, grace);
+  }
+
+  cancelAll(): void {
+    for (const [id, p] of this.pending) if (p.kind === 'run') this.cancel(id);
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    const error = new KvlensError('the engine was shut down because the extension is stopping', this.options.enginePath);
+    for (const id of [...this.pending.keys()]) this.settle(id)?.reject(error);
+    if (this.child) this.kill(this.child);
+  }
+
+  private newId(kind: string): string {
+    return `${kind}-${process.pid}-${this.nextId++}`;
+  }
+
+  private ensureChild(): ChildProcess {
+    if (this.disposed) throw new KvlensError('the engine client is shut down', this.options.enginePath);
+    if (this.child && this.child.connected) return this.child;
+    if (!existsSync(this.options.enginePath)) {
+      throw new KvlensError('engine entry not found; build the extension (npm run build) or reinstall it', this.options.enginePath);
+    }
+    if (this.lastCrash) this.options.log(`restarting the engine after: ${this.lastCrash}`);
+    this.stderrTail.length = 0;
+    const child = fork(this.options.enginePath, [], {
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      execArgv: this.options.execArgv ?? [],
+      env: this.options.env ?? process.env,
+      serialization: 'json',
+    });
+    this.child = child;
+    this.options.log(`engine process ${child.pid ?? '?'} started`);
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => this.capture(chunk, false));
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => this.capture(chunk, true));
+    child.on('message', (raw) => this.onMessage(raw));
+    child.on('error', (error) => {
+      this.options.log(`engine process error: ${describeError(error)}`);
+      this.onChildGone(child, `could not run the engine: ${describeError(error)}`);
+    });
+    child.on('exit', (code, signal) => {
+      const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+      this.options.log(`engine process ${child.pid ?? '?'} ${how}`);
+      this.onChildGone(child, `the engine process ${how}`);
+    });
+    return child;
+  }
+
+  private capture(chunk: string, isError: boolean): void {
+    for (const line of chunk.split(/\r?\n/)) {
+      if (line.trim() === '') continue;
+      this.options.log(`[engine${isError ? ' stderr' : ''}] ${line}`);
+      if (isError) {
+        this.stderrTail.push(line);
+        if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift();
+      }
+    }
+  }
+
+  private onChildGone(child: ChildProcess, reason: string): void {
+    if (this.child === child) this.child = null;
+    const deliberate = this.deliberateKill.has(child);
+    const tail = this.stderrTail.length > 0 ? `; last engine output: ${this.stderrTail.slice(-3).join(' | ')}` : '';
+    if (!deliberate && !this.disposed) this.lastCrash = `${reason}${tail}`;
+    for (const [id, p] of [...this.pending]) {
+      if (p.child !== child) continue;
+      this.settle(id);
+      if (p.kind === 'run' && p.cancelRequested) p.resolve({ status: 'cancelled', resultsFile: null });
+      else if (deliberate) p.reject(new KvlensError('the engine process was stopped before it answered', this.options.enginePath));
+      else p.reject(new KvlensError(`${reason} before it answered${tail}`, this.options.enginePath));
+    }
+  }
+
+  private kill(child: ChildProcess): void {
+    this.deliberateKill.add(child);
+    // Forget it now: the exit event comes later, and a request in between must go to a fresh process.
+    if (this.child === child) this.child = null;
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+
+  private send(child: ChildProcess, message: EngineRequest): void {
+    if (!child.connected) {
+      this.onChildGone(child, 'the engine process is not connected');
+      return;
+    }
+    child.send(message, (error) => {
+      if (error) this.options.log(`could not send ${message.type} ${message.id} to the engine: ${describeError(error)}`);
+    });
+  }
+
+  private settle(id: string): Pending | undefined {
+    const pending = this.pending.get(id);
+    if (!pending) return undefined;
+    this.pending.delete(id);
+    if (pending.kind === 'run' && pending.cancelTimer) clearTimeout(pending.cancelTimer);
+    return pending;
+  }
+
+  private onMessage(raw: unknown): void {
+    const parsed = parseEngineEvent(raw);
+    if ('problem' in parsed) {
+      this.options.log(`dropped a malformed engine message: ${parsed.problem}`);
+      return;
+    }
+    const event = parsed.event;
+    const pending = this.pending.get(event.id);
+    if (!pending) {
+      this.options.log(`dropped an engine ${event.type} message for unknown request ${event.id}`);
+      return;
+    }
+    switch (event.type) {
+      case 'progress':
+        if (pending.kind === 'run') pending.onProgress({ done: event.done, total: event.total, message: event.message, etaSeconds: event.etaSeconds });
+        return;
+      case 'result':
+        if (pending.kind !== 'run') break;
+        this.settle(event.id);
+        pending.resolve(pending.cancelRequested ? { status: 'cancelled', resultsFile: event.resultsFile } : { status: 'completed', resultsFile: event.resultsFile });
+        return;
+      case 'error':
+        this.settle(event.id);
+        if (pending.kind === 'run' && pending.cancelRequested) pending.resolve({ status: 'cancelled', resultsFile: null });
+        else pending.reject(new KvlensError(event.message, 'engine'));
+        return;
+      case 'info':
+        if (pending.kind !== 'info') break;
+        this.settle(event.id);
+        pending.resolve(event.info);
+        return;
+    }
+    this.options.log(`dropped an engine ${event.type} message that does not answer ${pending.kind} request ${event.id}`);
+  }
+}
