@@ -1,0 +1,93 @@
+// The facts `kvlens info` prints about a model.
+import { kvBytesPerToken } from './config';
+import type { LoadedModel, StorageDtype } from './types';
+
+export interface ModelInfo {
+  dir: string;
+  architecture: string;
+  hfArchitecture: string;
+  parameters: number;
+  dtype: StorageDtype;
+  weightBytesOnDisk: number;
+  /** Weights as the engine holds them, upcast to fp32. */
+  weightBytesInMemory: number;
+  /** Full-precision K+V for 1000 tokens across all layers, in the engine's fp32 and in fp16. */
+  kvBytesPer1kTokens: { fp32: number; fp16: number };
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  vocabSize: number;
+  contextLength: number;
+  tiedEmbeddings: boolean;
+  attentionBias: boolean;
+  ropeTheta: number;
+  /** Human-readable rope scaling, or 'none'. */
+  ropeScaling: string;
+}
+
+export function modelInfo(loaded: LoadedModel): ModelInfo {
+  const c = loaded.config;
+  const scaling = c.ropeScaling;
+  return {
+    dir: loaded.dir,
+    architecture: c.architecture,
+    hfArchitecture: c.hfArchitecture,
+    parameters: loaded.parameterCount,
+    dtype: loaded.dtype,
+    weightBytesOnDisk: loaded.weightBytesOnDisk,
+    weightBytesInMemory: loaded.parameterCount * 4,
+    kvBytesPer1kTokens: { fp32: kvBytesPerToken(c, 4) * 1000, fp16: kvBytesPerToken(c, 2) * 1000 },
+    layers: c.numLayers,
+    heads: c.numHeads,
+    kvHeads: c.numKvHeads,
+    headDim: c.headDim,
+    hiddenSize: c.hiddenSize,
+    intermediateSize: c.intermediateSize,
+    vocabSize: c.vocabSize,
+    contextLength: c.maxPositionEmbeddings,
+    tiedEmbeddings: c.tieWordEmbeddings,
+    attentionBias: c.attentionBias,
+    ropeTheta: c.ropeTheta,
+    ropeScaling: scaling
+      ? `${scaling.type} (factor ${scaling.factor}, low ${scaling.lowFreqFactor}, high ${scaling.highFreqFactor}, original context ${scaling.originalMaxPositionEmbeddings})`
+      : 'none',
+  };
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** Aligned "label  value" lines for a terminal. */
+export function formatModelInfo(info: ModelInfo): string {
+  const rows: Array<[string, string]> = [
+    ['model', info.dir],
+    ['architecture', `${info.architecture} (${info.hfArchitecture})`],
+    ['parameters', info.parameters.toLocaleString('en-US')],
+    ['dtype on disk', info.dtype],
+    ['weights on disk', formatBytes(info.weightBytesOnDisk)],
+    ['weights in memory', `${formatBytes(info.weightBytesInMemory)} (fp32)`],
+    ['KV cache per 1k tokens', `${formatBytes(info.kvBytesPer1kTokens.fp32)} fp32, ${formatBytes(info.kvBytesPer1kTokens.fp16)} fp16`],
+    ['layers', String(info.layers)],
+    ['attention heads', `${info.heads} (${info.kvHeads} KV heads, head dim ${info.headDim})`],
+    ['hidden / MLP size', `${info.hiddenSize} / ${info.intermediateSize}`],
+    ['vocabulary', info.vocabSize.toLocaleString('en-US')],
+    ['context length', info.contextLength.toLocaleString('en-US')],
+    ['tied embeddings', info.tiedEmbeddings ? 'yes' : 'no'],
+    ['q/k/v biases', info.attentionBias ? 'yes' : 'no'],
+    ['rope theta', String(info.ropeTheta)],
+    ['rope scaling', info.ropeScaling],
+  ];
+  const width = Math.max(...rows.map(([label]) => label.length));
+  return rows.map(([label, value]) => `${label.padEnd(width)}  ${value}`).join('\n');
+}

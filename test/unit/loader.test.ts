@@ -1,0 +1,270 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import {
+  checkFitsInMemory,
+  estimateMemory,
+  estimateModelMemory,
+  inspectModel,
+  loadModel,
+  resolveModelDir,
+} from '../../src/engine/model/loader';
+import { modelInfo, formatModelInfo } from '../../src/engine/model/info';
+import { KvlensError } from '../../src/engine/errors';
+import type { WeightMap } from '../../src/engine/model/types';
+
+const MODELS = resolve(__dirname, '..', 'fixtures', 'models');
+const LLAMA = join(MODELS, 'llama-gqa-tied-rope3-f32');
+const QWEN = join(MODELS, 'qwen2-bias-untied-f32');
+
+// Parameter counts written out from the architectures (hidden 64, 2 layers, 4 heads, 2 KV heads, head dim 16).
+const LLAMA_PARAMS = 320 * 64 + 2 * (64 + 64 * 64 + 2 * (32 * 64) + 64 * 64 + 64 + 3 * (128 * 64)) + 64; // tied: no lm_head
+const QWEN_PARAMS = 2 * 384 * 64 + 2 * (64 + (64 * 64 + 64) + 2 * (32 * 64 + 32) + 64 * 64 + 64 + 3 * (96 * 64)) + 64;
+
+function copyModel(source: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'kvlens-loader-'));
+  for (const name of readdirSync(source)) copyFileSync(join(source, name), join(dir, name));
+  return dir;
+}
+
+function editConfig(dir: string, edit: (config: Record<string, unknown>) => void): void {
+  const file = join(dir, 'config.json');
+  const config = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  edit(config);
+  writeFileSync(file, JSON.stringify(config));
+}
+
+/** A minimal F32 safetensors writer, so tests can add or drop tensors. */
+function writeF32Safetensors(file: string, weights: WeightMap): void {
+  const header: Record<string, unknown> = {};
+  const chunks: Buffer[] = [];
+  let offset = 0;
+  for (const [name, tensor] of weights) {
+    const bytes = Buffer.from(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength);
+    header[name] = { dtype: 'F32', shape: tensor.shape, data_offsets: [offset, offset + bytes.length] };
+    chunks.push(bytes);
+    offset += bytes.length;
+  }
+  const json = Buffer.from(JSON.stringify(header));
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(json.length));
+  writeFileSync(file, Buffer.concat([prefix, json, ...chunks]));
+}
+
+function assertKvlensError(fn: () => unknown, file: string, pattern: RegExp): void {
+  assert.throws(fn, (error: unknown) => {
+    assert.ok(error instanceof KvlensError, `expected KvlensError, got ${String(error)}`);
+    assert.ok(error.message.includes(file), `message should name ${file}: ${error.message}`);
+    assert.match(error.message, pattern);
+    return true;
+  });
+}
+
+test('loader: llama fixture (GQA, tied, llama3 rope) loads with config, counts and bytes', () => {
+  const model = loadModel(LLAMA);
+  assert.equal(model.dir, LLAMA);
+  assert.equal(model.config.architecture, 'llama');
+  assert.equal(model.config.tieWordEmbeddings, true);
+  assert.equal(model.config.ropeTheta, 20000);
+  assert.deepEqual(model.config.ropeScaling, { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 32 });
+  assert.equal(model.weights.has('lm_head.weight'), false);
+  assert.equal(model.parameterCount, LLAMA_PARAMS);
+  // transformers' own count, written into the sharded index
+  const index = JSON.parse(readFileSync(join(MODELS, 'llama-gqa-tied-rope3-f32-sharded', 'model.safetensors.index.json'), 'utf8'));
+  assert.equal(model.parameterCount, index.metadata.total_parameters);
+  assert.equal(model.weightBytesOnDisk, LLAMA_PARAMS * 4);
+  assert.equal(model.dtype, 'F32');
+  assert.deepEqual(model.weights.get('model.layers.1.self_attn.k_proj.weight')!.shape, [32, 64]);
+  assert.deepEqual(model.weights.get('model.layers.0.mlp.down_proj.weight')!.shape, [64, 128]);
+  for (const tensor of model.weights.values()) assert.ok(tensor.data instanceof Float32Array);
+});
+
+test('loader: qwen2 fixture (biases, untied) loads every bias and lm_head', () => {
+  const model = loadModel(QWEN);
+  assert.equal(model.config.architecture, 'qwen2');
+  assert.equal(model.config.tieWordEmbeddings, false);
+  assert.equal(model.config.ropeTheta, 1e6);
+  assert.equal(model.config.ropeScaling, null);
+  assert.deepEqual(model.config.eosTokenIds, [1, 2]);
+  assert.deepEqual(model.weights.get('lm_head.weight')!.shape, [384, 64]);
+  assert.deepEqual(model.weights.get('model.layers.0.self_attn.q_proj.bias')!.shape, [64]);
+  assert.deepEqual(model.weights.get('model.layers.1.self_attn.v_proj.bias')!.shape, [32]);
+  assert.equal(model.parameterCount, QWEN_PARAMS);
+  assert.notDeepEqual(model.weights.get('lm_head.weight')!.data, model.weights.get('model.embed_tokens.weight')!.data);
+});
+
+test('loader: half-precision fixtures report their dtype and half the bytes', () => {
+  for (const [name, dtype] of [['qwen2-bias-untied-f16', 'F16'], ['llama-gqa-tied-rope3-bf16', 'BF16']] as const) {
+    const model = loadModel(join(MODELS, name));
+    assert.equal(model.dtype, dtype);
+    assert.equal(model.weightBytesOnDisk, model.parameterCount * 2);
+    for (const tensor of model.weights.values()) assert.equal(tensor.sourceDtype, dtype);
+  }
+});
+
+test('loader: the sharded fixture loads to the same weights as the single file', () => {
+  const single = loadModel(LLAMA);
+  const sharded = loadModel(join(MODELS, 'llama-gqa-tied-rope3-f32-sharded'));
+  assert.equal(sharded.weights.size, single.weights.size);
+  for (const [name, tensor] of single.weights) assert.deepEqual(sharded.weights.get(name)!.data, tensor.data, name);
+});
+
+test('loader errors: shape mismatch with the config names the tensor and both shapes', () => {
+  const dir = copyModel(LLAMA);
+  editConfig(dir, (c) => {
+    c.num_key_value_heads = 4;
+  });
+  assertKvlensError(
+    () => loadModel(dir),
+    join(dir, 'model.safetensors'),
+    /tensor "model\.layers\.0\.self_attn\.k_proj\.weight" has shape \[32, 64\] but config\.json implies \[64, 64\]/,
+  );
+  editConfig(dir, (c) => {
+    c.num_key_value_heads = 2;
+    c.vocab_size = 321;
+  });
+  assertKvlensError(() => loadModel(dir), join(dir, 'model.safetensors'), /model\.embed_tokens\.weight" has shape \[320, 64\] but config\.json implies \[321, 64\]/);
+});
+
+test('loader errors: a config with more layers than the checkpoint names the missing tensor', () => {
+  const dir = copyModel(LLAMA);
+  editConfig(dir, (c) => {
+    c.num_hidden_layers = 3;
+  });
+  assertKvlensError(() => loadModel(dir), join(dir, 'model.safetensors'), /missing tensor "model\.layers\.2\.input_layernorm\.weight"/);
+});
+
+test('loader errors: missing config, unsupported architecture', () => {
+  const dir = copyModel(LLAMA);
+  editConfig(dir, (c) => {
+    c.architectures = ['GemmaForCausalLM'];
+  });
+  assertKvlensError(() => loadModel(dir), join(dir, 'config.json'), /unsupported architecture "GemmaForCausalLM" \(supported: LlamaForCausalLM, Qwen2ForCausalLM\)/);
+  const empty = mkdtempSync(join(tmpdir(), 'kvlens-loader-'));
+  assertKvlensError(() => loadModel(empty), join(empty, 'config.json'), /missing config\.json/);
+});
+
+test('loader: an untied config without lm_head ties, and with tie on a stray lm_head is ignored like transformers', () => {
+  const dir = copyModel(LLAMA);
+  editConfig(dir, (c) => {
+    c.tie_word_embeddings = false;
+  });
+  const tied = loadModel(dir);
+  assert.equal(tied.config.tieWordEmbeddings, true);
+  assert.equal(tied.parameterCount, LLAMA_PARAMS);
+
+  const weights = loadModel(LLAMA).weights;
+  weights.set('lm_head.weight', weights.get('model.embed_tokens.weight')!);
+  writeF32Safetensors(join(dir, 'model.safetensors'), weights);
+  editConfig(dir, (c) => {
+    c.tie_word_embeddings = true;
+  });
+  const stray = loadModel(dir);
+  assert.equal(stray.weights.has('lm_head.weight'), false);
+  assert.equal(stray.parameterCount, LLAMA_PARAMS);
+});
+
+test('loader errors: an unexpected learned tensor (e.g. an MLP bias) is refused, not silently dropped', () => {
+  const dir = copyModel(LLAMA);
+  const weights = loadModel(LLAMA).weights;
+  weights.set('model.layers.0.mlp.gate_proj.bias', { shape: [128], data: new Float32Array(128), sourceDtype: 'F32' });
+  weights.set('model.rotary_emb.inv_freq', { shape: [8], data: new Float32Array(8), sourceDtype: 'F32' });
+  writeF32Safetensors(join(dir, 'model.safetensors'), weights);
+  assertKvlensError(() => loadModel(dir), join(dir, 'model.safetensors'), /unexpected tensor "model\.layers\.0\.mlp\.gate_proj\.bias"/);
+  weights.delete('model.layers.0.mlp.gate_proj.bias');
+  writeF32Safetensors(join(dir, 'model.safetensors'), weights);
+  assert.equal(loadModel(dir).weights.has('model.rotary_emb.inv_freq'), false);
+});
+
+test('loader: llama with attention_bias expects q/k/v biases and accepts an o_proj bias', () => {
+  const dir = copyModel(LLAMA);
+  editConfig(dir, (c) => {
+    c.attention_bias = true;
+  });
+  assertKvlensError(() => loadModel(dir), join(dir, 'model.safetensors'), /missing tensor "model\.layers\.0\.self_attn\.q_proj\.bias"/);
+  const weights = loadModel(LLAMA).weights;
+  for (let l = 0; l < 2; l++) {
+    for (const [part, size] of [['q', 64], ['k', 32], ['v', 32], ['o', 64]] as const) {
+      weights.set(`model.layers.${l}.self_attn.${part}_proj.bias`, { shape: [size], data: new Float32Array(size).fill(0.5), sourceDtype: 'F32' });
+    }
+  }
+  writeF32Safetensors(join(dir, 'model.safetensors'), weights);
+  const model = loadModel(dir);
+  assert.equal(model.weights.get('model.layers.1.self_attn.o_proj.bias')!.data[3], 0.5);
+  assert.equal(model.parameterCount, LLAMA_PARAMS + 2 * (64 + 32 + 32 + 64));
+});
+
+test('loader: memory estimate from config alone matches the loaded model and KV arithmetic', () => {
+  const model = loadModel(QWEN);
+  const estimate = estimateMemory(model.config, 1000);
+  assert.equal(estimate.parameters, QWEN_PARAMS);
+  assert.equal(estimate.weightBytes, QWEN_PARAMS * 4);
+  // K and V x 2 layers x 2 KV heads x 16 dims x 4 bytes x 1000 tokens
+  assert.equal(estimate.kvBytes, 2 * 2 * 2 * 16 * 4 * 1000);
+  assert.equal(estimate.totalBytes, estimate.weightBytes + estimate.kvBytes);
+  assert.equal(estimateMemory(model.config, 1000, { kvBytesPerElement: 2 }).kvBytes, 2 * 2 * 2 * 16 * 2 * 1000);
+  assert.equal(estimateMemory(model.config, 0, { weightCopies: 2 }).weightBytes, QWEN_PARAMS * 8);
+});
+
+test('loader: the estimate needs no weights (works with garbage weight files) and refuses up front', () => {
+  const dir = copyModel(QWEN);
+  writeFileSync(join(dir, 'model.safetensors'), 'not a safetensors file');
+  const estimate = estimateModelMemory(dir, 4096);
+  assert.equal(estimate.parameters, QWEN_PARAMS);
+  assert.throws(
+    () => checkFitsInMemory(estimate, dir, { freeBytes: 1024 ** 2, totalBytes: 2 * 1024 ** 3 }),
+    (error: unknown) =>
+      error instanceof KvlensError && error.message.includes(dir) && /needs about 0\.00 GiB/.test(error.message) && /only 0\.00 GiB of 2\.00 GiB is free/.test(error.message),
+  );
+  // 2 (K, V) x 80 layers x 8 KV heads x 128 dims x 4 bytes = 655,360 bytes per token
+  const big = estimateMemory({ ...loadModel(QWEN).config, numLayers: 80, numKvHeads: 8, headDim: 128 }, 1_000_000);
+  assert.throws(() => checkFitsInMemory(big, 'big-model', { freeBytes: 20 * 1024 ** 3, totalBytes: 24 * 1024 ** 3 }), /needs about \d+\.\d\d GiB .* KV cache 610\.35 GiB for 1000000 tokens/);
+  checkFitsInMemory(estimate, dir, { freeBytes: 1024 ** 3, totalBytes: 2 * 1024 ** 3 });
+});
+
+test('loader: inspectModel lists the tensors to read, then reads them on demand', () => {
+  const plan = inspectModel(QWEN);
+  assert.equal(plan.format, 'safetensors');
+  assert.equal(plan.parameterCount, QWEN_PARAMS);
+  assert.equal(plan.tensorNames.length, 1 + 2 * 12 + 1 + 1);
+  assert.equal(plan.read().size, plan.tensorNames.length);
+});
+
+test('resolveModelDir: folders, missing paths, non-model files, default', () => {
+  assert.equal(resolveModelDir(LLAMA), LLAMA);
+  assertKvlensError(() => resolveModelDir('/no/such/model'), '/no/such/model', /no such model folder or \.gguf file/);
+  const empty = mkdtempSync(join(tmpdir(), 'kvlens-loader-'));
+  assertKvlensError(() => resolveModelDir(empty), empty, /missing config\.json/);
+  assertKvlensError(() => resolveModelDir(join(LLAMA, 'config.json')), join(LLAMA, 'config.json'), /not a model folder or a \.gguf file/);
+  const gguf = join(empty, 'm.gguf');
+  writeFileSync(gguf, '');
+  assert.equal(resolveModelDir(gguf), gguf);
+  // The default model is installed by its own tool; either it resolves to a folder with config.json or the error lists where it looked.
+  try {
+    const dir = resolveModelDir('default');
+    assert.ok(readdirSync(dir).includes('config.json'));
+  } catch (error) {
+    assert.ok(error instanceof KvlensError && /default model is not installed \(looked in .*models\/default/.test(error.message));
+  }
+});
+
+test('info: model facts for `kvlens info`', () => {
+  const info = modelInfo(loadModel(LLAMA));
+  assert.equal(info.architecture, 'llama');
+  assert.equal(info.hfArchitecture, 'LlamaForCausalLM');
+  assert.equal(info.parameters, LLAMA_PARAMS);
+  assert.equal(info.dtype, 'F32');
+  assert.equal(info.weightBytesOnDisk, LLAMA_PARAMS * 4);
+  assert.equal(info.kvBytesPer1kTokens.fp32, 2 * 2 * 2 * 16 * 4 * 1000);
+  assert.equal(info.kvBytesPer1kTokens.fp16, 2 * 2 * 2 * 16 * 2 * 1000);
+  assert.deepEqual(
+    [info.layers, info.heads, info.kvHeads, info.headDim, info.vocabSize, info.contextLength, info.tiedEmbeddings],
+    [2, 4, 2, 16, 320, 256, true],
+  );
+  assert.equal(info.ropeScaling, 'llama3 (factor 8, low 1, high 4, original context 32)');
+  const text = formatModelInfo(info);
+  assert.match(text, /parameters\s+94,528/);
+  assert.match(text, /KV cache per 1k tokens\s+500\.0 KiB fp32, 250\.0 KiB fp16/);
+});
