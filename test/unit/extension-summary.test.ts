@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { checkResultsFile, type ProfiledResults } from '../../src/extension/resultsModel';
 import { formatBytes, needleGrid, needleMethods, paretoFrontier, summarizeMethods, taskScores } from '../../src/extension/resultsSummary';
 import { gapsBetween, mergeRanges, retainedView } from '../../src/extension/retainedMap';
+import { resultsSchemaErrors } from '../../src/engine/bench/validate';
+import { summarizeByMethod } from '../../src/engine/bench/summary';
 
 const fixturePath = join(__dirname, '..', 'fixtures', 'extension', 'results-fixture.json');
 function fixture(): ProfiledResults {
@@ -97,4 +99,17 @@ test('byte formatting', () => {
   assert.equal(formatBytes(4 * 1024 * 1024), '4.00 MiB');
   assert.equal(formatBytes(655360), '640 KiB');
   assert.equal(formatBytes(Number.NaN), '–');
+});
+
+test('the fixture follows the engine results schema (apart from the proposed retained field)', () => {
+  const results = fixture() as unknown as { rows: Array<Record<string, unknown>> };
+  for (const row of results.rows) delete row.retained;
+  assert.deepEqual(resultsSchemaErrors(results), []);
+});
+
+test('the panel frontier agrees with the engine summary on the fixture', () => {
+  const rows = fixture().rows;
+  const engineFrontier = summarizeByMethod(rows).filter((s) => s.paretoOptimal).map((s) => s.method).sort();
+  const points = summarizeMethods(rows).map((s) => ({ method: s.method, bytes: s.meanBytesHeld, score: s.meanScore }));
+  assert.deepEqual(paretoFrontier(points).sort(), engineFrontier);
 });
