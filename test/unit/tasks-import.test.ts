@@ -1,0 +1,80 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { importJsonl, parseJsonl } from '../../src/engine/tasks/importJsonl';
+import { KvlensError } from '../../src/engine/errors';
+import { realCounter, wordCounter } from './tasks-support';
+
+const longbenchQa = { context: 'Passage 1: The lighthouse keeper was named Ada.\nPassage 2: Boats came on Tuesdays.', input: 'Who kept the lighthouse?', answers: ['Ada'], length: 14, dataset: 'hotpotqa', _id: 'abc123' };
+const longbenchCode = { context: 'def area(r):\n    return 3.14159 * r * r\n\n', input: 'def circumference(r):\n', answers: ['    return 2 * 3.14159 * r\n'], length: 12, dataset: 'lcc', _id: 'code1' };
+const ruler = { index: 4, input: 'Some text. One of the special magic numbers for cat is: 8812. More text. What is the special magic number for cat?', outputs: ['8812'], length: 30, answer_prefix: ' Answer: The special magic number for cat is' };
+const needle = { id: 'n1', prompt: '// file: a.ts\nconst RETRY_LIMIT_a8f3 = 12;\n// RETRY_LIMIT_a8f3 =', answer: 12, depth: 0.5, targetLength: 512, source: { file: 'a.ts', line: 0 } };
+
+function lines(...rows: unknown[]): string {
+  return rows.map((r) => (typeof r === 'string' ? r : JSON.stringify(r))).join('\n') + '\n';
+}
+
+test('imports LongBench, RULER and needle rows into samples', () => {
+  const samples = parseJsonl(lines(longbenchQa, longbenchCode, '', ruler, needle), 'mixed.jsonl', { counter: wordCounter });
+  assert.equal(samples.length, 4);
+  const [qa, code, r, n] = samples;
+  assert.equal(qa.id, 'longbench-abc123');
+  assert.equal(qa.task, 'longbench/hotpotqa');
+  assert.equal(qa.answer, 'Ada');
+  assert.equal(qa.scoring, 'exact');
+  assert.ok(qa.prompt.startsWith(longbenchQa.context));
+  assert.ok(qa.prompt.endsWith('Question: Who kept the lighthouse?\nAnswer:'));
+  assert.equal(code.scoring, 'edit-similarity');
+  assert.equal(code.answer, 'return 2 * 3.14159 * r');
+  assert.ok(code.prompt.startsWith(longbenchCode.context + longbenchCode.input));
+  assert.equal(r.id, 'ruler-4');
+  assert.equal(r.prompt, ruler.input + ruler.answer_prefix);
+  assert.equal(r.answer, '8812');
+  assert.equal(r.targetLength, 30);
+  assert.equal(n.answer, '12');
+  assert.equal(n.depth, 0.5);
+  assert.deepEqual(n.source, { file: 'a.ts', line: 0 });
+  assert.equal(n.promptTokens, wordCounter.encode(needle.prompt).length);
+});
+
+test('a LongBench context over the token limit is cut in the middle, keeping its beginning and the question', () => {
+  const paragraphs = Array.from({ length: 300 }, (_, i) => `Paragraph ${i}: the archive lists shelf ${i * 7} under section ${i % 13}.`);
+  const row = { ...longbenchQa, context: paragraphs.join('\n'), _id: 'long' };
+  const counter = realCounter();
+  const [sample] = parseJsonl(lines(row), 'long.jsonl', { counter, maxTokens: 600 });
+  const tokens = counter.encode(sample.prompt).length;
+  assert.ok(tokens <= 600 && tokens >= 0.9 * 600, `${tokens}`);
+  assert.ok(sample.prompt.startsWith('Paragraph 0: '));
+  assert.ok(sample.prompt.includes('Paragraph 299: '), 'the end of the context survives');
+  assert.ok(!sample.prompt.includes('Paragraph 150: '), 'the middle is cut');
+  assert.ok(sample.prompt.endsWith('Question: Who kept the lighthouse?\nAnswer:'));
+  assert.equal(sample.meta.truncated, true);
+  assert.equal(sample.targetLength, 600);
+});
+
+test('malformed rows fail with the file and line named', () => {
+  const bad = (text: string, pattern: RegExp) =>
+    assert.throws(() => parseJsonl(text, 'data/set.jsonl'), (e: unknown) => e instanceof KvlensError && pattern.test(e.message), text);
+  bad(lines(longbenchQa, '{"context": "x", '), /^data\/set\.jsonl: line 2: not valid JSON/);
+  bad(lines(needle, [1, 2]), /^data\/set\.jsonl: line 2: each line must hold a JSON object/);
+  bad(lines({ ...longbenchQa, answers: 'Ada', input: 5 }), /line 1: "input" must be a string, found 5/);
+  bad(lines({ ...longbenchQa, answers: [] }), /line 1: "answers" must be a non-empty list/);
+  bad(lines({ foo: 1 }), /line 1: unknown row shape/);
+  bad(lines({ ...needle, depth: 2 }), /line 1: "depth" must be in \[0, 1\]/);
+  bad(lines(needle, needle), /duplicate sample id "n1"/);
+  assert.throws(() => parseJsonl(lines(longbenchQa), 'f.jsonl', { format: 'ruler' }), /line 1: "outputs" must be a non-empty list/);
+});
+
+test('importJsonl reads a file from disk and names a missing one', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kvlens-import-'));
+  try {
+    const file = join(dir, 'rows.jsonl');
+    writeFileSync(file, lines(ruler, { ...ruler, index: 5 }, { ...ruler, index: 6 }));
+    assert.deepEqual(importJsonl(file, { limit: 2 }).map((s) => s.id), ['ruler-4', 'ruler-5']);
+    assert.throws(() => importJsonl(join(dir, 'missing.jsonl')), /missing\.jsonl: cannot read \(ENOENT\)/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
