@@ -2,6 +2,9 @@
 // transformers' logits stored with the fixture checkpoints.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadModel } from '../../src/engine/model/loader';
 import { ReferenceForward } from '../../src/engine/model/reference';
 import { createOnnxForward, type OnnxForward } from '../../src/engine/model/onnx/onnxForward';
 import { int4RoundTripWeights } from '../../src/engine/model/onnx/graph';
@@ -210,3 +213,69 @@ test('greedy decode: onnx and reference generate the same tokens and stop at a s
     await (onnx as OnnxForward).dispose();
   }
 });
+
+// ---- against transformers (fixture checkpoints written by tools/make_fixtures.py) ----
+
+interface FixtureReference {
+  format: string;
+  ids: number[];
+  prefill: { positions: number[]; logits: number[] };
+  decode: {
+    prefixLength: number;
+    prefixLastLogits: number[];
+    prefixCache: { keys: number[]; values: number[] }[];
+    steps: { token: number; position: number; logits: number[] }[];
+  };
+}
+
+const FIXTURES = join(__dirname, '..', 'fixtures', 'models');
+const fixtureDirs = existsSync(FIXTURES)
+  ? readdirSync(FIXTURES)
+      .filter((name) => existsSync(join(FIXTURES, name, 'reference.json')))
+      .sort()
+  : [];
+
+test('fixture checkpoints are present (transformers parity below must not silently vanish)', () => {
+  assert.ok(fixtureDirs.length >= 3, `found ${fixtureDirs.length} fixture folders under ${FIXTURES}`);
+});
+
+for (const name of fixtureDirs) {
+  test(`transformers parity: ${name} (reference and onnx, prefill all rows and decode steps from transformers' cache)`, async () => {
+    const dir = join(FIXTURES, name);
+    const expected = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as FixtureReference;
+    assert.equal(expected.format, 'kvlens-reference-v1');
+    const model = loadModel(dir);
+    const { config } = model;
+    const onnx = await createOnnxForward(model, { provider: 'cpu', threads: 1 });
+    try {
+      for (const forward of [new ReferenceForward(config, model.weights), onnx] as DecoderForward[]) {
+        const label = `${name} ${forward === onnx ? 'onnx' : 'reference'}`;
+        const all = await forward.forward({ tokens: expected.ids, positions: expected.prefill.positions, past: emptyPast(config), logits: 'all' });
+        assertClose(all.logits, expected.prefill.logits, `${label} prefill logits`);
+
+        const prefixLength = expected.decode.prefixLength;
+        const prefix = await forward.forward({
+          tokens: expected.ids.slice(0, prefixLength),
+          positions: expected.prefill.positions.slice(0, prefixLength),
+          past: emptyPast(config),
+        });
+        assertClose(prefix.logits, expected.decode.prefixLastLogits, `${label} prefix last logits`);
+        // Decode on transformers' own cache: proves the token-major layout and that cached keys are rotated.
+        const caches = expected.decode.prefixCache.map((layer, l) => {
+          assertClose(prefix.newKeys[l], layer.keys, `${label} layer ${l} prefix keys`);
+          assertClose(prefix.newValues[l], layer.values, `${label} layer ${l} prefix values`);
+          const cache = new DenseLayerCache(config.numKvHeads, config.headDim);
+          cache.append(Float32Array.from(layer.keys), Float32Array.from(layer.values), expected.prefill.positions.slice(0, prefixLength));
+          return cache;
+        });
+        for (const step of expected.decode.steps) {
+          const out = await forward.forward({ tokens: [step.token], positions: [step.position], past: caches.map((c) => c.view()) });
+          assertClose(out.logits, step.logits, `${label} decode at ${step.position}`);
+          caches.forEach((c, l) => c.append(out.newKeys[l], out.newValues[l], [step.position]));
+        }
+      }
+    } finally {
+      await onnx.dispose();
+    }
+  });
+}
