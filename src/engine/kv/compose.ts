@@ -1,0 +1,97 @@
+// Builds a runnable method from a spec: prompt compression, then a token selection (or a custom cache), then quantization of what is kept.
+import { KvlensError } from '../errors';
+import type { ModelConfig } from '../model/config';
+import type { AttentionRequest } from '../model/types';
+import type { DenseLayerCache } from './cache';
+import { DenseMethodCache } from './dense-cache';
+import type { CustomCacheStage, Selection, SizePromise, Stage, TokenSelector } from './definition';
+import type { CompressInput, CompressionPromise, KvMethod, MethodCache, PromptCompressionContext } from './method';
+import { mergeNeeds } from './method';
+import { QuantizedCache } from './quant/quantized-cache';
+import type { QuantScheme } from './quant/scheme';
+import { findMethod } from './registry';
+import { uniformSize } from './scores';
+import { type ParsedSpec, formatSpec, parseSpec } from './spec';
+
+function checkInput(input: CompressInput, spec: string): void {
+  const { layers, config } = input;
+  const where = `compress(${spec})`;
+  if (layers.length !== config.numLayers) throw new KvlensError(`expected ${config.numLayers} layers, got ${layers.length}`, where);
+  const length = layers[0]?.length ?? 0;
+  if (length === 0) throw new KvlensError('the prefill cache is empty', where);
+  layers.forEach((layer, l) => {
+    if (layer.numKvHeads !== config.numKvHeads || layer.headDim !== config.headDim) {
+      throw new KvlensError(`layer ${l} has ${layer.numKvHeads}x${layer.headDim} KV heads, the model ${config.numKvHeads}x${config.headDim}`, where);
+    }
+    if (layer.length !== length) throw new KvlensError(`layer ${l} holds ${layer.length} tokens, layer 0 ${length}`, where);
+  });
+  if (input.stats && input.stats.length !== config.numLayers) {
+    throw new KvlensError(`expected attention statistics for ${config.numLayers} layers, got ${input.stats.length}`, where);
+  }
+}
+
+function checkSelection(selection: Selection, layers: DenseLayerCache[], name: string): void {
+  if (selection.length !== layers.length) throw new KvlensError(`${name} selected tokens for ${selection.length} of ${layers.length} layers`);
+  selection.forEach((heads, l) => {
+    if (heads.length !== layers[l].numKvHeads) throw new KvlensError(`${name} selected tokens for ${heads.length} of ${layers[l].numKvHeads} heads in layer ${l}`);
+    for (const slots of heads) {
+      if (new Set(slots).size !== slots.length) throw new KvlensError(`${name} selected a slot twice in layer ${l}`);
+    }
+  });
+}
+
+export function createMethod(spec: string | ParsedSpec): KvMethod {
+  const parsed = typeof spec === 'string' ? parseSpec(spec) : spec;
+  const canonical = formatSpec(parsed);
+  const stages: Stage[] = [];
+  const families: string[] = [];
+  for (const stage of parsed.stages) {
+    const def = findMethod(stage.name);
+    if (!def) throw new KvlensError(`unknown method "${stage.name}"`, `method spec "${canonical}"`);
+    stages.push(def.build(stage.params));
+    families.push(def.family);
+  }
+  const selector: TokenSelector | undefined = stages.flatMap((s) => (s.kind === 'selector' ? [s.selector] : []))[0];
+  const custom: CustomCacheStage | undefined = stages.flatMap((s) => (s.kind === 'custom' ? [s.custom] : []))[0];
+  const scheme: QuantScheme | undefined = stages.flatMap((s) => (s.kind === 'quantizer' ? [s.scheme] : []))[0];
+  const prompt = stages.find((s) => s.kind === 'prompt');
+  const baseline = stages.some((s) => s.kind === 'baseline');
+
+  const method: KvMethod = {
+    spec: canonical,
+    family: families.join('+'),
+    needs: (promptLength: number): AttentionRequest => mergeNeeds(selector?.needs(promptLength), custom?.needs(promptLength)),
+    decodeNeeds: selector?.decode?.needs ?? custom?.decodeNeeds,
+    compress(input: CompressInput): MethodCache {
+      checkInput(input, canonical);
+      if (custom) return custom.compress(input);
+      const layers = input.layers.map((layer) => layer.clone());
+      let kept: number[][][] | null = null;
+      if (selector) {
+        const selection = selector.select(input);
+        checkSelection(selection, input.layers, canonical);
+        kept = selection.map((heads) => heads.map((slots) => slots.slice().sort((a, b) => a - b)));
+        layers.forEach((layer, l) => layer.retain((kept as number[][][])[l]));
+      }
+      if (scheme) return new QuantizedCache(layers, scheme);
+      const decode = selector?.decode;
+      const evictions = decode && kept ? kept.map((heads, l) => decode.start(l, heads, input)) : [];
+      return new DenseMethodCache(layers, evictions);
+    },
+    promise(promptLength: number, config: ModelConfig): CompressionPromise {
+      const size: SizePromise = selector?.size(promptLength, config) ?? custom?.size(promptLength, config) ?? uniformSize(config, promptLength);
+      return {
+        ...size,
+        bits: scheme?.bits ?? null,
+        decode: size.decodeSlack !== undefined ? 'bounded' : selector?.decode ? 'fixed' : 'grows',
+        decodeSlack: size.decodeSlack ?? 0,
+        compresses: !baseline,
+        cacheShrinks: Boolean(selector || custom || scheme),
+      };
+    },
+  };
+  if (prompt && prompt.kind === 'prompt') {
+    method.compressPrompt = (tokens: number[], context: PromptCompressionContext) => prompt.compressPrompt(tokens, context);
+  }
+  return method;
+}

@@ -1,0 +1,215 @@
+// A quantized KV cache: per KV head, bit-packed codes with their scales/zero-points, plus an fp32 residual of recent tokens.
+// Attention reads a dequantized copy kept in step with the store (a fused kernel would read the codes directly), so it is not counted as held.
+import type { DenseLayerCache, LayerKV } from '../cache';
+import { type CacheBytes, type MethodCache, ZERO_BYTES, addBytes } from '../method';
+import { BitStream, ParamList } from './bits';
+import { type Codec, type QuantScheme, loadParam, makeCodec, storeParam } from './scheme';
+
+/** Codes, scales and zero-points of one tensor (keys or values) of one head. */
+class GroupStore {
+  readonly codes: BitStream;
+  readonly scales: ParamList;
+  readonly zeros: ParamList | null;
+  private scratch = new Uint8Array(0);
+
+  constructor(
+    private readonly codec: Codec,
+    private readonly scheme: QuantScheme,
+  ) {
+    this.codes = new BitStream(scheme.bits);
+    this.scales = new ParamList(scheme.scaleStorage);
+    this.zeros = codec.hasZero ? new ParamList(scheme.scaleStorage) : null;
+  }
+
+  /** Quantizes one group, stores it, and returns the dequantized values read back from the store into `out`. */
+  roundTrip(group: Float32Array, out: Float32Array): void {
+    if (this.scratch.length !== group.length) this.scratch = new Uint8Array(group.length);
+    const params = this.codec.encode(group, this.scratch);
+    const start = this.codes.write(this.scratch);
+    const index = this.scales.push(storeParam(params.scale, this.scheme.scaleStorage));
+    if (this.zeros) this.zeros.push(storeParam(params.zero, this.scheme.scaleStorage));
+    this.codes.read(start, this.scratch);
+    const stored = {
+      scale: loadParam(this.scales.get(index), this.scheme.scaleStorage),
+      zero: this.zeros ? loadParam(this.zeros.get(index), this.scheme.scaleStorage) : 0,
+    };
+    for (let i = 0; i < group.length; i++) out[i] = this.codec.decode(this.scratch[i], stored);
+  }
+}
+
+/** Growable fp32 rows, oldest first (the residual window). */
+class RowQueue {
+  private buffer: Float32Array;
+  count = 0;
+
+  constructor(private readonly width: number) {
+    this.buffer = new Float32Array(64 * width);
+  }
+
+  push(row: Float32Array): void {
+    if ((this.count + 1) * this.width > this.buffer.length) {
+      const next = new Float32Array(this.buffer.length * 2);
+      next.set(this.buffer);
+      this.buffer = next;
+    }
+    this.buffer.set(row, this.count * this.width);
+    this.count++;
+  }
+
+  row(i: number): Float32Array {
+    return this.buffer.subarray(i * this.width, (i + 1) * this.width);
+  }
+
+  dropFront(n: number): void {
+    this.buffer.copyWithin(0, n * this.width, this.count * this.width);
+    this.count -= n;
+  }
+
+  used(): Float32Array {
+    return this.buffer.subarray(0, this.count * this.width);
+  }
+}
+
+class HeadStore {
+  /** This head's view slots, oldest first; the first `quantized` are stored quantized, the rest in the residual. */
+  readonly slots: number[] = [];
+  quantized = 0;
+  readonly residualKeys: RowQueue;
+  readonly residualValues: RowQueue;
+  readonly keys: GroupStore;
+  readonly values: GroupStore;
+
+  constructor(codec: Codec, scheme: QuantScheme, headDim: number) {
+    this.residualKeys = new RowQueue(headDim);
+    this.residualValues = new RowQueue(headDim);
+    this.keys = new GroupStore(codec, scheme);
+    this.values = new GroupStore(codec, scheme);
+  }
+}
+
+class QuantizedLayer {
+  private readonly heads: HeadStore[];
+  /** Tokens moved out of the residual at once: a whole key group when keys are grouped along tokens. */
+  private readonly chunk: number;
+  quantizedElements = 0;
+
+  constructor(
+    /** The dequantized view; starts as the (already selected) full-precision prefill cache and is owned from now on. */
+    readonly view: DenseLayerCache,
+    private readonly scheme: QuantScheme,
+  ) {
+    const codec = makeCodec(scheme);
+    this.chunk = scheme.keyAxis === 'tokens' ? scheme.keyGroup : 1;
+    this.heads = Array.from({ length: view.numKvHeads }, () => new HeadStore(codec, scheme, view.headDim));
+    const kv = view.view();
+    for (let slot = 0; slot < kv.length; slot++) this.admit(kv, slot);
+    this.flush();
+  }
+
+  private admit(kv: LayerKV, slot: number): void {
+    const { numKvHeads: heads, headDim: d } = this.view;
+    for (let h = 0; h < heads; h++) {
+      if (kv.valid && !kv.valid[slot * heads + h]) continue;
+      const head = this.heads[h];
+      head.slots.push(slot);
+      head.residualKeys.push(kv.keys.subarray((slot * heads + h) * d, (slot * heads + h + 1) * d));
+      head.residualValues.push(kv.values.subarray((slot * heads + h) * d, (slot * heads + h + 1) * d));
+    }
+  }
+
+  append(keys: Float32Array, values: Float32Array, positions: ArrayLike<number>): void {
+    this.view.append(keys, values, positions);
+    const kv = this.view.view();
+    for (let slot = kv.length - positions.length; slot < kv.length; slot++) this.admit(kv, slot);
+    this.flush();
+  }
+
+  private flush(): void {
+    const kv = this.view.view();
+    for (let h = 0; h < this.heads.length; h++) {
+      const head = this.heads[h];
+      while (head.residualKeys.count - this.scheme.residual >= this.chunk) this.quantizeOldest(kv, h, this.chunk);
+    }
+  }
+
+  /** Moves the oldest `n` residual tokens of head `h` into the quantized store and writes their dequantized values to the view. */
+  private quantizeOldest(kv: LayerKV, h: number, n: number): void {
+    const { numKvHeads: heads, headDim: d } = this.view;
+    const head = this.heads[h];
+    const slots = head.slots.slice(head.quantized, head.quantized + n);
+    const at = (slot: number, c: number) => (slot * heads + h) * d + c;
+    if (this.scheme.keyAxis === 'tokens') {
+      const group = new Float32Array(n);
+      const out = new Float32Array(n);
+      for (let c = 0; c < d; c++) {
+        for (let t = 0; t < n; t++) group[t] = head.residualKeys.row(t)[c];
+        head.keys.roundTrip(group, out);
+        for (let t = 0; t < n; t++) kv.keys[at(slots[t], c)] = out[t];
+      }
+    } else {
+      for (let t = 0; t < n; t++) this.quantizeRow(head.keys, head.residualKeys.row(t), kv.keys, at(slots[t], 0), this.scheme.keyGroup);
+    }
+    for (let t = 0; t < n; t++) this.quantizeRow(head.values, head.residualValues.row(t), kv.values, at(slots[t], 0), this.scheme.valueGroup);
+    head.residualKeys.dropFront(n);
+    head.residualValues.dropFront(n);
+    head.quantized += n;
+    this.quantizedElements += 2 * n * d;
+  }
+
+  private quantizeRow(store: GroupStore, row: Float32Array, target: Float32Array, offset: number, group: number): void {
+    for (let c = 0; c < row.length; c += group) {
+      const part = row.slice(c, Math.min(row.length, c + group));
+      const out = new Float32Array(part.length);
+      store.roundTrip(part, out);
+      target.set(out, offset + c);
+    }
+  }
+
+  bytes(): CacheBytes {
+    const kv = this.view.view();
+    const b = { ...ZERO_BYTES };
+    for (const head of this.heads) {
+      for (const store of [head.keys, head.values]) {
+        b.packed += store.codes.used().byteLength;
+        b.scales += store.scales.used().byteLength;
+        b.zeroPoints += store.zeros ? store.zeros.used().byteLength : 0;
+      }
+      b.fullPrecision += head.residualKeys.used().byteLength + head.residualValues.used().byteLength;
+    }
+    b.positions = kv.positions.byteLength + (kv.valid ? kv.valid.byteLength : 0);
+    b.held = b.packed + b.scales + b.zeroPoints + b.fullPrecision + b.positions;
+    b.active = b.held;
+    return b;
+  }
+}
+
+export class QuantizedCache implements MethodCache {
+  private readonly layers: QuantizedLayer[];
+  readonly bits: number;
+
+  /** Takes ownership of `layers` (already cloned and, when composed with eviction, already reduced to the selection). */
+  constructor(layers: DenseLayerCache[], scheme: QuantScheme) {
+    this.bits = scheme.bits;
+    this.layers = layers.map((layer) => new QuantizedLayer(layer, scheme));
+  }
+
+  views(): LayerKV[] {
+    return this.layers.map((layer) => layer.view.view());
+  }
+
+  append(layer: number, keys: Float32Array, values: Float32Array, positions: ArrayLike<number>): void {
+    this.layers[layer].append(keys, values, positions);
+  }
+
+  tokensPerHead(): number[][] {
+    return this.layers.map((layer) => layer.view.tokensPerHead());
+  }
+
+  bytes(): CacheBytes {
+    return this.layers.reduce((sum, layer) => addBytes(sum, layer.bytes()), { ...ZERO_BYTES });
+  }
+
+  quantizedElements(): number {
+    return this.layers.reduce((sum, layer) => sum + layer.quantizedElements, 0);
+  }
+}

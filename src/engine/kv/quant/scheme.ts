@@ -1,0 +1,125 @@
+// Group codecs shared by the quantizers: asymmetric uniform (KIVI, FlexGen), symmetric absmax int8 (q8_0), FP8 E4M3.
+// Scales are rounded to their storage precision before quantizing, so dequantization uses exactly what is stored.
+import { decodeE4M3, E4M3_MAX, encodeE4M3 } from './fp8';
+import { fromHalfBits, roundHalf, roundHalfUp, toHalfBits } from './half';
+
+export type CodecKind = 'uniform' | 'absmax-int8' | 'e4m3';
+export type ScaleStorage = 'fp16' | 'fp32';
+
+export interface QuantScheme {
+  /** Method name, for messages. */
+  name: string;
+  bits: number;
+  codec: CodecKind;
+  /**
+   * 'channels': each token's key row is split into groups of `keyGroup` consecutive channels.
+   * 'tokens': each channel is grouped over `keyGroup` consecutive tokens (KIVI's per-channel key quantization).
+   */
+  keyAxis: 'channels' | 'tokens';
+  keyGroup: number;
+  /** Values are always grouped per token, over `valueGroup` consecutive channels. */
+  valueGroup: number;
+  /** Most recent tokens per head kept in fp32 (KIVI); 0 quantizes every token on arrival. */
+  residual: number;
+  scaleStorage: ScaleStorage;
+}
+
+/** One group's quantization parameters, as the real numbers the stored bits decode to. */
+export interface GroupParams {
+  scale: number;
+  zero: number;
+}
+
+export interface Codec {
+  readonly hasZero: boolean;
+  encode(x: Float32Array, codes: Uint8Array): GroupParams;
+  decode(code: number, params: GroupParams): number;
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+function roundFloatUp(value: number): number {
+  let rounded = Math.fround(value);
+  if (rounded < value) {
+    f32[0] = rounded;
+    u32[0] += 1; // positive finite: the next float32 up
+    rounded = f32[0];
+  }
+  return rounded;
+}
+
+export function storeParam(value: number, storage: ScaleStorage): number {
+  return storage === 'fp16' ? toHalfBits(value) : value;
+}
+
+export function loadParam(stored: number, storage: ScaleStorage): number {
+  return storage === 'fp16' ? fromHalfBits(stored) : stored;
+}
+
+function rounders(storage: ScaleStorage): { nearest(v: number): number; up(v: number): number } {
+  return storage === 'fp16' ? { nearest: roundHalf, up: roundHalfUp } : { nearest: Math.fround, up: roundFloatUp };
+}
+
+function extent(x: Float32Array): { min: number; max: number; absmax: number } {
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < x.length; i++) {
+    if (x[i] < min) min = x[i];
+    if (x[i] > max) max = x[i];
+  }
+  return { min, max, absmax: Math.max(Math.abs(min), Math.abs(max)) };
+}
+
+function uniform(bits: number, storage: ScaleStorage): Codec {
+  const levels = 2 ** bits - 1;
+  const round = rounders(storage);
+  return {
+    hasZero: true,
+    encode(x, codes) {
+      const { min, max } = extent(x);
+      const zero = round.nearest(min);
+      const scale = max > zero ? round.up((max - zero) / levels) : 0;
+      for (let i = 0; i < x.length; i++) {
+        codes[i] = scale > 0 ? Math.min(levels, Math.max(0, Math.round((x[i] - zero) / scale))) : 0;
+      }
+      return { scale, zero };
+    },
+    decode: (code, p) => p.zero + code * p.scale,
+  };
+}
+
+function absmaxInt8(storage: ScaleStorage): Codec {
+  const round = rounders(storage);
+  return {
+    hasZero: false,
+    encode(x, codes) {
+      const scale = round.up(extent(x).absmax / 127);
+      for (let i = 0; i < x.length; i++) {
+        const q = scale > 0 ? Math.min(127, Math.max(-127, Math.round(x[i] / scale))) : 0;
+        codes[i] = q & 0xff; // two's complement byte
+      }
+      return { scale, zero: 0 };
+    },
+    decode: (code, p) => (code > 127 ? code - 256 : code) * p.scale,
+  };
+}
+
+function e4m3(storage: ScaleStorage): Codec {
+  const round = rounders(storage);
+  return {
+    hasZero: false,
+    encode(x, codes) {
+      const scale = round.up(extent(x).absmax / E4M3_MAX);
+      for (let i = 0; i < x.length; i++) codes[i] = scale > 0 ? encodeE4M3(x[i] / scale) : 0;
+      return { scale, zero: 0 };
+    },
+    decode: (code, p) => decodeE4M3(code) * p.scale,
+  };
+}
+
+export function makeCodec(scheme: QuantScheme): Codec {
+  if (scheme.codec === 'uniform') return uniform(scheme.bits, scheme.scaleStorage);
+  if (scheme.codec === 'absmax-int8') return absmaxInt8(scheme.scaleStorage);
+  return e4m3(scheme.scaleStorage);
+}

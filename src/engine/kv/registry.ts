@@ -1,0 +1,61 @@
+// Every method the engine knows. Adding a method = one file in methods/ + one line here.
+import type { MethodDefinition, Paper } from './definition';
+import type { Family, Phase } from './method';
+import { adakv } from './methods/adakv';
+import { flexgen } from './methods/flexgen';
+import { fp8 } from './methods/fp8';
+import { full } from './methods/full';
+import { h2o } from './methods/h2o';
+import { infllm } from './methods/infllm';
+import { int8 } from './methods/int8';
+import { kivi } from './methods/kivi';
+import { knorm } from './methods/knorm';
+import { llmlingua } from './methods/llmlingua';
+import { pyramidkv } from './methods/pyramidkv';
+import { random } from './methods/random';
+import { snapkv } from './methods/snapkv';
+import { streamingllm } from './methods/streamingllm';
+import { tova } from './methods/tova';
+
+export const METHODS: readonly MethodDefinition[] = [
+  full,
+  random,
+  knorm,
+  streamingllm,
+  h2o,
+  snapkv,
+  pyramidkv,
+  adakv,
+  tova,
+  infllm,
+  kivi,
+  flexgen,
+  int8,
+  fp8,
+  llmlingua,
+];
+
+export function findMethod(name: string): MethodDefinition | undefined {
+  return METHODS.find((m) => m.name === name);
+}
+
+export interface MethodInfo {
+  name: string;
+  family: Family;
+  phases: Phase[];
+  summary: string;
+  params: { name: string; default: number | null; min: number; max: number; choices: number[] | null; description: string }[];
+  paper: Paper | null;
+}
+
+/** What `kvlens methods --json` prints. */
+export function listMethods(): MethodInfo[] {
+  return METHODS.map((m) => ({
+    name: m.name,
+    family: m.family,
+    phases: [...m.phases],
+    summary: m.summary,
+    params: m.params.map((p) => ({ name: p.name, default: p.default, min: p.min, max: p.max, choices: p.choices ?? null, description: p.description })),
+    paper: m.paper,
+  }));
+}
