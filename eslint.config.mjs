@@ -1,7 +1,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'out/**', 'node_modules/**', 'models/**', '**/*.mjs', '**/*.js'] },
+  { ignores: ['dist/**', 'out/**', 'node_modules/**', 'models/**', '**/*.mjs', '**/*.js', 'test/fixtures/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {

@@ -4,8 +4,8 @@ const { existsSync } = require('node:fs');
 const { join } = require('node:path');
 const bundled = join(__dirname, '..', 'dist', 'cli.js');
 if (existsSync(bundled)) {
-  require(bundled);
+  require(bundled).runFromProcess();
 } else {
   require('tsx/cjs');
-  require(join(__dirname, '..', 'src', 'engine', 'cli.ts'));
+  require(join(__dirname, '..', 'src', 'engine', 'cli.ts')).runFromProcess();
 }

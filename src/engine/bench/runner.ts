@@ -1,0 +1,320 @@
+// The sweep: workspace → samples → for each sample prefill once, fork the cache per method, compress, decode, score.
+import { cpus, totalmem, platform, arch } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { relative, resolve } from 'node:path';
+import { KvlensError, describeError } from '../errors';
+import type { BenchRequest, ProgressEvent } from '../host/protocol';
+import { prefill } from '../model/prefill';
+import { createMethod, mergeNeeds, verifyCompression, verifyDecode, type KvMethod } from '../kv';
+import { scanWorkspace, buildSamples, scoreContinuation, type Sample } from '../tasks';
+import { decodeWithCache } from './decode';
+import { DenseLayerCache } from '../kv/cache';
+import { writeFileAtomic } from './atomicWrite';
+import { shardSlice } from './merge';
+import { RESULTS_SCHEMA_VERSION, type ResultRow, type ResultsFile, type RunConfigSnapshot } from './results';
+import { modelContentHash, type ModelSession } from '../session';
+import { KVLENS_VERSION } from '../version';
+
+export interface RunHooks {
+  onProgress?: (progress: ProgressEvent) => void;
+  onLog?: (line: string) => void;
+  onRow?: (row: ResultRow) => void;
+  signal?: AbortSignal;
+}
+
+export const DEFAULT_PREFILL_CHUNK = 512;
+
+/** New tokens to generate per task: an integer answer is short, a completed line is longer. */
+function maxNewTokensFor(sample: Sample, requested: number | undefined): number {
+  if (requested !== undefined) return requested;
+  return sample.scoring === 'exact' ? 12 : 40;
+}
+
+/** Stops decoding as soon as the answer is complete, so every method pays for the same work. */
+function completionCheck(session: ModelSession, sample: Sample): (generated: number[]) => boolean {
+  const text = (ids: number[]) => session.tokenizer.decode(ids, { skipSpecialTokens: true });
+  if (sample.scoring === 'exact' && /^\d+$/.test(sample.answer.trim())) {
+    return (ids) => /\d+\D/.test(text(ids)) || /\n/.test(text(ids).replace(/^\s+/, ''));
+  }
+  return (ids) => {
+    const generated = text(ids);
+    const firstContent = generated.search(/\S/);
+    return firstContent >= 0 && generated.indexOf('\n', firstContent) >= 0;
+  };
+}
+
+function machineSnapshot(): RunConfigSnapshot['machine'] {
+  const cores = cpus();
+  return {
+    platform: platform(),
+    arch: arch(),
+    cpus: Math.max(1, cores.length),
+    cpuModel: cores[0]?.model ?? 'unknown',
+    totalMemoryBytes: totalmem(),
+    node: process.version,
+  };
+}
+
+function peakRss(): number {
+  return process.resourceUsage().maxRSS * 1024;
+}
+
+interface WorkItem {
+  sample: Sample;
+}
+
+export async function runBench(session: ModelSession, request: BenchRequest, hooks: RunHooks = {}): Promise<ResultsFile> {
+  const log: string[] = [];
+  const say = (line: string) => {
+    log.push(line);
+    hooks.onLog?.(line);
+  };
+  if (session.fallbackReasons.length > 0) for (const reason of session.fallbackReasons) say(`provider fallback: ${reason}`);
+  say(`model ${session.modelPath} on ${session.provider}`);
+
+  const methods: KvMethod[] = request.methods.map((spec) => createMethod(spec));
+  if (!methods.some((m) => m.spec === 'full')) methods.unshift(createMethod('full'));
+
+  const workspace = resolve(request.workspace);
+  const scan = await scanWorkspace(workspace, { signal: hooks.signal });
+  for (const line of scan.log) say(`scan: ${line}`);
+  let files = scan.files;
+  if (request.files && request.files.length > 0) {
+    const wanted = new Set(request.files.map((f) => relative(workspace, resolve(workspace, f)).split('\\').join('/')));
+    const chosen = files.filter((f) => wanted.has(f.path));
+    // The chosen files lead the context; the rest of the workspace fills it.
+    files = [...chosen, ...files.filter((f) => !wanted.has(f.path))];
+    if (chosen.length === 0) throw new KvlensError(`none of the requested files are usable code files: ${request.files.join(', ')}`, workspace);
+  }
+  say(`scan: ${scan.files.length} files used, skipped ${JSON.stringify(scan.skipped)}`);
+
+  const counter = { encode: (text: string) => session.tokenizer.encode(text) };
+  const allSamples = buildSamples(files, {
+    tasks: request.tasks,
+    lengths: request.lengths,
+    depths: request.depths,
+    samplesPerCell: request.samples,
+    seed: request.seed,
+    counter,
+    onLog: say,
+  });
+  const shard = request.shard ?? null;
+  const samples = shard ? shardSlice(allSamples, shard.index, shard.count) : allSamples;
+  const work: WorkItem[] = samples.map((sample) => ({ sample }));
+
+  const config: RunConfigSnapshot = {
+    kvlensVersion: KVLENS_VERSION,
+    model: {
+      path: session.modelPath,
+      contentHash: await modelContentHash(session.modelPath),
+      architecture: session.model.config.hfArchitecture,
+      dtype: session.model.dtype,
+      parameters: session.model.parameterCount,
+    },
+    tokenizer: session.tokenizer.tokenizerFile,
+    executionProvider: session.provider,
+    methods: methods.map((m) => m.spec),
+    tasks: request.tasks,
+    lengths: request.lengths,
+    depths: request.depths,
+    samples: request.samples,
+    seed: request.seed,
+    shard,
+    workspace,
+    machine: machineSnapshot(),
+  };
+  const results: ResultsFile = {
+    schemaVersion: RESULTS_SCHEMA_VERSION,
+    createdAt: new Date().toISOString(),
+    status: 'complete',
+    config,
+    rows: [],
+    scan: { filesUsed: scan.files.length, skipped: scan.skipped },
+    log,
+  };
+  const save = () => {
+    if (request.outFile) writeFileAtomic(request.outFile, JSON.stringify(results, null, 1) + '\n');
+  };
+
+  const total = work.length * methods.length;
+  const began = performance.now();
+  let done = 0;
+  const progress = (message: string) => {
+    const elapsed = (performance.now() - began) / 1000;
+    hooks.onProgress?.({ done, total, message, etaSeconds: done > 0 ? (elapsed / done) * (total - done) : null });
+  };
+  try {
+    for (const { sample } of work) {
+      hooks.signal?.throwIfAborted();
+      const rows = await runSample(session, sample, methods, request, hooks, (method) => {
+        progress(`${sample.task} ${sample.targetLength}${sample.depth === null ? '' : ` d=${sample.depth}`} · ${method}`);
+      });
+      for (const row of rows) {
+        results.rows.push(row);
+        hooks.onRow?.(row);
+        done++;
+      }
+      progress(`${sample.id} done`);
+      save();
+    }
+  } catch (error) {
+    if (hooks.signal?.aborted) {
+      results.status = 'cancelled';
+      say(`cancelled after ${results.rows.length} rows`);
+    } else {
+      results.status = 'failed';
+      say(`failed: ${describeError(error)}`);
+      save();
+      throw error;
+    }
+  }
+  save();
+  return results;
+}
+
+async function runSample(
+  session: ModelSession,
+  sample: Sample,
+  methods: KvMethod[],
+  request: BenchRequest,
+  hooks: RunHooks,
+  onMethod: (spec: string) => void,
+): Promise<ResultRow[]> {
+  const { forward, tokenizer, model } = session;
+  const tokens = tokenizer.encode(sample.prompt);
+  const needs = mergeNeeds(...methods.filter((m) => !m.compressPrompt).map((m) => m.needs(tokens.length)));
+  const shared = await prefill(forward, tokens, { chunkSize: DEFAULT_PREFILL_CHUNK, attention: needs });
+  const fullBytes = createMethod('full').compress({ layers: shared.layers, stats: null, config: model.config }).bytes().held;
+  const rows: ResultRow[] = [];
+  for (const method of methods) {
+    hooks.signal?.throwIfAborted();
+    onMethod(method.spec);
+    rows.push(await runMethod(session, sample, method, tokens, shared, fullBytes, request, hooks));
+  }
+  return rows;
+}
+
+async function runMethod(
+  session: ModelSession,
+  sample: Sample,
+  method: KvMethod,
+  tokens: number[],
+  shared: Awaited<ReturnType<typeof prefill>>,
+  fullBytes: number,
+  request: BenchRequest,
+  hooks: RunHooks,
+): Promise<ResultRow> {
+  const { forward, tokenizer, model } = session;
+  const config = model.config;
+  const base: ResultRow = {
+    task: sample.task,
+    sampleId: sample.id,
+    length: tokens.length,
+    targetLength: sample.targetLength,
+    depth: sample.depth,
+    method: method.spec,
+    family: method.family.includes('+') ? 'combined' : method.family,
+    score: 0,
+    exact: false,
+    answer: '',
+    expected: sample.answer,
+    tokensKept: 0,
+    tokensKeptPerHead: 0,
+    tokensFull: tokens.length,
+    bytesHeld: 0,
+    bytesFull: fullBytes,
+    bytesActive: 0,
+    compressionRatio: 0,
+    verified: false,
+    note: null,
+    prefillMs: shared.ms,
+    compressMs: 0,
+    decodeTokensPerSecond: 0,
+    peakRssBytes: 0,
+    source: sample.source,
+    error: null,
+  };
+  try {
+    let prompt = tokens;
+    let prefilled = shared;
+    let compressMs = 0;
+    if (method.compressPrompt) {
+      const started = performance.now();
+      const protectedSuffix = tokenizer.encode(sample.prompt.slice(sample.prompt.lastIndexOf('\n') + 1), { addSpecialTokens: false }).length;
+      prompt = await method.compressPrompt(tokens, {
+        protectedSuffix,
+        selfInformation: async (ids) => selfInformation(session, ids),
+      });
+      compressMs += performance.now() - started;
+      prefilled = await prefill(forward, prompt, { chunkSize: DEFAULT_PREFILL_CHUNK, attention: method.needs(prompt.length) });
+      base.prefillMs = prefilled.ms;
+      base.length = prompt.length;
+    }
+    const started = performance.now();
+    const cache = method.compress({ layers: prefilled.layers, stats: prefilled.stats, config });
+    compressMs += performance.now() - started;
+    const verification = verifyCompression(method, cache, prefilled.layers, config);
+    const heldTokens = cache.tokensPerHead().flat();
+    const bytes = cache.bytes();
+    const decoded = await decodeWithCache(forward, cache, prefilled.lastLogits, {
+      maxNewTokens: maxNewTokensFor(sample, request.maxNewTokens),
+      stopTokenIds: tokenizer.eosIds,
+      startPosition: prompt.length,
+      decodeNeeds: method.decodeNeeds,
+      isComplete: completionCheck(session, sample),
+      signal: hooks.signal,
+    });
+    verifyDecode(method, cache, prompt.length, decoded.steps, config);
+    const continuation = tokenizer.decode(decoded.tokens, { skipSpecialTokens: true });
+    const alternatives = Array.isArray(sample.meta.alternatives) ? (sample.meta.alternatives as string[]) : [];
+    const score = scoreContinuation(sample.scoring, sample.answer, continuation, alternatives);
+    const tokensKept = heldTokens.reduce((a, b) => a + b, 0);
+    return {
+      ...base,
+      score: score.score,
+      exact: score.exact,
+      answer: score.answer,
+      tokensKept,
+      tokensKeptPerHead: tokensKept / Math.max(1, heldTokens.length),
+      bytesHeld: bytes.held,
+      bytesActive: bytes.active,
+      compressionRatio: bytes.held > 0 ? fullBytes / bytes.held : 0,
+      verified: verification.verified,
+      note: verification.note,
+      compressMs,
+      decodeTokensPerSecond: decoded.tokensPerSecond,
+      peakRssBytes: peakRss(),
+    };
+  } catch (error) {
+    if (hooks.signal?.aborted) throw error;
+    return { ...base, error: describeError(error), peakRssBytes: peakRss() };
+  }
+}
+
+/** −log p(token_i | tokens_<i) under the model, for prompt compression; the first token gets 0. */
+async function selfInformation(session: ModelSession, ids: number[]): Promise<Float32Array> {
+  const { forward } = session;
+  const { vocabSize, numLayers, numKvHeads, headDim } = forward.config;
+  const surprise = new Float32Array(ids.length);
+  const layers = Array.from({ length: numLayers }, () => new DenseLayerCache(numKvHeads, headDim, ids.length));
+  for (let start = 0; start < ids.length; start += DEFAULT_PREFILL_CHUNK) {
+    const inputs = ids.slice(start, start + DEFAULT_PREFILL_CHUNK);
+    const positions = inputs.map((_, i) => start + i);
+    const result = await forward.forward({ tokens: inputs, positions, past: layers.map((l) => l.view()), logits: 'all' });
+    for (let l = 0; l < numLayers; l++) layers[l].append(result.newKeys[l], result.newValues[l], positions);
+    // Row i predicts the token after input i.
+    for (let i = 0; i < inputs.length; i++) {
+      const predicted = start + i + 1;
+      if (predicted < ids.length) surprise[predicted] = negativeLogProb(result.logits, i * vocabSize, vocabSize, ids[predicted]);
+    }
+  }
+  return surprise;
+}
+
+function negativeLogProb(logits: Float32Array, offset: number, vocab: number, token: number): number {
+  let max = -Infinity;
+  for (let i = 0; i < vocab; i++) max = Math.max(max, logits[offset + i]);
+  let sum = 0;
+  for (let i = 0; i < vocab; i++) sum += Math.exp(logits[offset + i] - max);
+  return -(logits[offset + token] - max - Math.log(sum));
+}

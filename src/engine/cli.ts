@@ -1,0 +1,366 @@
+// `kvlens`: the headless command line over the same engine the VS Code extension drives.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { readFileSync, existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { KvlensError, describeError } from './errors';
+import { KVLENS_VERSION } from './version';
+import { openModel } from './session';
+import { modelInfo } from './model/info';
+import { greedyDecode, prefill } from './model/prefill';
+import { createMethod, listMethods } from './kv';
+import { TASKS } from './tasks';
+import { mergeResults, parseShard } from './bench/merge';
+import { runBench } from './bench/runner';
+import { summaryMarkdown, toCsv, toMarkdown } from './bench/export';
+import { writeFileAtomic } from './bench/atomicWrite';
+import { readResultsFile } from './bench/validate';
+import type { ExecutionProviderChoice, BenchRequest, ProgressEvent } from './host/protocol';
+
+type Values = Record<string, string | boolean | undefined>;
+
+interface Command {
+  summary: string;
+  usage: string;
+  options: NonNullable<ParseArgsConfig['options']>;
+  run(values: Values, positionals: string[]): Promise<void>;
+}
+
+const MODEL_OPTIONS = {
+  model: { type: 'string', default: 'default' },
+  provider: { type: 'string', default: 'auto' },
+  backend: { type: 'string', default: 'onnx' },
+  json: { type: 'boolean', default: false },
+} as const;
+
+export const DEFAULT_BENCH = {
+  methods: ['full', 'kivi:bits=4', 'kivi:bits=2', 'int8', 'snapkv:ratio=0.75', 'h2o:ratio=0.75', 'streamingllm:ratio=0.75', 'llmlingua:ratio=0.5'],
+  tasks: ['needle', 'completion'],
+  lengths: [1024, 2048],
+  depths: [0, 0.5, 1],
+  samples: 1,
+  seed: 0,
+};
+
+function providerOf(values: Values): ExecutionProviderChoice {
+  const provider = String(values.provider);
+  if (!['auto', 'cuda', 'webgpu', 'cpu'].includes(provider)) throw new KvlensError(`--provider must be auto, cuda, webgpu or cpu, got ${provider}`);
+  return provider as ExecutionProviderChoice;
+}
+
+function backendOf(values: Values): 'onnx' | 'reference' {
+  const backend = String(values.backend);
+  if (backend !== 'onnx' && backend !== 'reference') throw new KvlensError(`--backend must be onnx or reference, got ${backend}`);
+  return backend;
+}
+
+/** "1k" → 1024, "4096" → 4096. */
+export function parseLength(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(k)?$/i.exec(text.trim());
+  if (!match) throw new KvlensError(`a length must look like 1024 or 1k, got ${JSON.stringify(text)}`);
+  const value = Math.round(Number(match[1]) * (match[2] ? 1024 : 1));
+  if (value < 16) throw new KvlensError(`a length must be at least 16 tokens, got ${text}`);
+  return value;
+}
+
+function list(text: string | boolean | undefined, fallback: string[]): string[] {
+  if (typeof text !== 'string' || text.trim() === '') return fallback;
+  return text.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+/** Splits a method list on commas that separate specs, not those between a spec's parameters. */
+export function splitMethods(text: string): string[] {
+  const specs: string[] = [];
+  for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+    // "snapkv:ratio=0.5,window=32": a part with "=" and no ":" continues the previous spec's parameters.
+    if (specs.length > 0 && !part.includes(':') && part.includes('=') && /:[^+]*$/.test(specs[specs.length - 1])) {
+      specs[specs.length - 1] += `,${part}`;
+    } else specs.push(part);
+  }
+  return specs;
+}
+
+function print(values: Values, human: string, json: unknown): void {
+  process.stdout.write(values.json ? JSON.stringify(json, null, 2) + '\n' : human.endsWith('\n') ? human : human + '\n');
+}
+
+async function open(values: Values, contextTokens?: number) {
+  return openModel(String(values.model), { provider: providerOf(values), backend: backendOf(values), contextTokens });
+}
+
+const commands: Record<string, Command> = {
+  info: {
+    summary: 'architecture, parameters, dtype, weight bytes, KV bytes per 1k tokens, execution provider',
+    usage: 'kvlens info [--model default|<hf-folder>|<file.gguf>] [--provider auto|cuda|webgpu|cpu] [--json]',
+    options: { ...MODEL_OPTIONS },
+    async run(values) {
+      const session = await open(values);
+      try {
+        const info = { ...modelInfo(session.model), executionProvider: session.provider, providerFallbacks: session.fallbackReasons };
+        const lines = Object.entries(info).map(([k, v]) => `${k.padEnd(22)} ${Array.isArray(v) ? v.join('; ') || '-' : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}`);
+        print(values, lines.join('\n'), info);
+      } finally {
+        await session.dispose();
+      }
+    },
+  },
+  generate: {
+    summary: 'greedy generation with separate, timed prefill and decode',
+    usage: 'kvlens generate [--model M] (--prompt TEXT | --prompt-file F) [--max-new-tokens N] [--json]',
+    options: { ...MODEL_OPTIONS, prompt: { type: 'string' }, 'prompt-file': { type: 'string' }, 'max-new-tokens': { type: 'string', default: '32' } },
+    async run(values) {
+      let prompt: string;
+      if (typeof values.prompt === 'string') prompt = values.prompt;
+      else if (typeof values['prompt-file'] === 'string') {
+        const file = resolve(values['prompt-file']);
+        if (!existsSync(file)) throw new KvlensError('prompt file not found', file);
+        prompt = readFileSync(file, 'utf8');
+      } else throw new KvlensError('generate needs --prompt TEXT or --prompt-file F');
+      const maxNewTokens = Number(values['max-new-tokens']);
+      if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) throw new KvlensError(`--max-new-tokens must be a positive integer, got ${values['max-new-tokens']}`);
+      const session = await open(values);
+      try {
+        const ids = session.tokenizer.encode(prompt);
+        const pre = await prefill(session.forward, ids);
+        const decoded = await greedyDecode(session.forward, pre.layers, pre.lastLogits, {
+          maxNewTokens,
+          stopTokenIds: [...session.tokenizer.eosIds, ...session.model.config.eosTokenIds],
+          startPosition: ids.length,
+        });
+        const text = session.tokenizer.decode(decoded.tokens, { skipSpecialTokens: true });
+        const result = {
+          text,
+          promptTokens: ids.length,
+          generatedTokens: decoded.tokens.length,
+          stoppedBy: decoded.stoppedBy,
+          prefillMs: pre.ms,
+          prefillTokensPerSecond: pre.tokensPerSecond,
+          decodeTokensPerSecond: decoded.tokensPerSecond,
+          executionProvider: session.provider,
+        };
+        print(
+          values,
+          `${text}\n\n[${ids.length} prompt tokens · prefill ${pre.ms.toFixed(0)} ms (${pre.tokensPerSecond.toFixed(0)} tok/s) · decode ${decoded.tokensPerSecond.toFixed(1)} tok/s · ${session.provider}]`,
+          result,
+        );
+      } finally {
+        await session.dispose();
+      }
+    },
+  },
+  logits: {
+    summary: 'logits of every position for given token ids (parity checks against another implementation)',
+    usage: 'kvlens logits [--model M] --ids 1,2,3 [--json]',
+    options: { ...MODEL_OPTIONS, ids: { type: 'string' } },
+    async run(values) {
+      if (typeof values.ids !== 'string') throw new KvlensError('logits needs --ids 1,2,3');
+      const ids = values.ids.split(',').map((s) => Number(s.trim()));
+      if (ids.length === 0 || ids.some((id) => !Number.isInteger(id) || id < 0)) throw new KvlensError(`--ids must be non-negative integers, got ${values.ids}`);
+      const session = await open(values);
+      try {
+        const vocab = session.model.config.vocabSize;
+        const bad = ids.find((id) => id >= vocab);
+        if (bad !== undefined) throw new KvlensError(`token id ${bad} is outside the vocabulary (size ${vocab})`);
+        const { numLayers, numKvHeads, headDim } = session.model.config;
+        const empty = Array.from({ length: numLayers }, () => ({ numKvHeads, headDim, length: 0, keys: new Float32Array(0), values: new Float32Array(0), valid: null, positions: new Int32Array(0) }));
+        const out = await session.forward.forward({ tokens: ids, positions: ids.map((_, i) => i), past: empty, logits: 'all' });
+        const rows = ids.map((_, i) => Array.from(out.logits.subarray(i * vocab, (i + 1) * vocab)));
+        const result = { ids, vocabSize: vocab, executionProvider: session.provider, logits: rows };
+        print(values, JSON.stringify(result), result);
+      } finally {
+        await session.dispose();
+      }
+    },
+  },
+  methods: {
+    summary: 'every KV compression method with parameters, defaults, phase and paper',
+    usage: 'kvlens methods [--json]',
+    options: { json: { type: 'boolean', default: false } },
+    async run(values) {
+      const methods = listMethods();
+      const human = methods
+        .map((m) => {
+          const params = m.params.map((p) => `${p.name}=${p.default ?? '-'}`).join(', ');
+          return `${m.name.padEnd(13)} ${m.family.padEnd(19)} ${m.phases.join('+').padEnd(26)} ${params}\n${''.padEnd(13)} ${m.paper ? `${m.paper.authors} ${m.paper.year}, "${m.paper.title}"` : ''}`;
+        })
+        .join('\n');
+      print(values, human, methods);
+    },
+  },
+  tasks: {
+    summary: 'the task generators that turn a codebase into long-context queries',
+    usage: 'kvlens tasks [--json]',
+    options: { json: { type: 'boolean', default: false } },
+    async run(values) {
+      print(values, TASKS.map((t) => `${t.id.padEnd(11)} ${t.scoring.padEnd(16)} ${t.description}`).join('\n'), TASKS);
+    },
+  },
+  bench: {
+    summary: 'build queries from a codebase and compare KV methods on them (the main job)',
+    usage:
+      'kvlens bench <folder> [--model default|<hf-folder>] [--methods full,kivi:bits=4,...] [--tasks needle,completion,...] ' +
+      '[--lengths 1k,2k,4k] [--depths 0,0.25,0.5,0.75,1] [--samples N] [--seed S] [--shard i/n] [--out results.json] [--csv F] [--md F] [--json]',
+    options: {
+      ...MODEL_OPTIONS,
+      methods: { type: 'string' },
+      tasks: { type: 'string' },
+      lengths: { type: 'string' },
+      depths: { type: 'string' },
+      samples: { type: 'string' },
+      seed: { type: 'string' },
+      shard: { type: 'string' },
+      out: { type: 'string' },
+      csv: { type: 'string' },
+      md: { type: 'string' },
+      'max-new-tokens': { type: 'string' },
+    },
+    async run(values, positionals) {
+      const folder = resolve(positionals[0] ?? '.');
+      if (!existsSync(folder)) throw new KvlensError('folder not found', folder);
+      const integer = (name: string, fallback: number, min: number) => {
+        const raw = values[name];
+        if (raw === undefined) return fallback;
+        const value = Number(raw);
+        if (!Number.isInteger(value) || value < min) throw new KvlensError(`--${name} must be an integer >= ${min}, got ${raw}`);
+        return value;
+      };
+      const request: BenchRequest = {
+        workspace: folder,
+        model: String(values.model),
+        methods: typeof values.methods === 'string' ? splitMethods(values.methods) : DEFAULT_BENCH.methods,
+        tasks: list(values.tasks, DEFAULT_BENCH.tasks),
+        lengths: typeof values.lengths === 'string' ? list(values.lengths, []).map(parseLength) : DEFAULT_BENCH.lengths,
+        depths: typeof values.depths === 'string' ? list(values.depths, []).map(Number) : DEFAULT_BENCH.depths,
+        samples: integer('samples', DEFAULT_BENCH.samples, 1),
+        seed: integer('seed', DEFAULT_BENCH.seed, 0),
+        provider: providerOf(values),
+        outFile: resolve(typeof values.out === 'string' ? values.out : 'kvlens-results.json'),
+        shard: typeof values.shard === 'string' ? parseShard(values.shard) : null,
+        maxNewTokens: values['max-new-tokens'] === undefined ? undefined : integer('max-new-tokens', 0, 1),
+      };
+      const badDepth = request.depths.find((d) => !Number.isFinite(d) || d < 0 || d > 1);
+      if (badDepth !== undefined) throw new KvlensError(`--depths must be numbers in [0, 1], got ${values.depths}`);
+      request.methods.forEach((spec) => createMethod(spec)); // reject bad specs before loading anything
+      const session = await open(values, Math.max(...request.lengths) + 64);
+      const controller = new AbortController();
+      const onSigint = () => {
+        if (controller.signal.aborted) process.exit(130);
+        process.stderr.write('\ncancelling: finishing the current step, keeping every completed row (Ctrl-C again to quit now)\n');
+        controller.abort();
+      };
+      process.on('SIGINT', onSigint);
+      try {
+        const results = await runBench(session, request, {
+          signal: controller.signal,
+          onProgress: progressPrinter(Boolean(values.json)),
+          onLog: values.json ? undefined : (line) => process.stderr.write(`${line}\n`),
+        });
+        if (process.stderr.isTTY) process.stderr.write('\n');
+        if (typeof values.csv === 'string') writeFileAtomic(resolve(values.csv), toCsv(results));
+        if (typeof values.md === 'string') writeFileAtomic(resolve(values.md), toMarkdown(results));
+        if (values.json) process.stdout.write(JSON.stringify(results, null, 1) + '\n');
+        else {
+          process.stdout.write(`\n${summaryMarkdown(results)}`);
+          process.stdout.write(`\n${results.rows.length} rows (${results.status}) on ${results.config.executionProvider} → ${request.outFile}\n`);
+        }
+        if (results.status === 'cancelled') process.exitCode = 130;
+      } finally {
+        process.off('SIGINT', onSigint);
+        await session.dispose();
+      }
+    },
+  },
+  merge: {
+    summary: 'combine the results files of a sharded sweep',
+    usage: 'kvlens merge a.json b.json ... [--out merged.json] [--json]',
+    options: { out: { type: 'string' }, json: { type: 'boolean', default: false } },
+    async run(values, positionals) {
+      if (positionals.length === 0) throw new KvlensError('merge needs one or more results files');
+      const merged = mergeResults(positionals.map((path) => ({ path, results: readResultsFile(resolve(path)) })));
+      const out = resolve(typeof values.out === 'string' ? values.out : 'kvlens-merged.json');
+      writeFileAtomic(out, JSON.stringify(merged, null, 1) + '\n');
+      print(values, `${summaryMarkdown(merged)}\n${merged.rows.length} rows (${merged.status}) → ${out}`, merged);
+    },
+  },
+  export: {
+    summary: 'write a results file as CSV or Markdown',
+    usage: 'kvlens export <results.json> (--csv F | --md F)',
+    options: { csv: { type: 'string' }, md: { type: 'string' } },
+    async run(values, positionals) {
+      if (!positionals[0]) throw new KvlensError('export needs a results file');
+      if (typeof values.csv !== 'string' && typeof values.md !== 'string') throw new KvlensError('export needs --csv F or --md F');
+      const results = readResultsFile(resolve(positionals[0]));
+      if (typeof values.csv === 'string') writeFileAtomic(resolve(values.csv), toCsv(results));
+      if (typeof values.md === 'string') writeFileAtomic(resolve(values.md), toMarkdown(results));
+    },
+  },
+};
+
+function progressPrinter(quiet: boolean): (p: ProgressEvent) => void {
+  let lastLine = 0;
+  return (p) => {
+    if (quiet) return;
+    const eta = p.etaSeconds === null ? '' : ` · ETA ${Math.ceil(p.etaSeconds)} s`;
+    if (process.stderr.isTTY) {
+      const width = 24;
+      const filled = p.total > 0 ? Math.round((p.done / p.total) * width) : 0;
+      process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${p.done}/${p.total} ${p.message}${eta}`.padEnd(110).slice(0, 140));
+    } else if (Date.now() - lastLine > 2000 || p.done === p.total) {
+      lastLine = Date.now();
+      process.stderr.write(`${p.done}/${p.total} ${p.message}${eta}\n`);
+    }
+  };
+}
+
+function help(): string {
+  const names = Object.keys(commands);
+  return [
+    `kvlens ${KVLENS_VERSION}: profile KV-cache compression on long-context queries built from your code`,
+    '',
+    'commands:',
+    ...names.map((n) => `  ${n.padEnd(9)} ${commands[n].summary}`),
+    '',
+    'kvlens <command> --help for its options',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(help() + '\n');
+    return 0;
+  }
+  if (name === '--version') {
+    process.stdout.write(`${KVLENS_VERSION}\n`);
+    return 0;
+  }
+  const command = commands[name];
+  if (!command) {
+    process.stderr.write(`kvlens: unknown command "${name}" (commands: ${Object.keys(commands).join(', ')})\n`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`${command.summary}\n\nusage: ${command.usage}\n`);
+    return 0;
+  }
+  try {
+    const { values, positionals } = parseArgs({ args: rest, options: command.options, allowPositionals: true, strict: true });
+    await command.run(values as Values, positionals);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (error) {
+    process.stderr.write(`kvlens ${name}: ${describeError(error).split('\n')[0]}\n`);
+    return 1;
+  }
+}
+
+/** Runs the CLI for this process's arguments and exits with its status (used by bin/kvlens.js and the bundle). */
+export function runFromProcess(): void {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error) => {
+      process.stderr.write(`kvlens: ${describeError(error)}\n`);
+      process.exit(1);
+    },
+  );
+}
+
+if (require.main === module) runFromProcess();
