@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateNeedle } from '../../src/engine/tasks/needle';
-import { splitLines } from '../../src/engine/tasks/context';
+import { composeWithInsertions, roundHalfEven, splitLines } from '../../src/engine/tasks/context';
 import { KvlensError } from '../../src/engine/errors';
 import type { CodeFile, Sample, TokenCounter } from '../../src/engine/tasks/types';
 import { fixtureFiles, fixtureModelCounter, realCounter, repoFiles, wordCounter } from './tasks-support';
@@ -130,4 +130,13 @@ test('needle rejects a bad depth and a budget too small for the needle and query
   assert.throws(() => needle(files, realCounter(), 1024, 1.5), KvlensError);
   assert.throws(() => needle(files, realCounter(), 12, 0.5), /too small/);
   assert.throws(() => generateNeedle([], { targetLength: 512, depth: 0, sampleIndex: 0, samplesPerCell: 1, seed: 1, counter: wordCounter }), /no usable code files/);
+});
+
+test('needle placement rounds halves to even, matching the default model probe builder (Python round)', () => {
+  assert.deepEqual([0.5, 1.5, 2.5, 3.5, 2.4999, 2.5001, 7].map(roundHalfEven), [0, 2, 2, 4, 2, 3, 7]);
+  const context = Array.from({ length: 5 }, (_, i) => ({ text: `l${i}`, file: 'f', line: i, header: false }));
+  // depth 0.5 of 5 lines: 2.5 rounds to 2, so the needle comes after l0, l1.
+  assert.deepEqual(composeWithInsertions(context, 5, [{ rel: 0.5, text: 'N' }]).lines, ['l0', 'l1', 'N', 'l2', 'l3', 'l4']);
+  // 1.5 rounds to 2.
+  assert.deepEqual(composeWithInsertions(context, 3, [{ rel: 0.5, text: 'N' }]).lines, ['l0', 'l1', 'N', 'l2']);
 });

@@ -36,7 +36,8 @@ test('exact scoring of an integer answer uses the first integer of the continuat
   assert.deepEqual(scoreContinuation('exact', '48213', ' 48213;\nconst next = 2;'), { score: 1, exact: true, answer: '48213' });
   assert.equal(scoreContinuation('exact', '48213', ' 4821;').exact, false);
   assert.equal(scoreContinuation('exact', '48213', ' 482130;').exact, false);
-  assert.equal(scoreContinuation('exact', '7', ' 07;').exact, false);
+  assert.equal(scoreContinuation('exact', '7', ' 07;').exact, true, 'compared as numbers');
+  assert.equal(scoreContinuation('exact', '70', ' 7;').exact, false);
   assert.deepEqual(scoreContinuation('exact', '7', ' none'), { score: 0, exact: false, answer: '' });
   assert.equal(scoreContinuation('exact', '12', 'value is 12 (twelve)').exact, true);
 });

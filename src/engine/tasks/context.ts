@@ -89,9 +89,21 @@ export interface Composed {
   boundary: number[];
 }
 
+/**
+ * Rounds halves to the even neighbour, as Python's round() does: the default model's probe builder places
+ * the needle at round(depth * n), and both sides must agree on the line.
+ */
+export function roundHalfEven(x: number): number {
+  const floor = Math.floor(x);
+  const diff = x - floor;
+  if (diff > 0.5) return floor + 1;
+  if (diff < 0.5) return floor;
+  return floor % 2 === 0 ? floor : floor + 1;
+}
+
 /** Puts each insertion at the line boundary nearest its relative position; ties keep the given order. */
 export function composeWithInsertions(context: readonly ContextLine[], n: number, insertions: readonly Insertion[]): Composed {
-  const boundary = insertions.map((ins) => Math.round(ins.rel * n));
+  const boundary = insertions.map((ins) => roundHalfEven(ins.rel * n));
   const byBoundary = new Map<number, number[]>();
   boundary.forEach((b, j) => {
     const list = byBoundary.get(b) ?? [];

@@ -52,9 +52,13 @@ export function normalizeAnswer(text: string): string {
 
 const INTEGER = /^\d+$/;
 
+function stripZeros(digits: string): string {
+  return digits.replace(/^0+(?=\d)/, '');
+}
+
 /**
- * exact: an integer answer is compared with the first integer in the continuation (a model that writes
- * ` 48213;` is right); a text answer with the normalised first non-blank line. `alternatives` are other
+ * exact: an integer answer is compared, as a number, with the first integer in the continuation (a model
+ * that writes ` 48213;` is right); a text answer with the normalised first non-blank line. `alternatives` are other
  * accepted answers (e.g. LongBench's answer lists).
  * edit-similarity: the first non-blank line of the continuation against the expected line, both trimmed.
  */
@@ -69,7 +73,8 @@ export function scoreContinuation(rule: ScoreRule, expected: string, continuatio
   const accepted = [expected, ...alternatives].map((a) => a.trim());
   if (accepted.every((a) => INTEGER.test(a))) {
     const answer = /\d+/.exec(continuation)?.[0] ?? '';
-    const exact = accepted.includes(answer);
+    // Compared as numbers, like the default model's own probe evaluation: "007" answers 7.
+    const exact = answer !== '' && accepted.some((a) => stripZeros(a) === stripZeros(answer));
     return { score: exact ? 1 : 0, exact, answer };
   }
   const answer = firstNonBlankLine(continuation);
