@@ -1,0 +1,69 @@
+// The engine child process: the extension forks this file so inference never runs on the extension host's thread.
+// It answers the message table in protocol.ts over Node's IPC channel, one request at a time per id.
+import { describeError } from '../errors';
+import { openModel, type ModelSession } from '../session';
+import { runBench } from '../bench/runner';
+import { listMethods } from '../kv';
+import { modelInfo } from '../model/info';
+import { parseClientMessage, type ClientMessage, type EngineMessage, type ExecutionProviderChoice } from './protocol';
+
+const send = (message: EngineMessage) => process.send?.(message);
+const running = new Map<number, AbortController>();
+let cached: { key: string; session: ModelSession } | null = null;
+
+/** Keeps the last model loaded: a sweep after `info` on the same model does not read the weights twice. */
+async function session(model: string, provider: ExecutionProviderChoice, contextTokens: number): Promise<ModelSession> {
+  const key = `${model}\u0000${provider}`;
+  if (cached?.key === key) return cached.session;
+  if (cached) await cached.session.dispose();
+  cached = null;
+  const opened = await openModel(model, { provider, contextTokens });
+  cached = { key, session: opened };
+  return opened;
+}
+
+async function handle(message: ClientMessage): Promise<void> {
+  switch (message.type) {
+    case 'cancel':
+      running.get(message.id)?.abort();
+      return;
+    case 'methods':
+      send({ type: 'result', id: message.id, result: listMethods() });
+      return;
+    case 'info': {
+      const s = await session(message.model, message.provider, 4096);
+      send({ type: 'result', id: message.id, result: { ...modelInfo(s.model), executionProvider: s.provider, providerFallbacks: s.fallbackReasons } });
+      return;
+    }
+    case 'bench': {
+      const controller = new AbortController();
+      running.set(message.id, controller);
+      try {
+        const r = message.request;
+        const s = await session(r.model, r.provider, Math.max(...r.lengths) + 64);
+        const results = await runBench(s, r, {
+          signal: controller.signal,
+          onProgress: (progress) => send({ type: 'progress', id: message.id, progress }),
+          onLog: (line) => send({ type: 'log', id: message.id, line }),
+        });
+        send({ type: 'result', id: message.id, result: { status: results.status, outFile: r.outFile, rows: results.rows.length } });
+      } finally {
+        running.delete(message.id);
+      }
+      return;
+    }
+  }
+}
+
+process.on('message', (raw: unknown) => {
+  const message = parseClientMessage(raw);
+  if (!message) {
+    process.stderr.write(`kvlens engine: dropped a malformed message: ${JSON.stringify(raw).slice(0, 200)}\n`);
+    return;
+  }
+  handle(message).catch((error) => send({ type: 'error', id: message.id, message: describeError(error) }));
+});
+
+// The parent going away (VS Code closing) must not leave an orphaned engine burning CPU.
+process.on('disconnect', () => process.exit(0));
+send({ type: 'ready', pid: process.pid });
