@@ -4,7 +4,28 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { KvlensError, describeError } from '../engine/errors';
-import { parseEngineEvent, checkRunRequest, type EngineRequest, type RunRequestBody } from './engineProtocolDraft';
+import { parseEngineMessage, type BenchRequest, type ClientMessage, type ExecutionProviderChoice } from '../engine/host/protocol';
+import { describeValue, expectArray, expectInteger, expectNonEmptyString, expectNumber, firstProblem, type Problem } from './validate';
+
+/** Checks a bench request before it is sent, so a bad setting fails in the extension with a clear message. */
+export function checkBenchRequest(request: BenchRequest): Problem {
+  const positive = (v: unknown, p: string) => expectInteger(v, p, 1);
+  return firstProblem(
+    () => expectNonEmptyString(request.workspace, 'workspace'),
+    () => expectNonEmptyString(request.model, 'model'),
+    () => (request.methods.length === 0 ? 'methods must name at least one method' : null),
+    () => expectArray(request.methods, 'methods', expectNonEmptyString),
+    () => (request.tasks.length === 0 ? 'tasks must name at least one task' : null),
+    () => expectArray(request.tasks, 'tasks', expectNonEmptyString),
+    () => (request.lengths.length === 0 ? 'lengths must list at least one length' : null),
+    () => expectArray(request.lengths, 'lengths', positive),
+    () => expectArray(request.depths, 'depths', (v, p) => expectNumber(v, p) ?? ((v as number) < 0 || (v as number) > 1 ? `${p} must be within [0, 1], found ${v}` : null)),
+    () => expectInteger(request.samples, 'samples', 1),
+    () => expectInteger(request.seed, 'seed', 0),
+    () => (request.outFile === null ? null : expectNonEmptyString(request.outFile, 'outFile')),
+    () => (request.files === undefined ? null : expectArray(request.files, 'files', expectNonEmptyString)),
+  );
+}
 
 export interface EngineProgress {
   done: number;
@@ -13,13 +34,14 @@ export interface EngineProgress {
   etaSeconds: number | null;
 }
 
+/** `results` is what the engine answered (a results file object, checked by the caller before use). */
 export type RunOutcome =
-  | { status: 'completed'; resultsFile: string }
-  /** A cancelled run may still leave a partial results file (the engine writes what it finished). */
-  | { status: 'cancelled'; resultsFile: string | null };
+  | { status: 'completed'; results: unknown }
+  /** A cancelled run may still answer with the partial results it finished. */
+  | { status: 'cancelled'; results: unknown | null };
 
 export interface RunHandle {
-  id: string;
+  id: number;
   done: Promise<RunOutcome>;
 }
 
@@ -45,7 +67,7 @@ interface PendingRun {
 
 interface PendingInfo {
   kind: 'info';
-  resolve: (info: Record<string, unknown>) => void;
+  resolve: (info: unknown) => void;
   reject: (error: Error) => void;
   child: ChildProcess;
 }
@@ -56,7 +78,7 @@ const STDERR_TAIL_LINES = 12;
 
 export class EngineClient {
   private child: ChildProcess | null = null;
-  private readonly pending = new Map<string, Pending>();
+  private readonly pending = new Map<number, Pending>();
   private readonly stderrTail: string[] = [];
   private nextId = 1;
   private deliberateKill = new WeakSet<ChildProcess>();
@@ -74,40 +96,41 @@ export class EngineClient {
     return this.child?.pid;
   }
 
-  run(request: RunRequestBody, onProgress: (progress: EngineProgress) => void): RunHandle {
-    const id = this.newId('run');
+  run(request: BenchRequest, onProgress: (progress: EngineProgress) => void): RunHandle {
+    const id = this.nextId++;
     const done = new Promise<RunOutcome>((resolve, reject) => {
-      const problem = checkRunRequest(request);
+      const problem = checkBenchRequest(request);
       if (problem) throw new KvlensError(problem, 'run request');
       const child = this.ensureChild();
       this.pending.set(id, { kind: 'run', resolve, reject, onProgress, cancelRequested: false, child });
-      this.send(child, { type: 'run', id, request });
+      this.send(child, { type: 'bench', id, request });
     });
     return { id, done };
   }
 
-  info(model: string): Promise<Record<string, unknown>> {
-    const id = this.newId('info');
+  /** Model and provider details from the engine (what it would load, and where it would run). */
+  info(model: string, provider: ExecutionProviderChoice): Promise<unknown> {
+    const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const child = this.ensureChild();
       this.pending.set(id, { kind: 'info', resolve, reject, child });
-      this.send(child, { type: 'info', id, model });
+      this.send(child, { type: 'info', id, model, provider });
     });
   }
 
   /** Asks the engine to stop run `id`; kills the engine process if the run is still going after the grace period. */
-  cancel(id: string): void {
+  cancel(id: number): void {
     const pending = this.pending.get(id);
     if (!pending || pending.kind !== 'run' || pending.cancelRequested) return;
     pending.cancelRequested = true;
-    this.options.log(`cancelling ${id}`);
+    this.options.log(`cancelling run ${id}`);
     this.send(pending.child, { type: 'cancel', id });
     const grace = this.options.cancelGraceMs ?? 5000;
     pending.cancelTimer = setTimeout(() => {
       if (this.pending.get(id) !== pending) return;
-      this.options.log(`${id} did not stop within ${grace} ms of the cancel request; stopping the engine process`);
+      this.options.log(`run ${id} did not stop within ${grace} ms of the cancel request; stopping the engine process`);
       this.settle(id);
-      pending.resolve({ status: 'cancelled', resultsFile: null });
+      pending.resolve({ status: 'cancelled', results: null });
       this.kill(pending.child);
     }, grace);
   }
@@ -121,10 +144,6 @@ export class EngineClient {
     const error = new KvlensError('the engine was shut down because the extension is stopping', this.options.enginePath);
     for (const id of [...this.pending.keys()]) this.settle(id)?.reject(error);
     if (this.child) this.kill(this.child);
-  }
-
-  private newId(kind: string): string {
-    return `${kind}-${process.pid}-${this.nextId++}`;
   }
 
   private ensureChild(): ChildProcess {
@@ -177,7 +196,7 @@ export class EngineClient {
     for (const [id, p] of [...this.pending]) {
       if (p.child !== child) continue;
       this.settle(id);
-      if (p.kind === 'run' && p.cancelRequested) p.resolve({ status: 'cancelled', resultsFile: null });
+      if (p.kind === 'run' && p.cancelRequested) p.resolve({ status: 'cancelled', results: null });
       else if (deliberate) p.reject(new KvlensError('the engine process was stopped before it answered', this.options.enginePath));
       else p.reject(new KvlensError(`${reason} before it answered${tail}`, this.options.enginePath));
     }
@@ -190,7 +209,7 @@ export class EngineClient {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
 
-  private send(child: ChildProcess, message: EngineRequest): void {
+  private send(child: ChildProcess, message: ClientMessage): void {
     if (!child.connected) {
       this.onChildGone(child, 'the engine process is not connected');
       return;
@@ -200,7 +219,7 @@ export class EngineClient {
     });
   }
 
-  private settle(id: string): Pending | undefined {
+  private settle(id: number): Pending | undefined {
     const pending = this.pending.get(id);
     if (!pending) return undefined;
     this.pending.delete(id);
@@ -209,37 +228,41 @@ export class EngineClient {
   }
 
   private onMessage(raw: unknown): void {
-    const parsed = parseEngineEvent(raw);
-    if ('problem' in parsed) {
-      this.options.log(`dropped a malformed engine message: ${parsed.problem}`);
+    const message = parseEngineMessage(raw);
+    if (!message) {
+      this.options.log(`dropped a malformed engine message: ${describeValue(raw)}`);
       return;
     }
-    const event = parsed.event;
-    const pending = this.pending.get(event.id);
+    if (message.type === 'ready') {
+      this.options.log(`engine process ${message.pid} ready`);
+      return;
+    }
+    if (message.type === 'log') {
+      this.options.log(`[engine] ${message.line}`);
+      return;
+    }
+    const pending = this.pending.get(message.id);
     if (!pending) {
-      this.options.log(`dropped an engine ${event.type} message for unknown request ${event.id}`);
+      this.options.log(`dropped an engine ${message.type} message for unknown request ${message.id}`);
       return;
     }
-    switch (event.type) {
+    switch (message.type) {
       case 'progress':
-        if (pending.kind === 'run') pending.onProgress({ done: event.done, total: event.total, message: event.message, etaSeconds: event.etaSeconds });
+        if (pending.kind === 'run') {
+          const p = message.progress;
+          pending.onProgress({ done: p.done, total: p.total, message: p.message, etaSeconds: typeof p.etaSeconds === 'number' && Number.isFinite(p.etaSeconds) ? p.etaSeconds : null });
+        }
         return;
       case 'result':
-        if (pending.kind !== 'run') break;
-        this.settle(event.id);
-        pending.resolve(pending.cancelRequested ? { status: 'cancelled', resultsFile: event.resultsFile } : { status: 'completed', resultsFile: event.resultsFile });
+        this.settle(message.id);
+        if (pending.kind === 'info') pending.resolve(message.result);
+        else pending.resolve(pending.cancelRequested ? { status: 'cancelled', results: message.result } : { status: 'completed', results: message.result });
         return;
       case 'error':
-        this.settle(event.id);
-        if (pending.kind === 'run' && pending.cancelRequested) pending.resolve({ status: 'cancelled', resultsFile: null });
-        else pending.reject(new KvlensError(event.message, 'engine'));
-        return;
-      case 'info':
-        if (pending.kind !== 'info') break;
-        this.settle(event.id);
-        pending.resolve(event.info);
+        this.settle(message.id);
+        if (pending.kind === 'run' && pending.cancelRequested) pending.resolve({ status: 'cancelled', results: null });
+        else pending.reject(new KvlensError(message.message, 'engine'));
         return;
     }
-    this.options.log(`dropped an engine ${event.type} message that does not answer ${pending.kind} request ${event.id}`);
   }
 }

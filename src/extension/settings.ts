@@ -1,7 +1,9 @@
 // Reads the kvlens.* settings into one checked object. A bad value falls back to its default with a
 // warning naming the setting, so one typo in settings.json does not block every run.
-import { EXECUTION_PROVIDERS, type ExecutionProviderSetting } from './engineProtocolDraft';
+import type { ExecutionProviderChoice } from '../engine/host/protocol';
 import { describeValue } from './validate';
+
+export const EXECUTION_PROVIDERS: readonly ExecutionProviderChoice[] = ['auto', 'cuda', 'webgpu', 'cpu'];
 
 export const KNOWN_TASKS = ['needle', 'multikey', 'vartrack', 'completion', 'crossfile'] as const;
 
@@ -29,7 +31,7 @@ export interface KvlensSettings {
   depths: number[];
   samples: number;
   seed: number;
-  executionProvider: ExecutionProviderSetting;
+  executionProvider: ExecutionProviderChoice;
   maxContextTokens: number;
   /** As configured: empty means `.kvlens` in the workspace; relative paths are resolved against the workspace. */
   resultsFolder: string;
@@ -132,7 +134,7 @@ export function parseSettings(read: (key: keyof KvlensSettings) => unknown): Par
   let executionProvider = DEFAULT_SETTINGS.executionProvider;
   if (providerRaw !== undefined && providerRaw !== null) {
     if (typeof providerRaw === 'string' && (EXECUTION_PROVIDERS as readonly string[]).includes(providerRaw)) {
-      executionProvider = providerRaw as ExecutionProviderSetting;
+      executionProvider = providerRaw as ExecutionProviderChoice;
     } else {
       warn('executionProvider', `expected one of ${EXECUTION_PROVIDERS.join(', ')}, found ${describeValue(providerRaw)}`);
     }

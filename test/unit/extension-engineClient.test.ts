@@ -3,17 +3,18 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EngineClient, type EngineProgress } from '../../src/extension/engineClient';
-import type { RunRequestBody } from '../../src/extension/engineProtocolDraft';
+import { EngineClient, checkBenchRequest, type EngineProgress } from '../../src/extension/engineClient';
+import type { BenchRequest } from '../../src/engine/host/protocol';
 import { checkResultsFile } from '../../src/extension/resultsModel';
 
 const fakeEngine = join(__dirname, '..', 'fixtures', 'extension', 'fakeEngine.js');
+const pidOf = (info: unknown) => (info as { pid: number }).pid;
 
 function setup(cancelGraceMs = 5000) {
   const dir = mkdtempSync(join(tmpdir(), 'kvlens-engine-client-'));
   const logs: string[] = [];
   const client = new EngineClient({ enginePath: fakeEngine, log: (l) => logs.push(l), cancelGraceMs });
-  const request = (model: string): RunRequestBody => ({
+  const request = (model: string): BenchRequest => ({
     workspace: dir, model, methods: ['full', 'kivi:bits=2'], tasks: ['needle'], lengths: [1024], depths: [0.5], samples: 1, seed: 0, provider: 'cpu', outFile: join(dir, 'out.json'),
   });
   const cleanup = () => {
@@ -23,17 +24,19 @@ function setup(cancelGraceMs = 5000) {
   return { dir, logs, client, request, cleanup };
 }
 
-test('a run reports progress and resolves with the results file the engine wrote', async () => {
-  const { client, request, cleanup } = setup();
+test('a run reports progress and resolves with the results the engine answered', async () => {
+  const { client, request, cleanup, logs } = setup();
   try {
     const progress: EngineProgress[] = [];
     const handle = client.run(request('ok'), (p) => progress.push(p));
     const outcome = await handle.done;
     assert.equal(outcome.status, 'completed');
-    assert.equal(checkResultsFile(JSON.parse(readFileSync(outcome.resultsFile!, 'utf8'))), null);
+    assert.equal(checkResultsFile(outcome.results), null);
+    assert.equal(checkResultsFile(JSON.parse(readFileSync(request('ok').outFile!, 'utf8'))), null);
     assert.deepEqual(progress.map((p) => [p.done, p.total]), [[1, 3], [2, 3], [3, 3]]);
     assert.equal(progress[2].etaSeconds, 0);
     assert.equal(client.running, false);
+    assert.ok(logs.includes('[engine] scanned 42 files'), logs.join('\n'));
   } finally {
     cleanup();
   }
@@ -51,13 +54,13 @@ test('an engine error rejects the run with the engine message', async () => {
 test('a crash rejects with the exit code and stderr, and the next request starts a new engine', async () => {
   const { client, request, cleanup, logs } = setup();
   try {
-    const firstPid = (await client.info('default')).pid;
+    const firstPid = pidOf(await client.info('default', 'cpu'));
     await assert.rejects(client.run(request('crash'), () => {}).done, (error: Error) => {
       assert.match(error.message, /fakeEngine\.js: the engine process exited with code 3 before it answered; last engine output: fatal: onnxruntime could not allocate 2 GiB/);
       return true;
     });
     assert.match(client.lastCrash ?? '', /exited with code 3/);
-    const info = await client.info('default');
+    const info = (await client.info('default', 'cpu')) as { model: string; pid: number };
     assert.equal(info.model, 'default');
     assert.notEqual(info.pid, firstPid);
     assert.ok(logs.some((l) => l.startsWith('restarting the engine after: the engine process exited with code 3')), logs.join('\n'));
@@ -76,9 +79,12 @@ test('cancel stops a run that honours it, and the engine stays up', async () => 
       if (seen === 2) client.cancel(handle.id);
     });
     const pidBefore = client.pid;
-    assert.deepEqual(await handle.done, { status: 'cancelled', resultsFile: null });
+    const outcome = await handle.done;
+    assert.equal(outcome.status, 'cancelled');
+    assert.equal((outcome.results as { status: string; rows: unknown[] }).status, 'cancelled');
+    assert.equal((outcome.results as { rows: unknown[] }).rows.length, 4);
     assert.equal(client.pid, pidBefore);
-    assert.equal((await client.info('default')).pid, pidBefore);
+    assert.equal(pidOf(await client.info('default', 'cpu')), pidBefore);
   } finally {
     cleanup();
   }
@@ -95,12 +101,12 @@ test('a run that ignores cancel is killed after the grace period', async () => {
       }
     });
     const pidBefore = client.pid;
-    assert.deepEqual(await handle.done, { status: 'cancelled', resultsFile: null });
+    assert.deepEqual(await handle.done, { status: 'cancelled', results: null });
     const waited = Date.now() - cancelledAt;
     assert.ok(waited >= 290 && waited < 3000, `waited ${waited} ms`);
     assert.ok(logs.some((l) => /did not stop within 300 ms/.test(l)));
     // A deliberate kill is not a crash, and the next request gets a fresh process.
-    const info = await client.info('default');
+    const info = (await client.info('default', 'cpu')) as { model: string; pid: number };
     assert.notEqual(info.pid, pidBefore);
     assert.equal(client.lastCrash, null);
   } finally {
@@ -115,9 +121,9 @@ test('malformed engine messages are dropped and logged, and the run still comple
     const outcome = await client.run(request('garbage'), (p) => progress.push(p)).done;
     assert.equal(outcome.status, 'completed');
     assert.equal(progress.length, 3);
-    assert.ok(logs.includes('dropped a malformed engine message: progress.done must be an integer >= 0, found "one"'), logs.join('\n'));
-    assert.ok(logs.includes('dropped a malformed engine message: engine message must be an object, found "not even an object"'));
-    assert.ok(logs.includes('dropped an engine result message for unknown request someone-else'));
+    assert.ok(logs.some((l) => l.startsWith('dropped a malformed engine message: {"type":"progress"')), logs.join('\n'));
+    assert.ok(logs.includes('dropped a malformed engine message: "not even an object"'));
+    assert.ok(logs.includes('dropped an engine result message for unknown request 999'));
   } finally {
     cleanup();
   }
@@ -126,10 +132,22 @@ test('malformed engine messages are dropped and logged, and the run still comple
 test('bad requests and a missing engine fail with clear errors', async () => {
   const { client, request, cleanup } = setup();
   try {
-    await assert.rejects(client.run({ ...request('ok'), methods: [] }, () => {}).done, /run request: run\.methods must name at least one method/);
+    await assert.rejects(client.run({ ...request('ok'), methods: [] }, () => {}).done, /run request: methods must name at least one method/);
     const missing = new EngineClient({ enginePath: '/nonexistent/engineProcess.js', log: () => {} });
-    await assert.rejects(missing.info('default'), /\/nonexistent\/engineProcess\.js: engine entry not found/);
+    await assert.rejects(missing.info('default', 'auto'), /\/nonexistent\/engineProcess\.js: engine entry not found/);
   } finally {
     cleanup();
   }
+});
+
+test('bench requests are checked before they are sent', () => {
+  const good: BenchRequest = {
+    workspace: '/w', model: 'default', methods: ['full'], tasks: ['needle'], lengths: [1024], depths: [0, 0.5], samples: 1, seed: 0, provider: 'cpu', outFile: '/w/.kvlens/r.json',
+  };
+  assert.equal(checkBenchRequest(good), null);
+  assert.equal(checkBenchRequest({ ...good, outFile: null }), null);
+  assert.equal(checkBenchRequest({ ...good, depths: [1.5] }), 'depths[0] must be within [0, 1], found 1.5');
+  assert.equal(checkBenchRequest({ ...good, samples: 0 }), 'samples must be an integer >= 1, found 0');
+  assert.equal(checkBenchRequest({ ...good, lengths: [] }), 'lengths must list at least one length');
+  assert.equal(checkBenchRequest({ ...good, files: [''] }), 'files[0] must be a non-empty string, found ""');
 });
