@@ -99,6 +99,7 @@ class Cursor {
     this.bufferStart = this.position;
   }
 
+  /** Call before touching `this.buffer`: it may replace the buffer. */
   private take(n: number, what: string): number {
     this.ensure(n, what);
     const offset = this.position - this.bufferStart;
@@ -107,34 +108,44 @@ class Cursor {
   }
 
   u8(what: string): number {
-    return this.buffer.readUInt8(this.take(1, what));
+    const at = this.take(1, what);
+    return this.buffer.readUInt8(at);
   }
   i8(what: string): number {
-    return this.buffer.readInt8(this.take(1, what));
+    const at = this.take(1, what);
+    return this.buffer.readInt8(at);
   }
   u16(what: string): number {
-    return this.buffer.readUInt16LE(this.take(2, what));
+    const at = this.take(2, what);
+    return this.buffer.readUInt16LE(at);
   }
   i16(what: string): number {
-    return this.buffer.readInt16LE(this.take(2, what));
+    const at = this.take(2, what);
+    return this.buffer.readInt16LE(at);
   }
   u32(what: string): number {
-    return this.buffer.readUInt32LE(this.take(4, what));
+    const at = this.take(4, what);
+    return this.buffer.readUInt32LE(at);
   }
   i32(what: string): number {
-    return this.buffer.readInt32LE(this.take(4, what));
+    const at = this.take(4, what);
+    return this.buffer.readInt32LE(at);
   }
   f32(what: string): number {
-    return this.buffer.readFloatLE(this.take(4, what));
+    const at = this.take(4, what);
+    return this.buffer.readFloatLE(at);
   }
   f64(what: string): number {
-    return this.buffer.readDoubleLE(this.take(8, what));
+    const at = this.take(8, what);
+    return this.buffer.readDoubleLE(at);
   }
   u64(what: string): bigint {
-    return this.buffer.readBigUInt64LE(this.take(8, what));
+    const at = this.take(8, what);
+    return this.buffer.readBigUInt64LE(at);
   }
   i64(what: string): bigint {
-    return this.buffer.readBigInt64LE(this.take(8, what));
+    const at = this.take(8, what);
+    return this.buffer.readBigInt64LE(at);
   }
   /** A u64 that must fit a JS number (counts, sizes, offsets). */
   size(what: string): number {
@@ -329,16 +340,14 @@ function inferLlama3Scaling(gguf: GgufFile, prefix: string, theta: number, headD
   const originals = new Set<number>();
   if (gguf.metadata.has(`${prefix}.rope.scaling.original_context_length`)) originals.add(metaNumber(gguf, `${prefix}.rope.scaling.original_context_length`));
   for (let p = 4; p <= 21; p++) originals.add(2 ** p);
-  const lows = [1, 0.5, 2];
-  const highs = [4, 2, 8];
-  for (const original of originals) {
-    for (const low of lows) {
-      for (const high of highs) {
-        if (high <= low) continue;
-        const expected = llama3RopeFactors(theta, headDim, factor, low, high, original);
-        if (expected.every((e, i) => Math.abs(e - divisors[i]) <= 1e-4 * Math.max(1, Math.abs(e)))) {
-          return { type: 'llama3', factor, lowFreqFactor: low, highFreqFactor: high, originalMaxPositionEmbeddings: original };
-        }
+  // Scaling original, low and high together yields the same frequencies, so the search tries Meta's
+  // published low/high (1, 4) first and only then other ratios.
+  const lowHigh: Array<[number, number]> = [[1, 4], [1, 2], [1, 8], [1, 3], [1, 16]];
+  for (const [low, high] of lowHigh) {
+    for (const original of originals) {
+      const expected = llama3RopeFactors(theta, headDim, factor, low, high, original);
+      if (expected.every((e, i) => Math.abs(e - divisors[i]) <= 1e-4 * Math.max(1, Math.abs(e)))) {
+        return { type: 'llama3', factor, lowFreqFactor: low, highFreqFactor: high, originalMaxPositionEmbeddings: original };
       }
     }
   }
