@@ -160,12 +160,17 @@ export function fitToBudget(maxN: number, build: (n: number) => string, counter:
   let lo = base; // fits
   let hi: Fit | null = null; // known not to fit
   let tokensPerChar = 0.3;
+  // A short probe calibrates characters per token for this code and tokenizer before the first long encode.
+  const probe = measure(nForChars(baseChars + Math.min(4000, budget), 1, maxN));
+  if (probe.text.length > baseChars && probe.tokens > base.tokens) tokensPerChar = (probe.tokens - base.tokens) / (probe.text.length - baseChars);
+  if (probe.tokens <= budget) lo = probe;
+  else hi = probe;
   for (let round = 0; round < 8; round++) {
     const upper = hi ? hi.n - 1 : maxN;
     if (upper <= lo.n) break;
-    if (lo.tokens >= budget * 0.985) break;
+    if (lo.tokens >= budget * 0.97) break;
     // Aim a little under the budget: a guess that fits narrows the search as well as one that overshoots.
-    const targetChars = baseChars + (budget * 0.995 - base.tokens) / tokensPerChar;
+    const targetChars = baseChars + (budget * 0.985 - base.tokens) / tokensPerChar;
     let guess = nForChars(targetChars, lo.n + 1, upper);
     if (guess <= lo.n) guess = lo.n + 1;
     const fit = measure(guess);
@@ -174,7 +179,7 @@ export function fitToBudget(maxN: number, build: (n: number) => string, counter:
     if (fit.tokens <= budget) lo = fit;
     else hi = fit;
   }
-  if (lo.tokens < budget * 0.985) {
+  if (lo.tokens < budget * 0.97) {
     let high = hi ? hi.n : maxN + 1;
     while (high - lo.n > 1) {
       const mid = (lo.n + high) >> 1;
