@@ -27,6 +27,7 @@ from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, Qw
 
 SEQUENCE_LENGTH = 48
 DECODE_PREFIX = 40  # prefill this many tokens, then decode the rest one at a time
+ATTENTION_WINDOW = 8  # attention probabilities kept for the last queries of the full prefill
 
 HALF_DTYPES = {"f16": torch.float16, "bf16": torch.bfloat16}
 
@@ -146,7 +147,15 @@ def reference(model_dir: Path, ids: list[int]) -> dict:
     model.eval()
     config = model.config
     with torch.no_grad():
-        full = model(torch.tensor([ids]), use_cache=False).logits[0]
+        full_out = model(torch.tensor([ids]), use_cache=False, output_attentions=True)
+        full = full_out.logits[0]
+        attention = []
+        for layer_probs in full_out.attentions:
+            probs = layer_probs[0]  # [heads, q, k]
+            attention.append({
+                "window": fmt(probs[:, -ATTENTION_WINDOW:, :]),
+                "keySums": fmt(probs.sum(dim=1)),
+            })
         prefix = model(torch.tensor([ids[:DECODE_PREFIX]]), use_cache=True)
         cache = prefix.past_key_values
         layers = []
@@ -167,10 +176,16 @@ def reference(model_dir: Path, ids: list[int]) -> dict:
         "generator": {"transformers": transformers.__version__, "torch": torch.__version__, "computeDtype": "float32"},
         "vocabSize": config.vocab_size,
         "numLayers": config.num_hidden_layers,
+        "numHeads": config.num_attention_heads,
         "numKvHeads": config.num_key_value_heads,
         "headDim": head_dim,
         "ids": ids,
-        "prefill": {"positions": list(range(len(ids))), "logits": fmt(full)},
+        "prefill": {
+            "positions": list(range(len(ids))),
+            "logits": fmt(full),
+            "attentionWindow": ATTENTION_WINDOW,
+            "attention": attention,
+        },
         "decode": {
             "prefixLength": DECODE_PREFIX,
             "prefixLastLogits": fmt(prefix_last),

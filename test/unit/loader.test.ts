@@ -268,3 +268,51 @@ test('info: model facts for `kvlens info`', () => {
   assert.match(text, /parameters\s+94,528/);
   assert.match(text, /KV cache per 1k tokens\s+500\.0 KiB fp32, 250\.0 KiB fp16/);
 });
+
+test('fixtures: every reference.json matches its checkpoint (vocab, layers, KV shapes) and the documented layout', () => {
+  const names = readdirSync(MODELS).sort();
+  assert.deepEqual(names, [
+    'llama-gqa-tied-rope3-bf16',
+    'llama-gqa-tied-rope3-f16',
+    'llama-gqa-tied-rope3-f32',
+    'llama-gqa-tied-rope3-f32-sharded',
+    'qwen2-bias-untied-bf16',
+    'qwen2-bias-untied-f16',
+    'qwen2-bias-untied-f32',
+  ]);
+  for (const name of names) {
+    const plan = inspectModel(join(MODELS, name));
+    const ref = JSON.parse(readFileSync(join(MODELS, name, 'reference.json'), 'utf8'));
+    const c = plan.config;
+    assert.equal(ref.format, 'kvlens-reference-v1');
+    assert.equal(ref.vocabSize, c.vocabSize);
+    assert.equal(ref.numLayers, c.numLayers);
+    assert.equal(ref.numHeads, c.numHeads);
+    assert.equal(ref.numKvHeads, c.numKvHeads);
+    assert.equal(ref.headDim, c.headDim);
+    const n = ref.ids.length;
+    assert.equal(n, 48);
+    assert.ok(ref.ids.every((id: number) => Number.isInteger(id) && id >= 0 && id < c.vocabSize));
+    assert.equal(ref.prefill.logits.length, n * c.vocabSize);
+    assert.equal(ref.prefill.attention.length, c.numLayers);
+    const w = ref.prefill.attentionWindow;
+    for (const layer of ref.prefill.attention) {
+      assert.equal(layer.window.length, c.numHeads * w * n);
+      assert.equal(layer.keySums.length, c.numHeads * n);
+    }
+    const p = ref.decode.prefixLength;
+    assert.equal(ref.decode.prefixLastLogits.length, c.vocabSize);
+    for (const layer of ref.decode.prefixCache) {
+      assert.equal(layer.keys.length, p * c.numKvHeads * c.headDim);
+      assert.equal(layer.values.length, p * c.numKvHeads * c.headDim);
+    }
+    assert.deepEqual(ref.decode.steps.map((s: { position: number }) => s.position), Array.from({ length: n - p }, (_, i) => p + i));
+    // A decode step sees the same context as the full prefill at that position.
+    for (const step of ref.decode.steps) {
+      assert.equal(step.token, ref.ids[step.position]);
+      const row = ref.prefill.logits.slice(step.position * c.vocabSize, (step.position + 1) * c.vocabSize);
+      const diff = Math.max(...row.map((v: number, i: number) => Math.abs(v - step.logits[i])));
+      assert.ok(diff < 1e-4, `${name} step ${step.position}: ${diff}`);
+    }
+  }
+});
