@@ -146,14 +146,14 @@ export async function runBench(session: ModelSession, request: BenchRequest, hoo
   try {
     for (const { sample } of work) {
       hooks.signal?.throwIfAborted();
-      const rows = await runSample(session, sample, methods, request, hooks, (method) => {
-        progress(`${sample.task} ${sample.targetLength}${sample.depth === null ? '' : ` d=${sample.depth}`} · ${method}`);
+      await runSample(session, sample, methods, request, hooks, {
+        onMethod: (method) => progress(`${sample.task} ${sample.targetLength}${sample.depth === null ? '' : ` d=${sample.depth}`} · ${method}`),
+        onRow: (row) => {
+          results.rows.push(row);
+          hooks.onRow?.(row);
+          done++;
+        },
       });
-      for (const row of rows) {
-        results.rows.push(row);
-        hooks.onRow?.(row);
-        done++;
-      }
       progress(`${sample.id} done`);
       save();
     }
@@ -178,20 +178,18 @@ async function runSample(
   methods: KvMethod[],
   request: BenchRequest,
   hooks: RunHooks,
-  onMethod: (spec: string) => void,
-): Promise<ResultRow[]> {
+  emit: { onMethod: (spec: string) => void; onRow: (row: ResultRow) => void },
+): Promise<void> {
   const { forward, tokenizer, model } = session;
   const tokens = tokenizer.encode(sample.prompt);
   const needs = mergeNeeds(...methods.filter((m) => !m.compressPrompt).map((m) => m.needs(tokens.length)));
   const shared = await prefill(forward, tokens, { chunkSize: DEFAULT_PREFILL_CHUNK, attention: needs });
   const fullBytes = createMethod('full').compress({ layers: shared.layers, stats: null, config: model.config }).bytes().held;
-  const rows: ResultRow[] = [];
   for (const method of methods) {
     hooks.signal?.throwIfAborted();
-    onMethod(method.spec);
-    rows.push(await runMethod(session, sample, method, tokens, shared, fullBytes, request, hooks));
+    emit.onMethod(method.spec);
+    emit.onRow(await runMethod(session, sample, method, tokens, shared, fullBytes, request, hooks));
   }
-  return rows;
 }
 
 async function runMethod(

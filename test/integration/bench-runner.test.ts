@@ -1,0 +1,132 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openModel, type ModelSession } from '../../src/engine/session';
+import { runBench } from '../../src/engine/bench/runner';
+import { resultsSchemaErrors, readResultsFile } from '../../src/engine/bench/validate';
+import { mergeResults } from '../../src/engine/bench/merge';
+import { toCsv, toMarkdown } from '../../src/engine/bench/export';
+import type { BenchRequest } from '../../src/engine/host/protocol';
+import type { ResultsFile } from '../../src/engine/bench/results';
+
+const MODEL = join(__dirname, '..', 'fixtures', 'models', 'llama-gqa-tied-rope3-f32');
+const CODEBASE = join(__dirname, '..', 'fixtures', 'codebase');
+
+let shared: ModelSession | null = null;
+async function session(): Promise<ModelSession> {
+  shared ??= await openModel(MODEL, { provider: 'cpu' });
+  return shared;
+}
+
+function request(outFile: string | null, extra: Partial<BenchRequest> = {}): BenchRequest {
+  return {
+    workspace: CODEBASE,
+    model: MODEL,
+    methods: ['full', 'kivi:bits=2', 'snapkv:ratio=0.5', 'streamingllm:ratio=0.5', 'llmlingua:ratio=0.5'],
+    tasks: ['needle', 'completion'],
+    lengths: [200],
+    depths: [0, 1],
+    samples: 1,
+    seed: 3,
+    provider: 'cpu',
+    outFile,
+    maxNewTokens: 4,
+    ...extra,
+  };
+}
+
+test('a sweep writes a schema-valid results file with one row per sample and method, full first', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kvlens-bench-'));
+  const out = join(dir, 'results.json');
+  const results = await runBench(await session(), request(out));
+  assert.equal(results.status, 'complete');
+  const onDisk = JSON.parse(readFileSync(out, 'utf8')) as ResultsFile;
+  assert.deepEqual(resultsSchemaErrors(onDisk), []);
+  // 2 needle depths + 1 completion sample, 5 methods each.
+  assert.equal(onDisk.rows.length, 3 * 5);
+  const samples = new Set(onDisk.rows.map((r) => r.sampleId));
+  assert.equal(samples.size, 3);
+  for (const id of samples) {
+    const rows = onDisk.rows.filter((r) => r.sampleId === id);
+    assert.equal(rows[0].method, 'full');
+    const full = rows[0];
+    assert.equal(full.bytesHeld, full.bytesFull, 'full holds exactly the reference bytes');
+    assert.equal(full.note?.includes('no compression'), true);
+    for (const row of rows.slice(1)) {
+      assert.equal(row.error, null, `${row.method}: ${row.error}`);
+      assert.equal(row.verified, true);
+      assert.ok(row.bytesHeld < full.bytesHeld, `${row.method} holds fewer bytes than full (${row.bytesHeld} vs ${full.bytesHeld})`);
+    }
+    const snap = rows.find((r) => r.method.startsWith('snapkv'))!;
+    // ratio is the fraction removed (kvpress's convention): half of the prompt's tokens stay, rounded down.
+    assert.equal(snap.tokensKeptPerHead, Math.floor(full.tokensKeptPerHead / 2));
+    const lingua = rows.find((r) => r.method.startsWith('llmlingua'))!;
+    assert.ok(lingua.length < full.length, 'prompt compression prefills a shorter prompt');
+  }
+  assert.ok(onDisk.config.model.contentHash.startsWith('sha256:'));
+  assert.equal(onDisk.config.executionProvider, 'cpu');
+  assert.equal(readdirSync(dir).filter((f) => f.endsWith('.tmp')).length, 0, 'no temporary files left behind');
+  const csv = toCsv(onDisk).trim().split('\n');
+  assert.equal(csv.length, onDisk.rows.length + 1);
+  assert.match(toMarkdown(onDisk), /\| kivi:bits=2 \|/);
+});
+
+test('cancelling keeps every completed row, marks the file cancelled and leaves no partial file', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kvlens-cancel-'));
+  const out = join(dir, 'results.json');
+  const controller = new AbortController();
+  let methodsStarted = 0;
+  const results = await runBench(await session(), request(out, { depths: [0, 0.5, 1] }), {
+    signal: controller.signal,
+    onProgress: (p) => {
+      if (!p.message.includes(' · ')) return;
+      methodsStarted++;
+      // Cancel while the second sample's third method runs.
+      if (methodsStarted === 8) controller.abort();
+    },
+  });
+  assert.equal(results.status, 'cancelled');
+  const onDisk = readResultsFile(out);
+  assert.equal(onDisk.status, 'cancelled');
+  // The first sample's 5 rows were saved; the second sample was interrupted as a whole, so none of its rows are kept half-done.
+  // The first sample's 5 rows and the 2 methods of the second sample that finished before the cancel.
+  assert.equal(onDisk.rows.length, 7);
+  assert.equal(onDisk.rows.filter((r) => r.error !== null).length, 0, 'the interrupted method leaves no row at all');
+  assert.equal(readdirSync(dir).filter((f) => f !== 'results.json').length, 0, 'no temporary files left behind');
+});
+
+test('shards partition the work and merge back to the unsharded sweep', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kvlens-shard-'));
+  const whole = await runBench(await session(), request(null, { methods: ['full', 'int8'] }));
+  const parts: { path: string; results: ResultsFile }[] = [];
+  for (let index = 0; index < 2; index++) {
+    const out = join(dir, `shard${index}.json`);
+    await runBench(await session(), request(out, { methods: ['full', 'int8'], shard: { index, count: 2 } }));
+    parts.push({ path: out, results: readResultsFile(out) });
+  }
+  const ids = parts.map((p) => new Set(p.results.rows.map((r) => r.sampleId)));
+  for (const id of ids[0]) assert.equal(ids[1].has(id), false, 'a sample ran in two shards');
+  const merged = mergeResults(parts);
+  assert.equal(merged.status, 'complete');
+  assert.deepEqual(resultsSchemaErrors(merged), []);
+  const key = (r: { sampleId: string; method: string; answer: string }) => `${r.sampleId}|${r.method}|${r.answer}`;
+  assert.deepEqual(merged.rows.map(key).sort(), whole.rows.map(key).sort());
+  assert.throws(() => mergeResults([parts[0], parts[0]]), /appears twice|already came/);
+  const other = structuredClone(parts[1]);
+  other.results.config.seed = 99;
+  assert.throws(() => mergeResults([parts[0], other]), /different sweep/);
+});
+
+test('a results file that breaks the schema is refused with its path', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kvlens-schema-'));
+  const bad = join(dir, 'bad.json');
+  writeFileSync(bad, JSON.stringify({ schemaVersion: 2, rows: [] }));
+  assert.throws(() => readResultsFile(bad), (e: Error) => e.message.startsWith(bad) && /schemaVersion|required/.test(e.message));
+  assert.equal(existsSync(bad), true);
+});
+
+test.after(async () => {
+  await shared?.dispose();
+});
