@@ -102,3 +102,14 @@ test('crossfile never ties a use to a definition in an unrelated language', () =
   assert.equal(defs.get('handle')?.file.path, 'cmd/server/main.go');
   assert.deepEqual(crossFileSites(report, defs), []);
 });
+
+test('completion and crossfile ask for the same line at every length of a sample index', () => {
+  const files = fixtureFiles();
+  for (const generate of [generateCompletion, generateCrossfile]) {
+    const short = generate(files, options(384, 1));
+    const long = generate(files, options(1536, 1));
+    assert.deepEqual(long.source, short.source);
+    assert.equal(long.answer, short.answer);
+    assert.ok(long.promptTokens > 3 * short.promptTokens);
+  }
+});

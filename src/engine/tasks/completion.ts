@@ -70,7 +70,8 @@ export function fitCodeContext(files: readonly CodeFile[], options: GeneratorOpt
 
 export function generateCompletion(files: readonly CodeFile[], options: GeneratorOptions): Sample {
   requireFiles(files, 'completion');
-  const rng = Rng.derive(options.seed, 'completion', options.targetLength, options.sampleIndex);
+  // Not keyed by length: a sample index asks for the same line at every length, so only the context varies.
+  const rng = Rng.derive(options.seed, 'completion', options.sampleIndex);
   const order = rotation(files, options);
   let target: CodeFile | null = null;
   let candidates: number[] = [];

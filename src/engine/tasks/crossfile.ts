@@ -84,7 +84,8 @@ const LEAD_RADII = [Infinity, 256, 128, 64, 32, 16, 8, 4, 0];
 
 export function generateCrossfile(files: readonly CodeFile[], options: GeneratorOptions): Sample {
   requireFiles(files, 'crossfile');
-  const rng = Rng.derive(options.seed, 'crossfile', options.targetLength, options.sampleIndex);
+  // Not keyed by length: a sample index asks for the same line at every length, so only the context varies.
+  const rng = Rng.derive(options.seed, 'crossfile', options.sampleIndex);
   const definitions = uniqueDefinitions(files);
   let sites: CrossFileSite[] = [];
   for (const file of rotation(files, options)) {
