@@ -115,7 +115,8 @@ for (const [label, overrides] of CASES) {
   });
 }
 
-test('onnx vs reference: ragged per-head cache (valid mask) with statistics; masked slots get exactly zero', async () => {
+for (const q of [3, 1]) {
+test(`onnx vs reference: ragged per-head cache (valid mask) with statistics, ${q} new token(s); masked slots get exactly zero`, async () => {
   const config = testConfig({ architecture: 'qwen2', attentionBias: true });
   const weights = randomWeights(config, 31);
   const ref = new ReferenceForward(config, weights);
@@ -128,7 +129,8 @@ test('onnx vs reference: ragged per-head cache (valid mask) with statistics; mas
     layers[1].retain([[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], [0, 11]]);
     const past = layers.map((c) => c.view());
     assert.ok(past[0].valid && past[1].valid, 'retain with unequal heads must produce a valid mask');
-    const input = { tokens: [3, 4, 5], positions: [12, 13, 14], past, logits: 'all' as const, attention: { window: 2, keySums: true, queries: true } };
+    const input = { tokens: [3, 4, 5].slice(0, q), positions: [12, 13, 14].slice(0, q), past, logits: 'all' as const, attention: { window: 2, keySums: true, queries: true } };
+    const rows = Math.min(2, q);
     const outRef = await ref.forward(input);
     const outOnnx = await onnx.forward(input);
     assertSameOutput(outOnnx, outRef, 'ragged');
@@ -136,7 +138,7 @@ test('onnx vs reference: ragged per-head cache (valid mask) with statistics; mas
     const group = config.numHeads / config.numKvHeads;
     for (let l = 0; l < config.numLayers; l++) {
       const P = past[l].length;
-      const T = P + 3;
+      const T = P + q;
       const window = outOnnx.attention![l].window!;
       const keySums = outOnnx.attention![l].keySums!;
       for (let h = 0; h < config.numHeads; h++) {
@@ -144,22 +146,38 @@ test('onnx vs reference: ragged per-head cache (valid mask) with statistics; mas
         for (let s = 0; s < P; s++) {
           const masked = past[l].valid![s * config.numKvHeads + kvh] === 0;
           if (masked) assert.equal(keySums[h * T + s], 0, `layer ${l} head ${h} slot ${s} key sum`);
-          for (let r = 0; r < 2; r++) {
-            const p = window[(h * 2 + r) * T + s];
+          for (let r = 0; r < rows; r++) {
+            const p = window[(h * rows + r) * T + s];
             if (masked) assert.equal(p, 0, `layer ${l} head ${h} slot ${s} row ${r}`);
             else assert.ok(p > 0);
           }
         }
-        for (let r = 0; r < 2; r++) {
+        for (let r = 0; r < rows; r++) {
           let sum = 0;
-          for (let j = 0; j < T; j++) sum += window[(h * 2 + r) * T + j];
+          for (let j = 0; j < T; j++) sum += window[(h * rows + r) * T + j];
           assert.ok(Math.abs(sum - 1) < 1e-5, `window row sums to ${sum}`);
         }
         // Key sums are the column sums of the full probability matrix: they add up to q.
         let total = 0;
         for (let j = 0; j < T; j++) total += keySums[h * T + j];
-        assert.ok(Math.abs(total - 3) < 1e-4);
+        assert.ok(Math.abs(total - q) < 1e-4);
       }
+    }
+  } finally {
+    await onnx.dispose();
+  }
+});
+}
+
+test('onnx vs reference: one token on an empty cache, with and without statistics', async () => {
+  const config = testConfig({ architecture: 'qwen2', attentionBias: true, tieWordEmbeddings: true });
+  const weights = randomWeights(config, 33);
+  const ref = new ReferenceForward(config, weights);
+  const onnx = await createOnnxForward({ config, weights }, { provider: 'cpu', threads: 1 });
+  try {
+    for (const attention of [undefined, { window: 3, keySums: true, queries: true }]) {
+      const input = { tokens: [7], positions: [5], past: emptyPast(config), attention };
+      assertSameOutput(await onnx.forward(input), await ref.forward(input), `single token ${attention ? 'with' : 'without'} stats`);
     }
   } finally {
     await onnx.dispose();

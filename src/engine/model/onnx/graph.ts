@@ -25,6 +25,7 @@ import type { ModelConfig } from '../config';
 import type { WeightMap } from '../types';
 import { resolveWeights, ropeInverseFrequencies, type ResolvedWeights } from '../reference';
 import {
+  graphProto,
   modelProto,
   nodeProto,
   tensorProto,
@@ -49,6 +50,8 @@ export interface GraphOptions {
    * activations so the int4 graph can be checked against the reference on dequantized weights.
    */
   int4AccuracyLevel?: 0 | 4;
+  /** Route one-token calls through the copy-free decode attention (default true; false for comparisons). */
+  decodeFastPath?: boolean;
 }
 
 export interface BuiltGraph {
@@ -131,7 +134,7 @@ export function dequantizeInt4(packed: Uint8Array, scales: Float32Array, n: numb
 }
 
 class GraphBuilder {
-  readonly nodes: MessageWriter[] = [];
+  nodes: MessageWriter[] = [];
   readonly initializers: MessageWriter[] = [];
   readonly inputs: MessageWriter[] = [];
   readonly outputs: MessageWriter[] = [];
@@ -139,6 +142,21 @@ class GraphBuilder {
   readonly outputNames: string[] = [];
   private counter = 0;
   usesMicrosoftDomain = false;
+
+  /** A subgraph (If branch) made of the nodes `build` adds; it reads outer values by name. */
+  subgraph(name: string, build: () => string[]): MessageWriter {
+    const outer = this.nodes;
+    this.nodes = [];
+    const results = build();
+    const outputs = results.map((result) => {
+      const name = this.fresh(`${result}_out`);
+      this.op('Identity', [result], {}, name);
+      return valueInfo(name, OnnxDataType.FLOAT);
+    });
+    const graph = graphProto({ name, nodes: this.nodes, initializers: [], inputs: [], outputs });
+    this.nodes = outer;
+    return graph;
+  }
 
   fresh(hint: string): string {
     return `${hint}__${this.counter++}`;
@@ -196,6 +214,15 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap, optio
   const toKvHeads = g.int64s([1, -1, KVH, D], 'shape_kv_heads');
   const toTokensByHeads = g.int64s([-1, H * D], 'shape_tokens_heads');
   const ropeSplit = g.int64s([half, half], 'rope_split');
+  const shapeQueryColumns = g.int64s([1, D, KVH, G], 'shape_query_columns');
+  const shapeBlockQuery = g.int64s([KVH * D, H], 'shape_block_query');
+  const kvGroupDims = g.int64s([KVH, G], 'kv_group_dims');
+  const shapeHeadPairs = g.int64s([KVH, G, KVH, D], 'shape_head_pairs');
+  const shapeOneQueryContext = g.int64s([1, KVH, G, 1, D], 'shape_one_query_context');
+  // [kvH, 1, kvH, 1] identity: keeps the (kv head, kv head) diagonal blocks of a block-diagonal product.
+  const eye = new Float32Array(KVH * KVH);
+  for (let k = 0; k < KVH; k++) eye[k * KVH + k] = 1;
+  const kvEye = g.initializer('kv_eye', OnnxDataType.FLOAT, [KVH, 1, KVH, 1], eye);
   const invFreq = g.initializer('rope_inv_freq', OnnxDataType.FLOAT, [half], ropeInverseFrequencies(config));
 
   const weightName = new Map<Tensor, string>();
@@ -257,6 +284,7 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap, optio
   const cosQuery = g.op('Unsqueeze', [cos, g.int64s([2, 3])]); // [1, q, 1, 1, D/2]
   const sinQuery = g.op('Unsqueeze', [sin, g.int64s([2, 3])]);
 
+  const singleQuery = g.op('Equal', [g.op('Shape', [inputIds], { start: int(1), end: int(2) }), g.int64s([1])]);
   const embedding = weightInitializer('model.embed_tokens.weight', resolved.embedding);
   let hiddenState = g.op('Gather', [embedding, g.op('Reshape', [inputIds, axisLast])], { axis: int(0) }); // [q, hidden]
 
@@ -284,18 +312,59 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap, optio
     const queryHeads = g.op('Mul', [g.op('Transpose', [queries], { perm: ints([0, 2, 3, 1, 4]) }), queryScale]);
     const newKeyT = g.op('Transpose', [g.op('Unsqueeze', [newKey, axis3])], { perm: ints([0, 2, 3, 4, 1]) }); // [1, kvH, 1, D, q]
     const newValueH = g.op('Transpose', [g.op('Unsqueeze', [newValue, axis3])], { perm: ints([0, 2, 3, 1, 4]) }); // [1, kvH, 1, q, D]
-    const pastKeyT = g.op('Transpose', [g.op('Unsqueeze', [pastKey, axis3])], { perm: ints([0, 2, 3, 4, 1]) }); // [1, kvH, 1, D, P]
-    const pastValueH = g.op('Transpose', [g.op('Unsqueeze', [pastValue, axis3])], { perm: ints([0, 2, 3, 1, 4]) }); // [1, kvH, 1, P, D]
-
-    const pastScores = g.op('Add', [g.op('MatMul', [queryHeads, pastKeyT]), g.op('Unsqueeze', [pastBias, g.int64s([2])])]); // [1, kvH, G, q, P]
-    const newScores = g.op('Add', [g.op('MatMul', [queryHeads, newKeyT]), causalBias]); // [1, kvH, G, q, q]
-    const probs = g.op('Softmax', [g.op('Concat', [pastScores, newScores], { axis: int(4) })], { axis: int(-1) }); // [1, kvH, G, q, P+q]
-
     const pastLength = g.op('Shape', [pastKey], { start: int(1), end: int(2) });
     const axis4 = g.int64s([4]);
-    const pastProbs = g.op('Slice', [probs, zero, pastLength, axis4]);
-    const newProbs = g.op('Slice', [probs, pastLength, int64Max, axis4]);
-    const context = g.op('Add', [g.op('MatMul', [pastProbs, pastValueH]), g.op('MatMul', [newProbs, newValueH])]); // [1, kvH, G, q, D]
+
+    // Many queries (prefill): transpose the past into heads-major layout once per call; its cost is
+    // small next to q queries' worth of matmuls.
+    const attendMany = (): string[] => {
+      const pastKeyT = g.op('Transpose', [g.op('Unsqueeze', [pastKey, axis3])], { perm: ints([0, 2, 3, 4, 1]) }); // [1, kvH, 1, D, P]
+      const pastValueH = g.op('Transpose', [g.op('Unsqueeze', [pastValue, axis3])], { perm: ints([0, 2, 3, 1, 4]) }); // [1, kvH, 1, P, D]
+      const pastScores = g.op('Add', [g.op('MatMul', [queryHeads, pastKeyT]), g.op('Unsqueeze', [pastBias, g.int64s([2])])]); // [1, kvH, G, q, P]
+      const newScores = g.op('Add', [g.op('MatMul', [queryHeads, newKeyT]), causalBias]); // [1, kvH, G, q, q]
+      const probs = g.op('Softmax', [g.op('Concat', [pastScores, newScores], { axis: int(4) })], { axis: int(-1) }); // [1, kvH, G, q, P+q]
+      const pastProbs = g.op('Slice', [probs, zero, pastLength, axis4]);
+      const newProbs = g.op('Slice', [probs, pastLength, int64Max, axis4]);
+      const context = g.op('Add', [g.op('MatMul', [pastProbs, pastValueH]), g.op('MatMul', [newProbs, newValueH])]); // [1, kvH, G, q, D]
+      return [probs, context];
+    };
+
+    // One query (decode): read the token-major past in place as [P, kvH*D] instead of transposing the whole
+    // cache every step. Against a block-diagonal query matrix one matmul gives every head's scores (the
+    // off-diagonal blocks are zeros: kvH times the multiply-adds of a per-head product, but decode is bound
+    // by reading the cache, which now happens once and without a copy).
+    const attendOne = (): string[] => {
+      const queryColumns = g.op('Reshape', [g.op('Transpose', [queryHeads], { perm: ints([0, 4, 1, 2, 3]) }), shapeQueryColumns]); // [1, D, kvH, G]
+      const blockQuery = g.op('Reshape', [g.op('Mul', [queryColumns, kvEye]), shapeBlockQuery]); // [kvH*D, H]
+      const pastScores = g.op('MatMul', [g.op('Flatten', [pastKey], { axis: int(2) }), blockQuery]); // [P, H]
+      const pastScoresByHead = g.op('Reshape', [pastScores, g.op('Concat', [pastLength, kvGroupDims], { axis: int(0) })]); // [P, kvH, G]
+      const biasByHead = g.op('Squeeze', [g.op('Transpose', [pastBias], { perm: ints([3, 1, 0, 2]) }), axis3]); // [P, kvH, 1]
+      const pastScoresMasked = g.op('Transpose', [g.op('Add', [pastScoresByHead, biasByHead])], { perm: ints([1, 2, 0]) }); // [kvH, G, P]
+      const pastScores5 = g.op('Unsqueeze', [pastScoresMasked, g.int64s([0, 3])]); // [1, kvH, G, 1, P]
+      const newScores = g.op('Add', [g.op('MatMul', [queryHeads, newKeyT]), causalBias]); // [1, kvH, G, 1, 1]
+      const probs = g.op('Softmax', [g.op('Concat', [pastScores5, newScores], { axis: int(4) })], { axis: int(-1) }); // [1, kvH, G, 1, P+1]
+      const pastProbs = g.op('Flatten', [g.op('Slice', [probs, zero, pastLength, axis4])], { axis: int(4) }); // [H, P]
+      const newProbs = g.op('Slice', [probs, pastLength, int64Max, axis4]); // [1, kvH, G, 1, 1]
+      const allPairs = g.op('Reshape', [g.op('MatMul', [pastProbs, g.op('Flatten', [pastValue], { axis: int(2) })]), shapeHeadPairs]); // [kvH, G, kvH, D]
+      const pastContext = g.op('ReduceSum', [g.op('Mul', [allPairs, kvEye]), g.int64s([2])], { keepdims: int(0) }); // [kvH, G, D]
+      const context = g.op('Add', [g.op('Reshape', [pastContext, shapeOneQueryContext]), g.op('MatMul', [newProbs, newValueH])]); // [1, kvH, G, 1, D]
+      return [probs, context];
+    };
+
+    let probs: string;
+    let context: string;
+    if (options.decodeFastPath === false) {
+      [probs, context] = attendMany();
+    } else {
+      probs = g.fresh('probs');
+      context = g.fresh('context');
+      g.nodes.push(
+        nodeProto('If', [singleQuery], [probs, context], g.fresh('If'), {
+          then_branch: { kind: 'graph', value: g.subgraph(`attend_one_${l}`, attendOne) },
+          else_branch: { kind: 'graph', value: g.subgraph(`attend_many_${l}`, attendMany) },
+        }),
+      );
+    }
     const contextTokens = g.op('Reshape', [g.op('Transpose', [context], { perm: ints([0, 3, 1, 2, 4]) }), toTokensByHeads]); // [q, H*D]
     hiddenState = g.op('Add', [hiddenState, linear(contextTokens, `${p}self_attn.o_proj.weight`, lw.o, null)]);
 

@@ -34,6 +34,7 @@ function sessionOptions(provider: ProviderName, threads: number): ort.InferenceS
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
+    logSeverityLevel: 3,
     // Spinning threads would burn the cores other work (and other processes) need between runs.
     extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
   };

@@ -129,15 +129,19 @@ export interface TensorShapeDim {
   value: number | string;
 }
 
-export function valueInfo(name: string, elemType: OnnxDataTypeCode, shape: (number | string)[]): MessageWriter {
-  const shapeProto = new MessageWriter();
-  for (const dim of shape) {
-    const dimProto = new MessageWriter();
-    if (typeof dim === 'number') dimProto.int(1, dim);
-    else dimProto.string(2, dim);
-    shapeProto.message(1, dimProto);
+/** A typed value; `shape` undefined leaves the shape unknown (allowed for subgraph outputs). */
+export function valueInfo(name: string, elemType: OnnxDataTypeCode, shape?: (number | string)[]): MessageWriter {
+  const tensorType = new MessageWriter().int(1, elemType);
+  if (shape) {
+    const shapeProto = new MessageWriter();
+    for (const dim of shape) {
+      const dimProto = new MessageWriter();
+      if (typeof dim === 'number') dimProto.int(1, dim);
+      else dimProto.string(2, dim);
+      shapeProto.message(1, dimProto);
+    }
+    tensorType.message(2, shapeProto);
   }
-  const tensorType = new MessageWriter().int(1, elemType).message(2, shapeProto);
   const typeProto = new MessageWriter().message(1, tensorType);
   return new MessageWriter().string(1, name).message(2, typeProto);
 }
@@ -178,13 +182,15 @@ export type AttributeValue =
   | { kind: 'string'; value: string }
   | { kind: 'ints'; value: number[] }
   | { kind: 'floats'; value: number[] }
-  | { kind: 'tensor'; value: MessageWriter };
+  | { kind: 'tensor'; value: MessageWriter }
+  | { kind: 'graph'; value: MessageWriter };
 
 const enum AttributeType {
   FLOAT = 1,
   INT = 2,
   STRING = 3,
   TENSOR = 4,
+  GRAPH = 5,
   FLOATS = 6,
   INTS = 7,
 }
@@ -200,6 +206,8 @@ export function attributeProto(name: string, attr: AttributeValue): MessageWrite
       return a.string(4, attr.value).int(20, AttributeType.STRING);
     case 'tensor':
       return a.message(5, attr.value).int(20, AttributeType.TENSOR);
+    case 'graph':
+      return a.message(6, attr.value).int(20, AttributeType.GRAPH);
     case 'floats':
       return a.packedFloats(7, attr.value).int(20, AttributeType.FLOATS);
     case 'ints':
@@ -233,13 +241,19 @@ export interface GraphParts {
   outputs: MessageWriter[];
 }
 
-export function modelProto(graph: GraphParts, opsets: { domain: string; version: number }[], irVersion = 8): Uint8Array {
+/** A GraphProto: the main graph, or a subgraph (If branches) that reads outer-scope values by name. */
+export function graphProto(graph: GraphParts): MessageWriter {
   const g = new MessageWriter();
   for (const node of graph.nodes) g.message(1, node);
   g.string(2, graph.name);
   for (const init of graph.initializers) g.message(5, init);
   for (const input of graph.inputs) g.message(11, input);
   for (const output of graph.outputs) g.message(12, output);
+  return g;
+}
+
+export function modelProto(graph: GraphParts, opsets: { domain: string; version: number }[], irVersion = 8): Uint8Array {
+  const g = graphProto(graph);
   const m = new MessageWriter();
   m.int(1, irVersion);
   m.string(2, 'kvlens');
