@@ -3,7 +3,7 @@
 import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { KvlensError } from '../errors';
 import type { ModelConfig } from './config';
-import { f16Table, decodeHalfInto } from './safetensors';
+import { f16Table, decodeHalfInto, readExactly } from './safetensors';
 import type { StorageDtype, WeightMap } from './types';
 
 const GGUF_MAGIC = 0x46554747; // "GGUF" read as little-endian u32
@@ -470,12 +470,7 @@ function readGgufTensorRaw(gguf: GgufFile, info: GgufTensorInfo): Float32Array {
 function readTensorWithFd(fd: number, gguf: GgufFile, info: GgufTensorInfo): Float32Array {
   const data = new Float32Array(elementCount(info.dims));
   const target = info.format.dtype === 'F32' ? new Uint8Array(data.buffer) : new Uint8Array(info.bytes);
-  let done = 0;
-  while (done < info.bytes) {
-    const got = readSync(fd, target, done, info.bytes - done, info.position + done);
-    if (got === 0) throw new KvlensError(`file ended while reading tensor "${info.ggufName}" (truncated file)`, gguf.file);
-    done += got;
-  }
+  readExactly(fd, target, info.position, gguf.file, `tensor "${info.ggufName}"`);
   if (info.format.dtype === 'F16' || info.format.dtype === 'BF16') decodeHalfInto(info.format.dtype, target, data);
   else if (info.format.dtype !== 'F32') dequantizeInto(info.format, target, data);
   return data;

@@ -33,10 +33,13 @@ function elementCount(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-function readExactly(fd: number, target: Uint8Array, position: number, file: string, what: string): void {
+const MAX_READ_BYTES = 1 << 30;
+
+export function readExactly(fd: number, target: Uint8Array, position: number, file: string, what: string): void {
   let done = 0;
   while (done < target.length) {
-    const got = readSync(fd, target, done, target.length - done, position + done);
+    // One read(2) moves at most ~2 GiB; big embeddings exceed that, so read in bounded pieces.
+    const got = readSync(fd, target, done, Math.min(target.length - done, MAX_READ_BYTES), position + done);
     if (got === 0) throw new KvlensError(`file ended while reading ${what} (truncated file)`, file);
     done += got;
   }
