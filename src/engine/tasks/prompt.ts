@@ -6,7 +6,10 @@ export interface ChatMessage {
   content: string;
 }
 
-/** Renders messages with the model's chat template, ending where the assistant's reply begins. */
+/**
+ * Renders messages with the model's chat template, ending where the assistant's reply begins. When the
+ * template writes BOS itself, the TokenCounter used with it must not add another one.
+ */
 export type FormatChat = (messages: ChatMessage[]) => string;
 
 export interface PromptStyle {
