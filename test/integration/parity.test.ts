@@ -184,6 +184,22 @@ test('onnx vs reference: one token on an empty cache, with and without statistic
   }
 });
 
+test('onnx with weights in an external data file (the >2 GB path) equals the reference, plain and with stats', async () => {
+  const config = testConfig({ tieWordEmbeddings: true });
+  const weights = randomWeights(config, 61);
+  const ref = new ReferenceForward(config, weights);
+  const onnx = await createOnnxForward({ config, weights }, { provider: 'cpu', threads: 1, externalData: 'always' });
+  try {
+    const tokens = randomTokens(config, 7, 2);
+    for (const attention of [undefined, { window: 2, keySums: true }]) {
+      const input = { tokens, positions: tokens.map((_, i) => i + 3), past: emptyPast(config), logits: 'all' as const, attention };
+      assertSameOutput(await onnx.forward(input), await ref.forward(input), `external data ${attention ? 'with' : 'without'} stats`);
+    }
+  } finally {
+    await onnx.dispose();
+  }
+});
+
 test('onnx int4 (MatMulNBits, fp32 activations) equals the reference on the int4 round-tripped weights', async () => {
   const config = testConfig({ hiddenSize: 64, intermediateSize: 96, headDim: 16, tieWordEmbeddings: true });
   const weights = randomWeights(config, 41);

@@ -70,6 +70,24 @@ test('decoder graph: weights are stored once (tied lm_head reuses the embedding 
   assert.ok(Math.abs(untiedBytes - tiedBytes - embeddingBytes) < 1000, `${untiedBytes} - ${tiedBytes}`);
 });
 
+test('decoder graph: external data moves the weights out of the ModelProto at page-aligned offsets', () => {
+  const config = testConfig({ vocabSize: 500, hiddenSize: 64 });
+  const weights = randomWeights(config, 3);
+  const inline = buildDecoderGraph(config, weights, { quantization: 'fp32' });
+  const external = buildDecoderGraph(config, weights, { quantization: 'fp32', externalData: 'always' });
+  assert.equal(inline.externalData, null);
+  assert.ok(external.externalData);
+  const weightBytes = [...weights.values()].reduce((sum, t) => sum + t.data.byteLength, 0);
+  assert.ok(external.bytes.length < inline.bytes.length - weightBytes * 0.9, `${external.bytes.length} vs ${inline.bytes.length}`);
+  let offset = 0;
+  for (const chunk of external.externalData.chunks) {
+    // every chunk is either a weight starting on a page boundary or padding ending on one
+    assert.ok(offset % 4096 === 0 || (offset + chunk.length) % 4096 === 0, `chunk at ${offset}`);
+    offset += chunk.length;
+  }
+  assert.equal(offset, external.externalData.byteLength);
+});
+
 test('int4 blocks: round trip error is at most half a quantization step, packing matches MatMulNBits (low nibble first)', () => {
   const random = seededRandom(5);
   const n = 3;

@@ -50,15 +50,29 @@ export interface GraphOptions {
    * activations so the int4 graph can be checked against the reference on dequantized weights.
    */
   int4AccuracyLevel?: 0 | 4;
+  /** Keep weights in a side file: 'auto' (default) does so only above EXTERNAL_DATA_THRESHOLD. */
+  externalData?: 'auto' | 'always' | 'never';
   /** Route one-token calls through the copy-free decode attention (default true; false for comparisons). */
   decodeFastPath?: boolean;
 }
 
 export interface BuiltGraph {
+  /** The ModelProto. With external data it holds only the graph and small constants. */
   bytes: Uint8Array;
   inputNames: string[];
   outputNames: string[];
+  /** Large initializers kept out of the ModelProto, to be written in order to `file` next to the model. */
+  externalData: { file: string; chunks: Uint8Array[]; byteLength: number } | null;
 }
+
+/**
+ * Protobuf messages are capped at 2 GiB, and onnxruntime parses a model held in memory as one message:
+ * above this many weight bytes the weights go to a side file (ONNX external data) instead.
+ */
+export const EXTERNAL_DATA_THRESHOLD = 1.5 * 1024 ** 3;
+export const EXTERNAL_DATA_FILE = 'weights.bin';
+/** Side-file offsets are page aligned so onnxruntime can memory-map the weights instead of copying them. */
+const EXTERNAL_ALIGNMENT = 4096;
 
 /** Additive mask value for "may not attend": finite so softmax never sees (-inf) - (-inf). */
 export const MASKED = -1e30;
@@ -170,9 +184,35 @@ class GraphBuilder {
     return out;
   }
 
+  private readonly pendingInitializers: { name: string; type: OnnxDataTypeCode; dims: number[]; bytes: Uint8Array }[] = [];
+
   initializer(name: string, type: OnnxDataTypeCode, dims: number[], data: Float32Array | Uint8Array | BigInt64Array): string {
-    this.initializers.push(tensorProto(name, type, dims, bytesOf(data)));
+    // Encoded at the end, once the total size says whether weights go to a side file.
+    this.pendingInitializers.push({ name, type, dims, bytes: bytesOf(data) });
     return name;
+  }
+
+  /** Encodes every initializer, inline or (when `external`) large ones into a side file. */
+  encodeInitializers(external: boolean): BuiltGraph['externalData'] {
+    const chunks: Uint8Array[] = [];
+    let offset = 0;
+    for (const { name, type, dims, bytes } of this.pendingInitializers) {
+      if (!external || bytes.length < 1024) {
+        this.initializers.push(tensorProto(name, type, dims, bytes));
+        continue;
+      }
+      const padding = (EXTERNAL_ALIGNMENT - (offset % EXTERNAL_ALIGNMENT)) % EXTERNAL_ALIGNMENT;
+      if (padding) chunks.push(new Uint8Array(padding));
+      offset += padding;
+      chunks.push(bytes);
+      this.initializers.push(tensorProto(name, type, dims, bytes, { file: EXTERNAL_DATA_FILE, offset, length: bytes.length }));
+      offset += bytes.length;
+    }
+    return external ? { file: EXTERNAL_DATA_FILE, chunks, byteLength: offset } : null;
+  }
+
+  get initializerBytes(): number {
+    return this.pendingInitializers.reduce((sum, i) => sum + i.bytes.length, 0);
   }
 
   int64s(values: (number | bigint)[], hint = 'const'): string {
@@ -396,9 +436,11 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap, optio
 
   const opsets = [{ domain: '', version: 17 }];
   if (g.usesMicrosoftDomain) opsets.push({ domain: 'com.microsoft', version: 1 });
+  const mode = options.externalData ?? 'auto';
+  const externalData = g.encodeInitializers(mode === 'always' || (mode === 'auto' && g.initializerBytes > EXTERNAL_DATA_THRESHOLD));
   const bytes = modelProto(
     { name: 'kvlens_decoder', nodes: g.nodes, initializers: g.initializers, inputs: g.inputs, outputs: g.outputs },
     opsets,
   );
-  return { bytes, inputNames: g.inputNames, outputNames: g.outputNames };
+  return { bytes, inputNames: g.inputNames, outputNames: g.outputNames, externalData };
 }

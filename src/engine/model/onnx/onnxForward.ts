@@ -1,12 +1,14 @@
 // The production forward pass: the decoder graph built by graph.ts, run by onnxruntime-node.
 // Execution providers are tried in order (CUDA, WebGPU, CPU); each failure is kept as a one-line reason.
 
-import { availableParallelism } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
+import { mkdtempSync, openSync, writeSync, closeSync, writeFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { ModelConfig } from '../config';
 import type { DecoderForward, ForwardInput, ForwardOutput, LayerAttention, WeightMap } from '../types';
 import { validateForwardInput } from '../reference';
-import { buildDecoderGraph, MASKED, type WeightQuantization } from './graph';
+import { buildDecoderGraph, MASKED, type BuiltGraph, type GraphOptions, type WeightQuantization } from './graph';
 import { KvlensError, describeError } from '../../errors';
 
 export type ProviderChoice = 'auto' | 'cuda' | 'webgpu' | 'cpu';
@@ -17,6 +19,8 @@ export interface OnnxForwardOptions {
   quantization?: WeightQuantization;
   /** See GraphOptions.int4AccuracyLevel. */
   int4AccuracyLevel?: 0 | 4;
+  /** See GraphOptions.externalData. */
+  externalData?: GraphOptions['externalData'];
   /** Intra-op threads (default: all cores). */
   threads?: number;
 }
@@ -40,6 +44,32 @@ function sessionOptions(provider: ProviderName, threads: number): ort.InferenceS
   };
 }
 
+/**
+ * Creates a session for a built graph. Graphs with external data are written to a temporary folder
+ * (model.onnx + the weights file) and loaded from there; the folder is removed once the session holds
+ * the weights (on Linux/macOS a memory-mapped file stays readable after removal).
+ */
+async function createSession(graph: BuiltGraph, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+  if (!graph.externalData) return ort.InferenceSession.create(graph.bytes, options);
+  const dir = mkdtempSync(join(tmpdir(), 'kvlens-onnx-'));
+  try {
+    writeFileSync(join(dir, 'model.onnx'), graph.bytes);
+    const fd = openSync(join(dir, graph.externalData.file), 'w');
+    try {
+      for (const chunk of graph.externalData.chunks) writeSync(fd, chunk);
+    } finally {
+      closeSync(fd);
+    }
+    return await ort.InferenceSession.create(join(dir, 'model.onnx'), options);
+  } finally {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // A platform that keeps mapped files locked (Windows) leaves the folder to the OS temp cleanup.
+    }
+  }
+}
+
 function firstLine(error: unknown): string {
   return describeError(error).split('\n')[0].slice(0, 300);
 }
@@ -57,22 +87,26 @@ export class OnnxForward implements DecoderForward {
   private constructor(
     readonly config: ModelConfig,
     private readonly weights: WeightMap,
-    readonly quantization: WeightQuantization,
+    private readonly graphOptions: GraphOptions,
     readonly provider: ProviderName,
     readonly fallbackReasons: string[],
     private readonly threads: number,
-    private readonly int4AccuracyLevel: 0 | 4 | undefined,
   ) {}
+
+  get quantization(): WeightQuantization {
+    return this.graphOptions.quantization;
+  }
 
   static async create(model: { config: ModelConfig; weights: WeightMap }, options: OnnxForwardOptions = {}): Promise<OnnxForward> {
     const quantization = options.quantization ?? 'fp32';
     const threads = options.threads ?? availableParallelism();
-    const graph = buildDecoderGraph(model.config, model.weights, { quantization, int4AccuracyLevel: options.int4AccuracyLevel });
+    const graphOptions: GraphOptions = { quantization, int4AccuracyLevel: options.int4AccuracyLevel, externalData: options.externalData };
+    const graph = buildDecoderGraph(model.config, model.weights, graphOptions);
     const reasons: string[] = [];
     for (const provider of providerChain(options.provider ?? 'auto')) {
       try {
-        const session = await ort.InferenceSession.create(graph.bytes, sessionOptions(provider, threads));
-        const forward = new OnnxForward(model.config, model.weights, quantization, provider, reasons, threads, options.int4AccuracyLevel);
+        const session = await createSession(graph, sessionOptions(provider, threads));
+        const forward = new OnnxForward(model.config, model.weights, graphOptions, provider, reasons, threads);
         forward.plain = { session, statsWindow: null };
         return forward;
       } catch (error) {
@@ -87,8 +121,8 @@ export class OnnxForward implements DecoderForward {
     if (this.stats && this.stats.statsWindow === window) return this.stats;
     if (this.stats) await this.stats.session.release();
     this.stats = null;
-    const graph = buildDecoderGraph(this.config, this.weights, { quantization: this.quantization, statsWindow: window, int4AccuracyLevel: this.int4AccuracyLevel });
-    const session = await ort.InferenceSession.create(graph.bytes, sessionOptions(this.provider, this.threads));
+    const graph = buildDecoderGraph(this.config, this.weights, { ...this.graphOptions, statsWindow: window });
+    const session = await createSession(graph, sessionOptions(this.provider, this.threads));
     this.stats = { session, statsWindow: window };
     return this.stats;
   }
