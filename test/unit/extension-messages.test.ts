@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseHostToPanel, parsePanelToHost } from '../../src/extension/panelMessages';
+import { makeNonce, panelHtml } from '../../src/extension/panelHtml';
 
 const results = JSON.parse(readFileSync(join(__dirname, '..', 'fixtures', 'extension', 'results-fixture.json'), 'utf8'));
 
@@ -38,4 +39,26 @@ test('panel-to-host messages', () => {
   assert.match(problemOf(parsePanelToHost({ type: 'export', format: 'xlsx' })), /format must be one of json, csv, markdown, found "xlsx"/);
   assert.match(problemOf(parsePanelToHost({ type: 'showRetained' })), /method must be a non-empty string, found nothing/);
   assert.match(problemOf(parsePanelToHost([1, 2])), /must be an object/);
+});
+
+test('panel HTML: strict CSP with a nonce, no inline script, resources from the webview origin only', () => {
+  const html = panelHtml({ cspSource: 'https://file+.vscode-resource.vscode-cdn.net', nonce: 'abcDEF123', scriptUri: 'https://x/dist/webview/main.js', styleUri: 'https://x/dist/webview/main.css' });
+  const csp = /http-equiv="Content-Security-Policy" content="([^"]+)"/.exec(html)?.[1] ?? '';
+  const directives = new Map(csp.split(';').map((d) => d.trim().split(/\s+/)).map(([name, ...values]) => [name, values]));
+  assert.deepEqual(directives.get('default-src'), ["'none'"]);
+  assert.deepEqual(directives.get('script-src'), ["'nonce-abcDEF123'"]);
+  assert.deepEqual(directives.get('style-src'), ['https://file+.vscode-resource.vscode-cdn.net', "'nonce-abcDEF123'"]);
+  assert.ok(!csp.includes('unsafe'), csp);
+  const scripts = [...html.matchAll(/<script([^>]*)>([\s\S]*?)<\/script>/g)];
+  assert.equal(scripts.length, 1);
+  assert.match(scripts[0][1], /nonce="abcDEF123" src="https:\/\/x\/dist\/webview\/main\.js"/);
+  assert.equal(scripts[0][2], '');
+  assert.ok(!/\son[a-z]+=/.test(html), 'no inline event handlers');
+  assert.equal(panelHtml({ cspSource: 'x', nonce: 'n', scriptUri: 'a"><script>', styleUri: 's' }).includes('a"><script>'), false);
+});
+
+test('nonces are 32 characters from a URL-safe alphabet', () => {
+  const nonce = makeNonce((n) => Uint8Array.from({ length: n }, (_, i) => i * 37));
+  assert.match(nonce, /^[A-Za-z0-9]{32}$/);
+  assert.notEqual(makeNonce((n) => new Uint8Array(n)), nonce);
 });

@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isAbsolute, join } from 'node:path';
+import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { listResultsFiles, readProfiledResults, resultsFromAnswer } from '../../src/extension/resultsFiles';
 import { DEFAULT_SETTINGS, isMethodSpec, parseSettings, resolveResultsFolder, resultsFileName } from '../../src/extension/settings';
 
 function read(values: Record<string, unknown>) {
@@ -64,4 +67,56 @@ test('results folder and file names', () => {
   assert.equal(resolveResultsFolder('/w', '/tmp/r', join, isAbsolute), '/tmp/r');
   assert.equal(resultsFileName(new Date('2026-11-25T12:01:02.345Z'), 'current file: a/b.ts'), 'results-2026-11-25T12-01-02Z-current-file-a-b-ts.json');
   assert.equal(resultsFileName(new Date('2026-11-25T12:01:02.345Z'), '***'), 'results-2026-11-25T12-01-02Z-run.json');
+});
+
+test('results files: newest first, clear errors for bad files, engine answers resolved to a path', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kvlens-results-files-'));
+  try {
+    const fixture = readFileSync(join(__dirname, '..', 'fixtures', 'extension', 'results-fixture.json'), 'utf8');
+    writeFileSync(join(dir, 'results-a.json'), fixture);
+    writeFileSync(join(dir, 'results-b.json'), fixture);
+    writeFileSync(join(dir, 'notes.txt'), 'x');
+    utimesSync(join(dir, 'results-a.json'), new Date(2026, 0, 2), new Date(2026, 0, 2));
+    utimesSync(join(dir, 'results-b.json'), new Date(2026, 0, 1), new Date(2026, 0, 1));
+    assert.deepEqual(listResultsFiles(dir), [join(dir, 'results-a.json'), join(dir, 'results-b.json')]);
+    assert.deepEqual(listResultsFiles(join(dir, 'missing')), []);
+    assert.equal(readProfiledResults(join(dir, 'results-a.json')).rows.length, 36);
+    writeFileSync(join(dir, 'broken.json'), '{"schemaVersion": 1,');
+    assert.throws(() => readProfiledResults(join(dir, 'broken.json')), /broken\.json: the results file is not valid JSON/);
+    writeFileSync(join(dir, 'other.json'), '{"name": "package"}');
+    assert.throws(() => readProfiledResults(join(dir, 'other.json')), /other\.json: not a kvlens results file: results schemaVersion must be 1, found nothing/);
+    assert.throws(() => readProfiledResults(join(dir, 'nope.json')), /nope\.json: cannot read the results file \(ENOENT\)/);
+    const parsed = JSON.parse(fixture);
+    assert.equal(resultsFromAnswer(parsed, '/w/r.json').results?.rows.length, 36);
+    assert.deepEqual(resultsFromAnswer({ status: 'complete', outFile: '/w/out.json', rows: 36 }, '/w/r.json'), { results: null, path: '/w/out.json' });
+    assert.deepEqual(resultsFromAnswer(null, '/w/r.json'), { results: null, path: '/w/r.json' });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('package.json declares every registered command and the same setting defaults the parser uses', () => {
+  const root = join(__dirname, '..', '..');
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+  const declared = (pkg.contributes.commands as Array<{ command: string }>).map((c) => c.command).sort();
+  const source = readFileSync(join(root, 'src', 'extension', 'extension.ts'), 'utf8');
+  const registered = [...source.matchAll(/registerCommand\(\s*'([^']+)'/g)].map((m) => m[1]).sort();
+  assert.deepEqual(declared, registered);
+  for (const required of ['kvlens.profileWorkspace', 'kvlens.profileCurrentFile', 'kvlens.profileSelection', 'kvlens.compareMethods', 'kvlens.selectModel', 'kvlens.showResults', 'kvlens.exportResults', 'kvlens.cancelRun', 'kvlens.clearDecorations']) {
+    assert.ok(declared.includes(required), required);
+  }
+  const properties = pkg.contributes.configuration.properties as Record<string, { default: unknown; description?: string; markdownDescription?: string }>;
+  const defaults: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(properties)) {
+    assert.ok(spec.description || spec.markdownDescription, `${key} has no description`);
+    defaults[key.replace(/^kvlens\./, '')] = spec.default;
+  }
+  assert.deepEqual(Object.keys(defaults).sort(), Object.keys(DEFAULT_SETTINGS).sort());
+  const parsed = parseSettings((key) => defaults[key]);
+  assert.deepEqual(parsed.warnings, []);
+  assert.deepEqual(parsed.settings, DEFAULT_SETTINGS);
+  // The settings editor validates with the schema pattern; it must agree with the parser.
+  const pattern = new RegExp(pkg.contributes.configuration.properties['kvlens.methods'].items.pattern as string);
+  for (const spec of ['full', 'kivi:bits=2', 'h2o:budget=512,recent=64']) assert.ok(pattern.test(spec) && isMethodSpec(spec), spec);
+  for (const spec of ['kivi bits', 'a:b=1:c=2']) assert.ok(!pattern.test(spec) && !isMethodSpec(spec), spec);
 });
