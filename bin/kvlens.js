@@ -1,11 +1,11 @@
 #!/usr/bin/env node
-// Runs the bundled CLI when it exists (an installed package), else the TypeScript source through tsx (a checkout).
+// In a checkout, runs the TypeScript source through tsx (never a stale bundle); in a package, the bundled CLI.
 const { existsSync } = require('node:fs');
 const { join } = require('node:path');
-const bundled = join(__dirname, '..', 'dist', 'cli.js');
-if (existsSync(bundled)) {
-  require(bundled).runFromProcess();
-} else {
+const source = join(__dirname, '..', 'src', 'engine', 'cli.ts');
+if (existsSync(source) && existsSync(join(__dirname, '..', 'node_modules', 'tsx'))) {
   require('tsx/cjs');
-  require(join(__dirname, '..', 'src', 'engine', 'cli.ts')).runFromProcess();
+  require(source).runFromProcess();
+} else {
+  require(join(__dirname, '..', 'dist', 'cli.js')).runFromProcess();
 }
