@@ -39,6 +39,19 @@ function kiviBytes(tokens: number, quantized: number, bits: number): number {
   return L * (H * perHead + tokens * H * 4);
 }
 
+/** Per-token quantized cache whose heads hold different numbers of tokens (validity mask present when they differ). */
+function perHeadQuantBytes(cache: MethodCache, bits: number, group: number, paramBytes: number, zeros: boolean): number {
+  return cache
+    .tokensPerHead()
+    .map((heads) => {
+      const slots = Math.max(...heads);
+      const mask = new Set(heads).size > 1 ? slots * H : 0;
+      const streams = heads.map((n) => 2 * (Math.ceil((n * D * bits) / 8) + n * Math.ceil(D / group) * paramBytes * (zeros ? 2 : 1)));
+      return streams.reduce((a, b) => a + b, 0) + slots * H * 4 + mask;
+    })
+    .reduce((a, b) => a + b, 0);
+}
+
 // InfLLM on 300 tokens: window min(256, 300/4) = 75, middle 221, block min(128, max(8, 221/8)) = 27, 8 blocks (216 tokens),
 // resident 300 - 216 = 84 (4 sinks + 80 local), top-k min(16, 8/2) = 4, so attention sees 84 + 4·27 = 192 tokens.
 const INFLLM_BLOCK_BYTES = 27 * H * D * F32 * 2;
@@ -79,6 +92,7 @@ const cases: Case[] = [
   { spec: 'fp8', perHead: T, total: T * H * L, bytes: (_, n) => perTokenBytes(T + n, 8, D, 4, false), tolerance: 2 * 2 ** -4 + 1e-6, decode: 'grows' },
   { spec: 'llmlingua:ratio=0.5', perHead: T, total: T * H * L, bytes: (_, n) => L * denseLayerBytes(T + n, false), tolerance: 0, decode: 'grows' },
   { spec: 'snapkv:ratio=0.5+kivi:bits=4,residual=32', perHead: half, total: half * H * L, bytes: (_, n) => (n ? kiviBytes(half + n, 128, 4) : kiviBytes(half, 96, 4)), tolerance: 4 / 15 / 2 + 1e-2, decode: 'grows' },
+  { spec: 'adakv:ratio=0.5+flexgen:bits=4', perHead: null, perLayer: [half * H, half * H, half * H], total: half * H * L, bytes: (cache) => perHeadQuantBytes(cache, 4, 64, 2, true), tolerance: 4 / 15 / 2 + 1e-2, decode: 'grows' },
   { spec: 'knorm:ratio=0.5+int8', perHead: half, total: half * H * L, bytes: (_, n) => perTokenBytes(half + n, 8, 32, 2, false), tolerance: 2 / 127 / 2 + 1e-3, decode: 'grows' },
 ];
 
