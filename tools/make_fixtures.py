@@ -144,7 +144,13 @@ def fmt(values: torch.Tensor) -> list[float]:
 
 def reference(model_dir: Path, ids: list[int]) -> dict:
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager")
+    return reference_from_model(model, ids)
+
+
+def reference_from_model(model: torch.nn.Module, ids: list[int]) -> dict:
     model.eval()
+    # Attention probabilities are only returned by the eager implementation.
+    model.config._attn_implementation = "eager"
     config = model.config
     with torch.no_grad():
         full_out = model(torch.tensor([ids]), use_cache=False, output_attentions=True)

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadModel } from '../../src/engine/model/loader';
 import { ggufConfig, openGguf } from '../../src/engine/model/gguf';
-import { readSafetensorsHeader } from '../../src/engine/model/safetensors';
+import { readSafetensorsHeader, readSafetensorsTensors } from '../../src/engine/model/safetensors';
 import { KvlensError } from '../../src/engine/errors';
 import type { LoadedModel } from '../../src/engine/model/types';
 
@@ -387,4 +387,23 @@ test('gguf errors: shape mismatch with metadata, unknown tensors, unmatched rope
   assertKvlensError(() => loadModel(odd), odd, /rope_freqs\.weight does not match any llama3 rope scaling/);
   const yarn = writeTmp('y.gguf', buildLlamaGguf(llamaF32, { metaOverrides: { 'llama.rope.scaling.type': { kind: 'str', value: 'yarn' } } }).file);
   assertKvlensError(() => loadModel(yarn), yarn, /rope scaling type "yarn" is not supported/);
+});
+
+test('gguf: a file written by gguf-py in llama.cpp conventions loads to exactly the weights transformers reads from it', () => {
+  // Fixture from tools/make_gguf_fixture.py: Q8_0/Q4_0/F16/F32 tensors, permuted q/k, rope_freqs.
+  const dir = join(MODELS, 'llama-gqa-tied-rope3-gguf');
+  const model = loadModel(join(dir, 'model.gguf'));
+  const reference = readSafetensorsTensors(readSafetensorsHeader(join(dir, 'transformers-weights.safetensors')));
+  assert.equal(model.weights.size, reference.size);
+  for (const [name, tensor] of reference) {
+    const got = model.weights.get(name)!;
+    assert.deepEqual(got.shape, tensor.shape, name);
+    assert.deepEqual(got.data, tensor.data, name);
+  }
+  assert.equal(model.weights.get('model.embed_tokens.weight')!.sourceDtype, 'Q8_0');
+  assert.equal(model.weights.get('model.layers.0.self_attn.k_proj.weight')!.sourceDtype, 'Q4_0');
+  assert.equal(model.weights.get('model.layers.0.self_attn.v_proj.weight')!.sourceDtype, 'F16');
+  assert.equal(model.dtype, 'Q8_0');
+  assert.deepEqual(model.config.ropeScaling, llamaF32.config.ropeScaling);
+  assert.equal(model.config.tieWordEmbeddings, true);
 });

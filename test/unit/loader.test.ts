@@ -276,12 +276,13 @@ test('fixtures: every reference.json matches its checkpoint (vocab, layers, KV s
     'llama-gqa-tied-rope3-f16',
     'llama-gqa-tied-rope3-f32',
     'llama-gqa-tied-rope3-f32-sharded',
+    'llama-gqa-tied-rope3-gguf',
     'qwen2-bias-untied-bf16',
     'qwen2-bias-untied-f16',
     'qwen2-bias-untied-f32',
   ]);
   for (const name of names) {
-    const plan = inspectModel(join(MODELS, name));
+    const plan = inspectModel(name.endsWith('-gguf') ? join(MODELS, name, 'model.gguf') : join(MODELS, name));
     const ref = JSON.parse(readFileSync(join(MODELS, name, 'reference.json'), 'utf8'));
     const c = plan.config;
     assert.equal(ref.format, 'kvlens-reference-v1');
