@@ -85,3 +85,25 @@ test('the default model codebase fixture builds needle samples', { skip: existsS
     assert.ok(sample.prompt.endsWith(`\n// ${sample.meta.name as string} =`));
   }
 });
+
+test('segments map prompt lines back to the workspace lines they copy, for every task and with a chat template', async () => {
+  const { files } = await scanWorkspace(SHOP);
+  const text = new Map(files.map((f) => [f.path, f.text.split('\n')]));
+  const formatChat = (messages: ChatMessage[]) => `<system>\nbe brief\n</system>\n<user>\n${messages[0].content}\n</user>\n`;
+  for (const style of [{}, { formatChat }]) {
+    const samples = buildSamples(files, { tasks: TASKS.map((t) => t.id), lengths: [512], depths: [0.3], samplesPerCell: 2, seed: 9, counter: realCounter(), style });
+    for (const sample of samples) {
+      const promptLines = sample.prompt.split('\n');
+      assert.ok(sample.segments && sample.segments.length > 0, sample.id);
+      let covered = 0;
+      for (const seg of sample.segments) {
+        const fileLines = text.get(seg.file)!;
+        assert.deepEqual(promptLines.slice(seg.promptLine, seg.promptLine + seg.lineCount), fileLines.slice(seg.startLine, seg.startLine + seg.lineCount), `${sample.id} ${JSON.stringify(seg)}`);
+        covered += seg.lineCount;
+      }
+      const headers = promptLines.filter((l) => l.startsWith('// file: ')).length;
+      // Everything but headers, a few synthetic lines and the chat wrapper is workspace code.
+      assert.ok(covered >= promptLines.length - headers - 16, `${sample.id}: ${covered} of ${promptLines.length}`);
+    }
+  }
+});

@@ -2,11 +2,11 @@
 // real file; the answer is that file's next line of code, scored by edit similarity.
 import { KvlensError } from '../errors';
 import { isTargetLine } from './codelines';
-import { fileBlock, fitFiller, fitToBudget, rotation, splitLines, type ContextLine } from './context';
+import { fileBlock, fitFiller, fitToBudget, lineOffsetOf, rotation, segmentsOf, splitLines, type ContextLine, type Fit } from './context';
 import { requireFiles, sampleId } from './haystack';
 import { renderPrompt, type Query } from './prompt';
 import { Rng } from './random';
-import type { CodeFile, GeneratorOptions, Sample } from './types';
+import type { CodeFile, GeneratorOptions, PromptSegment, Sample } from './types';
 
 /** At least this many lines of the file precede the target, so the model sees where it is. */
 export const MIN_PREFIX_LINES = 3;
@@ -35,6 +35,7 @@ export interface CodeContext {
   /** First line of the target file kept in the context (> 0 when its beginning had to be cut). */
   prefixStart: number;
   contextFiles: string[];
+  segments: PromptSegment[];
 }
 
 function completionQuery(target: CodeFile): Query {
@@ -47,25 +48,38 @@ function completionQuery(target: CodeFile): Query {
  */
 export function fitCodeContext(files: readonly CodeFile[], options: GeneratorOptions, spec: CodeContextSpec): CodeContext {
   const query = completionQuery(spec.target);
-  const render = (filler: readonly ContextLine[], n: number, prefixStart: number): string => {
-    const lines = [...spec.lead, ...filler.slice(0, n), ...fileBlock(spec.target, prefixStart, spec.targetLine)];
-    return renderPrompt(lines.map((l) => l.text).join('\n'), query, options.style);
+  const contextLines = (filler: readonly ContextLine[], n: number, prefixStart: number): ContextLine[] => [
+    ...spec.lead,
+    ...filler.slice(0, n),
+    ...fileBlock(spec.target, prefixStart, spec.targetLine),
+  ];
+  const render = (filler: readonly ContextLine[], n: number, prefixStart: number): string =>
+    renderPrompt(contextLines(filler, n, prefixStart).map((l) => l.text).join('\n'), query, options.style);
+  const finish = (filler: readonly ContextLine[], n: number, prefixStart: number, fit: Fit): CodeContext => {
+    const lines = contextLines(filler, n, prefixStart);
+    const offset = lineOffsetOf(fit.text, lines.map((l) => l.text).join('\n'));
+    return {
+      prompt: fit.text,
+      tokens: fit.tokens,
+      fillerLines: n,
+      prefixStart,
+      contextFiles: [...new Set(lines.map((l) => l.file))],
+      segments: segmentsOf(lines, offset),
+    };
   };
   const budget = options.targetLength;
   const whole = render([], 0, 0);
-  const wholeTokens = options.counter.encode(whole).length;
-  if (wholeTokens > budget) {
+  const wholeFit: Fit = { n: 0, text: whole, tokens: options.counter.encode(whole).length };
+  if (wholeFit.tokens > budget) {
     const fit = fitToBudget(spec.targetLine, (m) => render([], 0, spec.targetLine - m), options.counter, budget);
     if (!fit) throw new KvlensError(`target length ${budget} is too small for a ${spec.task} prompt`);
-    return { prompt: fit.text, tokens: fit.tokens, fillerLines: 0, prefixStart: spec.targetLine - fit.n, contextFiles: [spec.target.path] };
+    return finish([], 0, spec.targetLine - fit.n, fit);
   }
   const rotationOptions = { ...options, exclude: spec.exclude };
-  if (rotation(files, rotationOptions).length === 0) {
-    return { prompt: whole, tokens: wholeTokens, fillerLines: 0, prefixStart: 0, contextFiles: [spec.target.path] };
-  }
+  // A workspace of one file (or two, for cross-file) has nothing else to fill with: the prompt stays short.
+  if (rotation(files, rotationOptions).length === 0) return finish([], 0, 0, wholeFit);
   const { filler, fit } = fitFiller(files, rotationOptions, budget, options.counter, (f, n) => render(f, n, 0), spec.task);
-  const contextFiles = [...new Set([...spec.lead, ...filler.slice(0, fit.n)].map((l) => l.file)), spec.target.path];
-  return { prompt: fit.text, tokens: fit.tokens, fillerLines: fit.n, prefixStart: 0, contextFiles };
+  return finish(filler, fit.n, 0, fit);
 }
 
 export function generateCompletion(files: readonly CodeFile[], options: GeneratorOptions): Sample {
@@ -95,6 +109,7 @@ export function generateCompletion(files: readonly CodeFile[], options: Generato
     answer: splitLines(target.text)[targetLine].trim(),
     scoring: 'edit-similarity',
     source: { file: target.path, line: targetLine },
+    segments: context.segments,
     meta: { fillerLines: context.fillerLines, prefixStart: context.prefixStart, contextFiles: context.contextFiles },
   };
 }

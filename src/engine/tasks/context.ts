@@ -2,7 +2,7 @@
 // reads, and the search that cuts a context at a line boundary so the whole prompt fits a token budget.
 import { KvlensError } from '../errors';
 import { Rng } from './random';
-import type { CodeFile, TokenCounter } from './types';
+import type { CodeFile, PromptSegment, TokenCounter } from './types';
 
 export interface ContextLine {
   text: string;
@@ -87,6 +87,8 @@ export interface Composed {
   insertedAt: number[];
   /** Index in the context (0..n) before which each insertion went. */
   boundary: number[];
+  /** Where each line came from (null for inserted lines). */
+  origins: Array<ContextLine | null>;
 }
 
 /**
@@ -111,15 +113,20 @@ export function composeWithInsertions(context: readonly ContextLine[], n: number
     byBoundary.set(b, list);
   });
   const lines: string[] = [];
+  const origins: Array<ContextLine | null> = [];
   const insertedAt = new Array<number>(insertions.length).fill(-1);
   for (let i = 0; i <= n; i++) {
     for (const j of byBoundary.get(i) ?? []) {
       insertedAt[j] = lines.length;
       lines.push(insertions[j].text);
+      origins.push(null);
     }
-    if (i < n) lines.push(context[i].text);
+    if (i < n) {
+      lines.push(context[i].text);
+      origins.push(context[i]);
+    }
   }
-  return { lines, insertedAt, boundary };
+  return { lines, insertedAt, boundary, origins };
 }
 
 export interface Fit {
@@ -215,4 +222,33 @@ export function fitFiller(
     minChars *= 4;
   }
   throw new KvlensError(`could not fill ${budget} tokens for a ${what} prompt: the code encodes to unusually many tokens`);
+}
+
+/**
+ * Runs of consecutive workspace lines in a prompt, so a position in the prompt maps back to a file line.
+ * `origins` lists the context's lines in order (null for synthetic ones); the context starts at prompt line
+ * `lineOffset` (non-zero when a chat template puts text before it).
+ */
+export function segmentsOf(origins: ReadonlyArray<ContextLine | null>, lineOffset = 0): PromptSegment[] {
+  const out: PromptSegment[] = [];
+  origins.forEach((origin, i) => {
+    if (!origin || origin.header) return;
+    const last = out[out.length - 1];
+    const promptLine = i + lineOffset;
+    if (last && last.file === origin.file && last.startLine + last.lineCount === origin.line && last.promptLine + last.lineCount === promptLine) {
+      last.lineCount++;
+    } else {
+      out.push({ promptLine, file: origin.file, startLine: origin.line, lineCount: 1 });
+    }
+  });
+  return out;
+}
+
+/** The prompt line at which `context` starts inside `prompt` (0 for base prompts, which start with it). */
+export function lineOffsetOf(prompt: string, context: string): number {
+  const at = prompt.indexOf(context);
+  if (at <= 0) return 0;
+  let count = 0;
+  for (let i = 0; i < at; i++) if (prompt.charCodeAt(i) === 10) count++;
+  return count;
 }

@@ -122,6 +122,7 @@ export function generateCrossfile(files: readonly CodeFile[], options: Generator
     answer: splitLines(site.target.text)[site.targetLine].trim(),
     scoring: 'edit-similarity',
     source: { file: site.target.path, line: site.targetLine },
+    segments: context.segments,
     meta: {
       symbol: site.symbol,
       definedIn: defFile.path,

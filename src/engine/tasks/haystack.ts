@@ -1,7 +1,7 @@
 // The common shape of the synthetic-definition tasks (needle, multikey, vartrack): real code with a few
 // lines inserted at relative depths, then a query line. One place builds, fits and locates them.
 import { KvlensError } from '../errors';
-import { composeWithInsertions, fitFiller, type ContextLine, type Insertion } from './context';
+import { composeWithInsertions, fitFiller, lineOffsetOf, segmentsOf, type ContextLine, type Insertion } from './context';
 import { renderPrompt, type Query } from './prompt';
 import type { CodeFile, GeneratorOptions, Sample, SampleSource } from './types';
 
@@ -55,6 +55,7 @@ export function buildHaystackSample(files: readonly CodeFile[], options: Generat
   );
   const composed = composeWithInsertions(filler, fit.n, spec.insertions);
   const contextFiles = [...new Set(filler.slice(0, fit.n).map((l) => l.file))];
+  const segments = segmentsOf(composed.origins, lineOffsetOf(fit.text, composed.lines.join('\n')));
   return {
     id: sampleId(spec.task, options),
     task: spec.task,
@@ -65,6 +66,7 @@ export function buildHaystackSample(files: readonly CodeFile[], options: Generat
     answer: spec.answer,
     scoring: 'exact',
     source: neighbour(filler, composed.boundary[spec.probe], fit.n),
+    segments,
     meta: {
       ...spec.meta,
       contextLines: fit.n,

@@ -23,7 +23,17 @@ export interface Sample {
   scoring: ScoreRule;
   /** Where in the workspace the profiled site is (0-based line), or null for imported samples. */
   source: SampleSource | null;
+  /** Runs of workspace lines in the prompt (for mapping retained tokens back to code); absent for imports. */
+  segments?: PromptSegment[];
   meta: Record<string, unknown>;
+}
+
+/** Prompt lines [promptLine, promptLine + lineCount) are lines [startLine, startLine + lineCount) of file (0-based). */
+export interface PromptSegment {
+  promptLine: number;
+  file: string;
+  startLine: number;
+  lineCount: number;
 }
 
 /** A code file as the generators see it (a subset of what the scanner returns). */
