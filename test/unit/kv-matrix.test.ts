@@ -167,6 +167,7 @@ for (const c of cases) {
 
     const steps = 40;
     const before2 = cache.tokensPerHead();
+    const keptBefore = cache.views().map((view) => [0, 1].map((h) => new Set(headPositions(view, h))));
     const appended = decode(method, cache, prefill, steps);
     verifyDecode(method, cache, T, steps, prefill.config);
     const after = cache.tokensPerHead();
@@ -180,6 +181,14 @@ for (const c of cases) {
     checkBytesAddUp(cache);
     if (c.decode === 'grows') assert.equal(cache.bytes().held, c.bytes(cache, steps), 'held bytes after decode');
     checkViews(cache, prefill, Math.max(c.tolerance, 0), new Set(appended));
+    if (c.decode !== 'bounded') {
+      // No evicted token comes back: after decoding, a head holds only what it kept before plus decoded tokens.
+      cache.views().forEach((view, l) => {
+        for (let h = 0; h < H; h++) {
+          for (const p of headPositions(view, h)) assert.ok(keptBefore[l][h].has(p) || appended.includes(p), `evicted position ${p} is back`);
+        }
+      });
+    }
     if (!c.spec.startsWith('tova')) {
       const last = appended[appended.length - 1];
       for (const view of cache.views()) for (let h = 0; h < H; h++) assert.ok(headPositions(view, h).includes(last), 'the newest token is missing');

@@ -1,5 +1,14 @@
 // The contract between the bench runner and every KV compression method.
 // A method is built from a spec string; it says what attention statistics it needs, compresses a prefilled cache and keeps its promise while decoding.
+//
+// Runner loop, per prompt:
+//   tokens = method.compressPrompt ? await method.compressPrompt(tokens, ctx) : tokens   (prompt compression only)
+//   prefill once with mergeNeeds(...methods.map((m) => m.needs(tokens.length)))
+//   cache = method.compress({ layers, stats, config })        // never modifies `layers`: reuse them for the next method
+//   verifyCompression(method, cache, layers, config)           // throws KvlensError when the promise is not met
+//   each step: out = forward({ tokens: [t], positions: [pos], past: cache.views(), attention: method.decodeNeeds })
+//              cache.append(l, out.newKeys[l], out.newValues[l], [pos]) for every layer; cache.afterStep?.(out.attention, pos)
+//   verifyDecode(method, cache, promptLength, steps, config)
 import type { ModelConfig } from '../model/config';
 import type { AttentionRequest, LayerAttention } from '../model/types';
 import type { DenseLayerCache, LayerKV } from './cache';

@@ -165,6 +165,11 @@ class QuantizedLayer {
     }
   }
 
+  /** Tokens per head as the store holds them: quantized plus residual. */
+  tokensPerHead(): number[] {
+    return this.heads.map((head) => head.quantized + head.residualKeys.count);
+  }
+
   bytes(): CacheBytes {
     const kv = this.view.view();
     const b = { ...ZERO_BYTES };
@@ -202,7 +207,7 @@ export class QuantizedCache implements MethodCache {
   }
 
   tokensPerHead(): number[][] {
-    return this.layers.map((layer) => layer.view.tokensPerHead());
+    return this.layers.map((layer) => layer.tokensPerHead());
   }
 
   bytes(): CacheBytes {
