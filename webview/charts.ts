@@ -4,10 +4,11 @@ import * as echarts from 'echarts/core';
 import { BarChart, HeatmapChart, LineChart, ScatterChart } from 'echarts/charts';
 import { GridComponent, LegendComponent, TooltipComponent, VisualMapComponent } from 'echarts/components';
 import { CanvasRenderer } from 'echarts/renderers';
+import { LabelLayout } from 'echarts/features';
 import type { ChartTheme } from './theme';
 import { formatBytes, formatNumber, type MethodSummary, type NeedleGrid } from '../src/extension/resultsSummary';
 
-echarts.use([ScatterChart, LineChart, HeatmapChart, BarChart, GridComponent, TooltipComponent, LegendComponent, VisualMapComponent, CanvasRenderer]);
+echarts.use([ScatterChart, LineChart, HeatmapChart, BarChart, GridComponent, TooltipComponent, LegendComponent, VisualMapComponent, LabelLayout, CanvasRenderer]);
 
 type Chart = ReturnType<typeof echarts.init>;
 
@@ -96,6 +97,9 @@ export function renderPareto(container: HTMLElement, summaries: MethodSummary[],
         type: 'scatter',
         name: 'methods',
         z: 2,
+        // Methods often sit on top of each other (every score 0 on a weak model): drop clashing labels
+        // rather than print them over each other; the legend colours and tooltips still name every point.
+        labelLayout: { hideOverlap: true },
         data: usable.map((s) => ({
           name: s.method,
           value: [s.meanBytesHeld, s.meanScore],
