@@ -131,7 +131,7 @@ def qwen2_config() -> Qwen2Config:
         rms_norm_eps=1e-6,
         tie_word_embeddings=False,
         bos_token_id=None,
-        eos_token_id=[1, 2],
+        eos_token_id=[2, 0],  # <|im_end|>, <|endoftext|> as in Qwen2 chat models
         rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
         use_sliding_window=False,
     )

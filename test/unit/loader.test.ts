@@ -87,7 +87,7 @@ test('loader: qwen2 fixture (biases, untied) loads every bias and lm_head', () =
   assert.equal(model.config.tieWordEmbeddings, false);
   assert.equal(model.config.ropeTheta, 1e6);
   assert.equal(model.config.ropeScaling, null);
-  assert.deepEqual(model.config.eosTokenIds, [1, 2]);
+  assert.deepEqual(model.config.eosTokenIds, [2, 0]);
   assert.deepEqual(model.weights.get('lm_head.weight')!.shape, [384, 64]);
   assert.deepEqual(model.weights.get('model.layers.0.self_attn.q_proj.bias')!.shape, [64]);
   assert.deepEqual(model.weights.get('model.layers.1.self_attn.v_proj.bias')!.shape, [32]);

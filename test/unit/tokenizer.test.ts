@@ -59,7 +59,11 @@ test('tokenizer: special ids, BOS/EOS and chat template come from tokenizer_conf
   assert.deepEqual(fixture.eosIds, [1]);
   assert.equal(fixture.hasChatTemplate, false);
   assert.equal(fixture.vocabSize, 320);
-  assert.equal(ModelTokenizer.fromDir(FIXTURE_QWEN).hasChatTemplate, true);
+  const fixtureQwen = ModelTokenizer.fromDir(FIXTURE_QWEN);
+  assert.equal(fixtureQwen.hasChatTemplate, true);
+  // <|im_end|> from tokenizer_config.json, then <|endoftext|> added by generation_config.json
+  assert.deepEqual(fixtureQwen.eosIds, [2, 0]);
+  assert.equal(fixtureQwen.idToToken(0), '<|endoftext|>');
 });
 
 test('tokenizer: encode/decode round-trips source code exactly (whitespace matters in code)', () => {

@@ -65,12 +65,14 @@ export class ModelTokenizer {
     tokenizerFile: string,
     tokenizerJson: Json,
     config: Json,
+    generationEos: number[],
   ) {
     this.tokenizerFile = tokenizerFile;
     const idOf = (token: string | null): number | null => (token === null ? null : (tokenizer.token_to_id(token) ?? null));
     this.bosId = idOf(tokenContent(config.bos_token));
     const eos = idOf(tokenContent(config.eos_token));
-    this.eosIds = eos === null ? [] : [eos];
+    // Chat models often stop on more than the tokenizer's eos (e.g. <|eot_id|>, <|endoftext|>): generation_config lists them.
+    this.eosIds = [...new Set([...(eos === null ? [] : [eos]), ...generationEos])];
     const specials = new Set<number>();
     const added = Array.isArray(tokenizerJson.added_tokens) ? (tokenizerJson.added_tokens as Json[]) : [];
     for (const token of added) if (token.special === true && typeof token.id === 'number') specials.add(token.id);
@@ -85,7 +87,7 @@ export class ModelTokenizer {
     this.vocabSize = tokenizer.get_vocab(true).size;
   }
 
-  /** Loads tokenizer.json (required) and tokenizer_config.json (optional) from a folder. */
+  /** Loads tokenizer.json (required), tokenizer_config.json and generation_config.json (optional) from a folder. */
   static fromDir(dir: string, options: { missingHint?: string } = {}): ModelTokenizer {
     const tokenizerFile = join(dir, 'tokenizer.json');
     const tokenizerJson = readJsonFile(tokenizerFile, true, options.missingHint ?? 'tokenizer.json (the model folder needs the Hugging Face fast-tokenizer file)')!;
@@ -97,7 +99,10 @@ export class ModelTokenizer {
     } catch (error) {
       throw new KvlensError(`cannot build a tokenizer from it (${(error as Error).message})`, tokenizerFile);
     }
-    return new ModelTokenizer(tokenizer, tokenizerFile, tokenizerJson, config);
+    const generation = readJsonFile(join(dir, 'generation_config.json'), false, 'generation_config.json') ?? {};
+    const eos = generation.eos_token_id;
+    const generationEos = (Array.isArray(eos) ? eos : [eos]).filter((id): id is number => Number.isInteger(id));
+    return new ModelTokenizer(tokenizer, tokenizerFile, tokenizerJson, config, generationEos);
   }
 
   get hasChatTemplate(): boolean {
