@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { importJsonl, parseJsonl } from '../../src/engine/tasks/importJsonl';
+import { importJsonl, parseJsonl, samplesToJsonl } from '../../src/engine/tasks/importJsonl';
+import { buildSamples } from '../../src/engine/tasks/index';
 import { KvlensError } from '../../src/engine/errors';
 import { realCounter, wordCounter } from './tasks-support';
 
@@ -77,4 +78,12 @@ test('importJsonl reads a file from disk and names a missing one', () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('generated samples written as JSONL read back as the same samples', () => {
+  const files = [{ path: 'src/a.ts', language: 'typescript', text: Array.from({ length: 80 }, (_, i) => `export const item${i} = lookup("k${i}");`).join('\n') }];
+  const samples = buildSamples(files, { tasks: ['needle', 'completion'], lengths: [200], depths: [0.5], samplesPerCell: 1, seed: 4, counter: wordCounter });
+  const back = parseJsonl(samplesToJsonl(samples), 'export.jsonl', { counter: wordCounter });
+  assert.deepEqual(back, samples);
+  assert.throws(() => parseJsonl(lines({ ...needle, segments: [{ file: 'a.ts' }] }), 'x.jsonl'), /line 1: "segments" must be a list/);
 });

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { KvlensError } from '../errors';
 import { fitToBudget } from './context';
 import { renderPrompt, type PromptStyle } from './prompt';
-import type { Sample, SampleSource, ScoreRule, TokenCounter } from './types';
+import type { PromptSegment, Sample, SampleSource, ScoreRule, TokenCounter } from './types';
 
 export type JsonlFormat = 'auto' | 'longbench' | 'ruler' | 'needle';
 
@@ -170,6 +170,15 @@ function fromNeedle(reader: RowReader, options: ImportOptions, row: Row): Sample
     if (typeof s !== 'object' || typeof s.file !== 'string' || typeof s.line !== 'number') reader.fail('"source" must be {file, line}');
     source = { file: s.file as string, line: s.line as number };
   }
+  let segments: PromptSegment[] | undefined;
+  if (row.segments !== undefined && row.segments !== null) {
+    const list = row.segments;
+    const valid =
+      Array.isArray(list) &&
+      list.every((g: Row) => typeof g === 'object' && g !== null && typeof g.file === 'string' && [g.promptLine, g.startLine, g.lineCount].every((v) => Number.isInteger(v)));
+    if (!valid) reader.fail('"segments" must be a list of {promptLine, file, startLine, lineCount}');
+    segments = (list as PromptSegment[]).map((g) => ({ promptLine: g.promptLine, file: g.file, startLine: g.startLine, lineCount: g.lineCount }));
+  }
   return {
     id: reader.optionalString('id') ?? `needle-import-${reader.lineNumber}`,
     task: reader.optionalString('task') ?? 'needle',
@@ -180,6 +189,7 @@ function fromNeedle(reader: RowReader, options: ImportOptions, row: Row): Sample
     answer: String(answerValue),
     scoring: scoring as ScoreRule,
     source,
+    ...(segments ? { segments } : {}),
     meta: typeof row.meta === 'object' && row.meta !== null ? (row.meta as Record<string, unknown>) : {},
   };
 }
@@ -227,4 +237,25 @@ export function importJsonl(file: string, options: ImportOptions = {}): Sample[]
     throw new KvlensError(`cannot read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, file);
   }
   return parseJsonl(text, file, options);
+}
+
+/** Samples as needle-format JSONL (one object a line) that parseJsonl reads back unchanged. */
+export function samplesToJsonl(samples: readonly Sample[]): string {
+  return samples
+    .map((s) =>
+      JSON.stringify({
+        id: s.id,
+        task: s.task,
+        targetLength: s.targetLength,
+        depth: s.depth,
+        prompt: s.prompt,
+        answer: s.answer,
+        scoring: s.scoring,
+        source: s.source,
+        segments: s.segments,
+        meta: s.meta,
+      }),
+    )
+    .map((line) => `${line}\n`)
+    .join('');
 }

@@ -13,7 +13,7 @@ export type { Sample, CodeFile, TokenCounter, GeneratorOptions } from './types';
 export type { PromptStyle, FormatChat, ChatMessage } from './prompt';
 export { scanWorkspace, type ScanResult, type ScannedFile, type ScanOptions } from './scan';
 export { scoreContinuation, type Score } from './scoring';
-export { importJsonl, type ImportOptions, type JsonlFormat } from './importJsonl';
+export { importJsonl, parseJsonl, samplesToJsonl, type ImportOptions, type JsonlFormat } from './importJsonl';
 
 export interface TaskInfo {
   id: string;

@@ -195,7 +195,13 @@ export async function scanWorkspace(root: string, options: ScanOptions = {}): Pr
     let ignored = false;
     for (const set of ruleSets) {
       const local = set.base === '' ? relPath : relPath.slice(set.base.length + 1);
-      const verdict = set.rules.test(isDir ? `${local}/` : local);
+      let verdict: { ignored: boolean; unignored: boolean };
+      try {
+        verdict = set.rules.test(isDir ? `${local}/` : local);
+      } catch {
+        // The matcher rejects some unusual names; such an entry is simply not matched by this rule file.
+        continue;
+      }
       // Deeper rule files override shallower ones, as git reads them.
       if (verdict.ignored) ignored = true;
       else if (verdict.unignored) ignored = false;
