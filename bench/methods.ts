@@ -1,0 +1,60 @@
+// Per method at a long context on one model: compression time, decode speed and bytes held, as ratios to `full`
+// measured in the same run on the same prefilled cache. Run: npx tsx bench/methods.ts [--model M] [--length 4096]
+import { parseArgs } from 'node:util';
+import { performance } from 'node:perf_hooks';
+import { openModel } from '../src/engine/session';
+import { prefill } from '../src/engine/model/prefill';
+import { decodeWithCache } from '../src/engine/bench/decode';
+import { createMethod, mergeNeeds, verifyCompression } from '../src/engine/kv';
+import { formatBytes } from '../src/engine/bench/export';
+
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string', default: 'default' },
+    length: { type: 'string', default: '4096' },
+    steps: { type: 'string', default: '32' },
+    methods: { type: 'string', default: 'full,int8,fp8,kivi:bits=4,kivi:bits=2,flexgen:bits=4,streamingllm:ratio=0.75,h2o:ratio=0.75,snapkv:ratio=0.75,pyramidkv:ratio=0.75,adakv:ratio=0.75,tova:ratio=0.75,infllm,knorm:ratio=0.75,random:ratio=0.75' },
+  },
+});
+
+async function main(): Promise<void> {
+  const length = Number(values.length);
+  const steps = Number(values.steps);
+  const session = await openModel(String(values.model), { provider: 'cpu', contextTokens: length + steps });
+  const { config } = session.model;
+  // A prompt of real-looking ids: the benchmark measures cost, not accuracy.
+  const ids = Array.from({ length }, (_, i) => ((i * 2654435761) >>> 7) % (config.vocabSize - 2) + 1);
+  const methods = String(values.methods).split(',').map((s) => createMethod(s.trim()));
+  const needs = mergeNeeds(...methods.map((m) => m.needs(ids.length)));
+  const pre = await prefill(session.forward, ids, { chunkSize: 512, attention: needs });
+  console.log(`${session.modelPath} on ${session.provider}: ${length}-token prompt prefilled in ${pre.ms.toFixed(0)} ms, ${steps} decode steps per method`);
+  const rows: { spec: string; compressMs: number; tokPerS: number; held: number; active: number }[] = [];
+  for (const method of methods) {
+    const began = performance.now();
+    const cache = method.compress({ layers: pre.layers, stats: pre.stats, config });
+    const compressMs = performance.now() - began;
+    verifyCompression(method, cache, pre.layers, config);
+    const bytes = cache.bytes();
+    const decoded = await decodeWithCache(session.forward, cache, pre.lastLogits, {
+      maxNewTokens: steps + 1,
+      stopTokenIds: [],
+      startPosition: ids.length,
+      decodeNeeds: method.decodeNeeds,
+    });
+    rows.push({ spec: method.spec, compressMs, tokPerS: decoded.tokensPerSecond, held: bytes.held, active: bytes.active });
+  }
+  const full = rows.find((r) => r.spec === 'full') ?? rows[0];
+  console.log('\n| method | compress ms | decode tok/s | decode speed vs full | bytes held | held vs full | read per step vs full |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|');
+  for (const r of rows) {
+    console.log(
+      `| ${r.spec} | ${r.compressMs.toFixed(1)} | ${r.tokPerS.toFixed(1)} | ${(r.tokPerS / full.tokPerS).toFixed(2)}× | ${formatBytes(r.held)} | ${(r.held / full.held).toFixed(3)} | ${(r.active / full.active).toFixed(3)} |`,
+    );
+  }
+  await session.dispose();
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
