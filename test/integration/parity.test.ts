@@ -184,6 +184,22 @@ test('onnx vs reference: one token on an empty cache, with and without statistic
   }
 });
 
+test('onnx statistics: a session built for a wide window serves narrower requests, and widens when asked', async () => {
+  const config = testConfig();
+  const weights = randomWeights(config, 71);
+  const ref = new ReferenceForward(config, weights);
+  const onnx = await createOnnxForward({ config, weights }, { provider: 'cpu', threads: 1 });
+  try {
+    const tokens = randomTokens(config, 8, 5);
+    for (const attention of [{ window: 4 }, { window: 2, keySums: true }, { keySums: true }, { window: 6, queries: true }, { window: 1 }]) {
+      const input = { tokens, positions: tokens.map((_, i) => i), past: emptyPast(config), attention };
+      assertSameOutput(await onnx.forward(input), await ref.forward(input), `stats ${JSON.stringify(attention)}`);
+    }
+  } finally {
+    await onnx.dispose();
+  }
+});
+
 test('onnx with weights in an external data file (the >2 GB path) equals the reference, plain and with stats', async () => {
   const config = testConfig({ tieWordEmbeddings: true });
   const weights = randomWeights(config, 61);
@@ -278,7 +294,8 @@ for (const name of fixtureDirs) {
     const dir = join(FIXTURES, name);
     const expected = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as FixtureReference;
     assert.equal(expected.format, 'kvlens-reference-v1');
-    const model = loadModel(dir);
+    // A GGUF fixture is a folder holding model.gguf instead of config.json + safetensors.
+    const model = loadModel(existsSync(join(dir, 'model.gguf')) && !existsSync(join(dir, 'config.json')) ? join(dir, 'model.gguf') : dir);
     const { config } = model;
     const onnx = await createOnnxForward(model, { provider: 'cpu', threads: 1 });
     try {

@@ -74,7 +74,9 @@ export async function prefill(forward: DecoderForward, tokens: ArrayLike<number>
       positions,
       past: layers.map((layer) => layer.view()),
       logits: 'last',
-      attention: request ? { keySums: request.keySums, queries: request.queries, window: isLast && window > 0 ? window : undefined } : undefined,
+      // Every chunk asks for the same statistics so a forward that builds a session per request shape
+      // builds one; only the final chunk's window rows are kept.
+      attention: request ? { keySums: request.keySums, queries: request.queries, window: window > 0 ? window : undefined } : undefined,
     });
     for (let l = 0; l < numLayers; l++) {
       layers[l].append(output.newKeys[l], output.newValues[l], positions);

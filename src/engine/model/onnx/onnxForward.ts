@@ -116,9 +116,13 @@ export class OnnxForward implements DecoderForward {
     throw new KvlensError(`no execution provider could load the model (${reasons.join('; ')})`, 'onnxruntime');
   }
 
-  /** The statistics variant is a second session, built the first time a call asks for attention statistics. */
+  /**
+   * The statistics variant is a second session, built the first time a call asks for attention statistics.
+   * Its window is fixed at build time; a session with a wider window serves narrower requests (rows are
+   * cut in forward), so it is rebuilt only when a call asks for more rows than it was built for.
+   */
   private async statsSession(window: number): Promise<SessionVariant> {
-    if (this.stats && this.stats.statsWindow === window) return this.stats;
+    if (this.stats && (this.stats.statsWindow ?? 0) >= window) return this.stats;
     if (this.stats) await this.stats.session.release();
     this.stats = null;
     const graph = buildDecoderGraph(this.config, this.weights, { ...this.graphOptions, statsWindow: window });
@@ -199,10 +203,21 @@ export class OnnxForward implements DecoderForward {
     if (request) {
       attention = [];
       const windowQueries = request.window ? Math.min(request.window, q) : 0;
+      const builtRows = Math.min(variant.statsWindow ?? 0, q);
       for (let l = 0; l < numLayers; l++) {
-        const windowProbs = request.window ? floats(`window_${l}`) : null;
-        if (windowProbs && windowProbs.length !== H * windowQueries * (input.past[l].length + q)) {
-          throw new KvlensError(`window_${l} has ${windowProbs.length} values, expected ${H * windowQueries * (input.past[l].length + q)}`, 'onnxruntime');
+        const T = input.past[l].length + q;
+        let windowProbs = request.window ? floats(`window_${l}`) : null;
+        if (windowProbs && windowProbs.length !== H * builtRows * T) {
+          throw new KvlensError(`window_${l} has ${windowProbs.length} values, expected ${H * builtRows * T}`, 'onnxruntime');
+        }
+        if (windowProbs && builtRows > windowQueries) {
+          // Keep the last `windowQueries` rows of each head.
+          const cut = new Float32Array(H * windowQueries * T);
+          for (let h = 0; h < H; h++) {
+            const from = (h * builtRows + builtRows - windowQueries) * T;
+            cut.set(windowProbs.subarray(from, from + windowQueries * T), h * windowQueries * T);
+          }
+          windowProbs = cut;
         }
         attention.push({
           window: windowProbs,
