@@ -183,7 +183,9 @@ class Kvlens implements vscode.Disposable, PanelHost {
       return;
     }
     const label = scope.kind === 'workspace' ? (scope.methods ? 'compare' : 'workspace') : `${scope.kind}-${basename(scope.file)}`;
-    const outFile = join(resultsDir, resultsFileName(new Date(), label));
+    const name = resultsFileName(new Date(), label);
+    let outFile = join(resultsDir, name);
+    for (let n = 2; existsSync(outFile); n++) outFile = join(resultsDir, name.replace(/\.json$/, `-${n}.json`));
     const request: BenchRequest = {
       workspace: folder.uri.fsPath,
       model: settings.model,

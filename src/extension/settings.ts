@@ -152,9 +152,9 @@ export function resolveResultsFolder(workspaceFolder: string, configured: string
   return isAbsolute(configured) ? configured : join(workspaceFolder, configured);
 }
 
-/** A results file name that sorts by time and never collides within a second on one machine. */
+/** A results file name that sorts by time (to the millisecond, so back-to-back runs get their own file). */
 export function resultsFileName(now: Date, label: string): string {
-  const stamp = now.toISOString().replace(/[:]/g, '-').replace(/\.\d+Z$/, 'Z');
+  const stamp = now.toISOString().replace(/[:.]/g, '-');
   const safeLabel = label.replace(/[^A-Za-z0-9_-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'run';
   return `results-${stamp}-${safeLabel}.json`;
 }

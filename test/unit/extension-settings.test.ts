@@ -65,8 +65,8 @@ test('results folder and file names', () => {
   assert.equal(resolveResultsFolder('/w', '', join, isAbsolute), join('/w', '.kvlens'));
   assert.equal(resolveResultsFolder('/w', 'out/r', join, isAbsolute), join('/w', 'out/r'));
   assert.equal(resolveResultsFolder('/w', '/tmp/r', join, isAbsolute), '/tmp/r');
-  assert.equal(resultsFileName(new Date('2026-11-25T12:01:02.345Z'), 'current file: a/b.ts'), 'results-2026-11-25T12-01-02Z-current-file-a-b-ts.json');
-  assert.equal(resultsFileName(new Date('2026-11-25T12:01:02.345Z'), '***'), 'results-2026-11-25T12-01-02Z-run.json');
+  assert.equal(resultsFileName(new Date('2026-11-25T12:01:02.345Z'), 'current file: a/b.ts'), 'results-2026-11-25T12-01-02-345Z-current-file-a-b-ts.json');
+  assert.equal(resultsFileName(new Date('2026-11-25T12:01:02.345Z'), '***'), 'results-2026-11-25T12-01-02-345Z-run.json');
 });
 
 test('results files: newest first, clear errors for bad files, engine answers resolved to a path', () => {
