@@ -107,3 +107,16 @@ test('segments map prompt lines back to the workspace lines they copy, for every
     }
   }
 });
+
+test('focus files open every context and hold the completion targets', async () => {
+  const { files } = await scanWorkspace(SHOP);
+  const focus = ['src/discounts.ts', 'lib/parse.rs'];
+  const samples = buildSamples(files, { tasks: ['needle', 'completion'], lengths: [512], depths: [0.5], samplesPerCell: 2, seed: 1, counter: realCounter(), focus });
+  const needles = samples.filter((s) => s.task === 'needle');
+  // Sample 0 starts with the first focus file, sample 1 with the second.
+  assert.deepEqual(needles.map((s) => s.prompt.split('\n', 1)[0]), ['// file: src/discounts.ts', '// file: lib/parse.rs']);
+  for (const s of samples.filter((x) => x.task === 'completion')) assert.ok(focus.includes(s.source!.file), s.source!.file);
+  const unfocused = buildSamples(files, { tasks: ['needle'], lengths: [512], depths: [0.5], samplesPerCell: 2, seed: 1, counter: realCounter() });
+  assert.notDeepEqual(unfocused.map((s) => s.prompt.split('\n', 1)[0]), needles.map((s) => s.prompt.split('\n', 1)[0]));
+  assert.throws(() => buildSamples(files, { tasks: ['needle'], lengths: [512], depths: [0.5], samplesPerCell: 1, seed: 1, counter: wordCounter, focus: ['nope.ts'] }), /none of the focus files/);
+});

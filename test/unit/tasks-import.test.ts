@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { importJsonl, parseJsonl, samplesToJsonl } from '../../src/engine/tasks/importJsonl';
 import { buildSamples } from '../../src/engine/tasks/index';
+import { scoreContinuation } from '../../src/engine/tasks/scoring';
 import { KvlensError } from '../../src/engine/errors';
 import { realCounter, wordCounter } from './tasks-support';
 
@@ -25,6 +26,7 @@ test('imports LongBench, RULER and needle rows into samples', () => {
   assert.equal(qa.task, 'longbench/hotpotqa');
   assert.equal(qa.answer, 'Ada');
   assert.equal(qa.scoring, 'exact');
+  assert.deepEqual(qa.meta.alternatives, []);
   assert.ok(qa.prompt.startsWith(longbenchQa.context));
   assert.ok(qa.prompt.endsWith('Question: Who kept the lighthouse?\nAnswer:'));
   assert.equal(code.scoring, 'edit-similarity');
@@ -86,4 +88,11 @@ test('generated samples written as JSONL read back as the same samples', () => {
   const back = parseJsonl(samplesToJsonl(samples), 'export.jsonl', { counter: wordCounter });
   assert.deepEqual(back, samples);
   assert.throws(() => parseJsonl(lines({ ...needle, segments: [{ file: 'a.ts' }] }), 'x.jsonl'), /line 1: "segments" must be a list/);
+});
+
+test('LongBench answer lists become alternatives the scorer accepts', () => {
+  const [sample] = parseJsonl(lines({ ...longbenchQa, answers: ['Ada Lovelace', 'Ada'] }), 'qa.jsonl');
+  assert.equal(sample.answer, 'Ada Lovelace');
+  assert.deepEqual(sample.meta.alternatives, ['Ada']);
+  assert.equal(scoreContinuation(sample.scoring, sample.answer, ' Ada.\n', sample.meta.alternatives as string[]).exact, true);
 });

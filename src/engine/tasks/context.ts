@@ -38,22 +38,33 @@ export interface RotationOptions {
   samplesPerCell: number;
   /** Paths a sample must not take as filler (e.g. the file being completed). */
   exclude?: ReadonlySet<string>;
+  /** Paths that lead every sample's reading order (the files a user asked to profile), in this order. */
+  focus?: readonly string[];
+}
+
+function rotate<T>(items: readonly T[], sampleIndex: number, samplesPerCell: number): T[] {
+  if (items.length === 0) return [];
+  const per = Math.max(1, samplesPerCell);
+  const start = Math.floor(((sampleIndex % per) * items.length) / per) + Math.floor(sampleIndex / per);
+  const out: T[] = [];
+  for (let i = 0; i < items.length; i++) out.push(items[(start + i) % items.length]);
+  return out;
 }
 
 /**
  * The order in which a sample reads the workspace: a per-seed shuffle of the files, entered at a point that
  * moves with the sample index so the samples of one cell read different code. Lengths and depths share it, so
- * the same sample index at 1k and 4k starts with the same code.
+ * the same sample index at 1k and 4k starts with the same code. Focus files come first, rotated the same way.
  */
 export function rotation(files: readonly CodeFile[], options: RotationOptions): CodeFile[] {
   const usable = files.filter((f) => !options.exclude?.has(f.path));
-  if (usable.length === 0) return [];
-  const order = Rng.derive(options.seed, 'file-order').shuffle(usable);
-  const per = Math.max(1, options.samplesPerCell);
-  const start = Math.floor(((options.sampleIndex % per) * order.length) / per) + Math.floor(options.sampleIndex / per);
-  const out: CodeFile[] = [];
-  for (let i = 0; i < order.length; i++) out.push(order[(start + i) % order.length]);
-  return out;
+  const focusRank = new Map((options.focus ?? []).map((path, i) => [path, i]));
+  const focused = usable.filter((f) => focusRank.has(f.path)).sort((a, b) => focusRank.get(a.path)! - focusRank.get(b.path)!);
+  const rest = Rng.derive(options.seed, 'file-order').shuffle(usable.filter((f) => !focusRank.has(f.path)));
+  return [
+    ...rotate(focused, options.sampleIndex, options.samplesPerCell),
+    ...rotate(rest, options.sampleIndex, options.samplesPerCell),
+  ];
 }
 
 /**

@@ -124,7 +124,8 @@ function fromLongBench(reader: RowReader, options: ImportOptions): Sample {
     answer: isCode ? answers[0].split('\n').find((l) => l.trim() !== '')?.trim() ?? answers[0] : answers[0],
     scoring: isCode ? 'edit-similarity' : 'exact',
     source: null,
-    meta: { answers, dataset, length, truncated },
+    // `alternatives` are the other accepted answers, which the bench passes to scoreContinuation.
+    meta: { answers, alternatives: isCode ? [] : answers.slice(1), dataset, length, truncated },
   };
 }
 

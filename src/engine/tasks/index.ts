@@ -74,6 +74,11 @@ export interface BuildOptions {
   seed: number;
   counter: TokenCounter;
   style?: PromptStyle;
+  /**
+   * Workspace-relative paths to profile: they open every sample's context (before the rest of the workspace)
+   * and completion/cross-file targets are taken from them when they have any.
+   */
+  focus?: readonly string[];
   /** Told when a task cannot be built from this workspace and is left out. */
   onLog?: (message: string) => void;
 }
@@ -97,6 +102,14 @@ function validate(options: BuildOptions): void {
 export function buildSamples(files: readonly CodeFile[], options: BuildOptions): Sample[] {
   validate(options);
   if (files.length === 0) throw new KvlensError('the workspace has no usable code files (see the scan log for what was skipped)');
+  if (options.focus && options.focus.length > 0) {
+    const known = new Set(files.map((f) => f.path));
+    const missing = options.focus.filter((path) => !known.has(path));
+    if (missing.length === options.focus.length) {
+      throw new KvlensError(`none of the focus files is a usable code file of the workspace: ${missing.join(', ')}`);
+    }
+    if (missing.length > 0) options.onLog?.(`focus files not usable, ignored: ${missing.join(', ')}`);
+  }
   const samples: Sample[] = [];
   const failures: string[] = [];
   for (const task of options.tasks) {
@@ -117,6 +130,7 @@ export function buildSamples(files: readonly CodeFile[], options: BuildOptions):
                 seed: options.seed,
                 counter: options.counter,
                 style: options.style,
+                focus: options.focus,
               }),
             );
           }

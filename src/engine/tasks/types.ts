@@ -52,4 +52,6 @@ export interface GeneratorOptions {
   seed: number;
   counter: TokenCounter;
   style?: PromptStyle;
+  /** Workspace paths that lead every context and hold the completion targets (see BuildOptions.focus). */
+  focus?: readonly string[];
 }
