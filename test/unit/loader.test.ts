@@ -237,10 +237,17 @@ test('resolveModelDir: folders, missing paths, non-model files, default', () => 
   assertKvlensError(() => resolveModelDir('/no/such/model'), '/no/such/model', /no such model folder or \.gguf file/);
   const empty = mkdtempSync(join(tmpdir(), 'kvlens-loader-'));
   assertKvlensError(() => resolveModelDir(empty), empty, /missing config\.json/);
+  assertKvlensError(() => loadModel(empty), join(empty, 'config.json'), /missing config\.json/);
   assertKvlensError(() => resolveModelDir(join(LLAMA, 'config.json')), join(LLAMA, 'config.json'), /not a model folder or a \.gguf file/);
   const gguf = join(empty, 'm.gguf');
   writeFileSync(gguf, '');
   assert.equal(resolveModelDir(gguf), gguf);
+  // A folder with one .gguf and no config.json stands for the file; with two it asks which.
+  assert.equal(resolveModelDir(empty), gguf);
+  writeFileSync(join(empty, 'n.gguf'), '');
+  assertKvlensError(() => resolveModelDir(empty), empty, /several \.gguf files \(m\.gguf, n\.gguf\)/);
+  const ggufFixture = join(MODELS, 'llama-gqa-tied-rope3-gguf');
+  assert.equal(loadModel(ggufFixture).weights.size, loadModel(join(ggufFixture, 'model.gguf')).weights.size);
   // The default model is installed by its own tool; either it resolves to a folder with config.json or the error lists where it looked.
   try {
     const dir = resolveModelDir('default');

@@ -1,5 +1,5 @@
 // Finds a model, validates every tensor against its config before reading data, and loads fp32 weights.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { freemem, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { KvlensError } from '../errors';
@@ -29,10 +29,10 @@ export function resolveModelDir(spec: string): string {
   if (!existsSync(path)) throw new KvlensError('no such model folder or .gguf file', spec);
   const stats = statSync(path);
   if (stats.isDirectory()) {
-    if (!existsSync(join(path, 'config.json'))) {
-      throw new KvlensError('not a model folder: missing config.json (a Hugging Face model folder needs config.json, model.safetensors and tokenizer.json)', path);
-    }
-    return path;
+    if (existsSync(join(path, 'config.json'))) return path;
+    const gguf = singleGgufIn(path);
+    if (gguf) return gguf;
+    throw new KvlensError('not a model folder: missing config.json (a Hugging Face model folder needs config.json, model.safetensors and tokenizer.json)', path);
   }
   if (stats.isFile() && path.toLowerCase().endsWith('.gguf')) return path;
   throw new KvlensError('not a model folder or a .gguf file', path);
@@ -40,6 +40,22 @@ export function resolveModelDir(spec: string): string {
 
 export function isGgufPath(path: string): boolean {
   return path.toLowerCase().endsWith('.gguf');
+}
+
+/** A folder without config.json that holds exactly one .gguf file stands for that file. */
+function singleGgufIn(dir: string): string | null {
+  const ggufs = readdirSync(dir).filter(isGgufPath).sort();
+  if (ggufs.length > 1) {
+    throw new KvlensError(`folder holds several .gguf files (${ggufs.join(', ')}) and no config.json: name the .gguf file to load`, dir);
+  }
+  return ggufs.length === 1 ? join(dir, ggufs[0]) : null;
+}
+
+/** The folder or .gguf file to read: a config-less folder with one .gguf resolves to that file. */
+function weightSource(dirOrFile: string): string {
+  const source = resolve(dirOrFile);
+  if (isGgufPath(source) || !existsSync(source) || !statSync(source).isDirectory() || existsSync(join(source, 'config.json'))) return source;
+  return singleGgufIn(source) ?? source;
 }
 
 export interface ExpectedTensor {
@@ -163,7 +179,7 @@ function planFromTable(
 
 /** Reads config and tensor tables (no weight data) and validates every tensor name and shape. */
 export function inspectModel(dirOrFile: string): ModelPlan {
-  const source = resolve(dirOrFile);
+  const source = weightSource(dirOrFile);
   if (isGgufPath(source)) {
     const gguf = openGguf(source);
     const config = ggufConfig(gguf);
@@ -256,7 +272,7 @@ export function estimateMemory(config: ModelConfig, contextTokens: number, optio
 
 /** The estimate for a model on disk, from config.json (or GGUF metadata) alone: no weight is read. */
 export function estimateModelMemory(dirOrFile: string, contextTokens: number, options: MemoryEstimateOptions = {}): MemoryEstimate {
-  const source = resolve(dirOrFile);
+  const source = weightSource(dirOrFile);
   const config = isGgufPath(source) ? ggufConfig(openGguf(source)) : readConfig(source);
   return estimateMemory(config, contextTokens, options);
 }
