@@ -163,3 +163,17 @@ test('cancel with no run going says so', async () => {
   await run('kvlens.cancelRun');
   assert.equal(host.messages.at(-1)?.text, 'kvlens: no run is going.');
 });
+
+test('Cancel Run stops a running profile and keeps the rows it finished', async () => {
+  settings.model = 'slow';
+  const running = run('kvlens.profileWorkspace');
+  const started = Date.now();
+  while (!host.status.text.includes('kvlens 2/1000') && Date.now() - started < 5000) await new Promise((r) => setTimeout(r, 10));
+  assert.match(host.status.text, /^\$\(sync~spin\) kvlens \d+\/1000 · 1 min 40 s left$/);
+  assert.equal(host.status.command, 'kvlens.cancelRun');
+  await run('kvlens.cancelRun');
+  await running;
+  assert.equal(host.messages.at(-1)?.text, 'kvlens: run cancelled; showing the 4 rows it finished.');
+  assert.equal(host.status.command, 'kvlens.showResults');
+  settings.model = 'default';
+});
