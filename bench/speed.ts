@@ -1,5 +1,6 @@
 // Prefill and decode speed of the ONNX forward, next to the memory-bandwidth bound of decoding.
-// Run: npx tsx bench/speed.ts [--contexts 1024,4096] [--decode-steps 8] [--only default|qwen] [--quant fp32,int4]
+// Run: npx tsx bench/speed.ts [--contexts 1024,4096] [--decode-steps 8] [--only default|qwen] [--quant fp32,int4,int4-128]
+// (int4 = 4-bit MatMulNBits weights in 32-wide blocks, like llama.cpp's Q4_0; int4-128 uses 128-wide blocks)
 // Not a test: it takes minutes and several GB of memory.
 
 import { existsSync } from 'node:fs';
@@ -21,7 +22,13 @@ function argument(name: string, fallback: string): string {
 const contexts = argument('contexts', '1024,4096').split(',').map(Number);
 const decodeSteps = Number(argument('decode-steps', '8'));
 const only = argument('only', 'all');
-const quantizations = argument('quant', 'fp32,int4').split(',') as ('fp32' | 'int4')[];
+const variants = argument('quant', 'fp32,int4').split(',');
+const VARIANTS: Record<string, { quantization: 'fp32' | 'int4'; blockSize: number }> = {
+  fp32: { quantization: 'fp32', blockSize: 32 },
+  int4: { quantization: 'int4', blockSize: 32 },
+  'int4-128': { quantization: 'int4', blockSize: 128 },
+};
+for (const v of variants) if (!VARIANTS[v]) throw new Error(`unknown --quant variant ${v} (known: ${Object.keys(VARIANTS).join(', ')})`);
 
 /** Best-of-5 large array copy, in GB/s of bytes copied (the figure decode reads are compared with). */
 function measureCopyBandwidth(): number {
@@ -57,28 +64,29 @@ function qwenShapedConfig(): ModelConfig {
 }
 
 /** Bytes of weights one decode step reads: every matrix once (lm_head included), one embedding row. */
-function weightBytesPerToken(config: ModelConfig, quantization: 'fp32' | 'int4'): number {
+function weightBytesPerToken(config: ModelConfig, quantization: 'fp32' | 'int4', blockSize: number): number {
   const { hiddenSize: h, intermediateSize: f, numHeads, numKvHeads, headDim, vocabSize, numLayers } = config;
   const perLayer = h * numHeads * headDim * 2 + h * numKvHeads * headDim * 2 + 3 * h * f;
   const matrices = numLayers * perLayer + vocabSize * h;
-  // int4: half a byte per weight plus one fp32 scale per 32-weight block.
-  const bytesPerWeight = quantization === 'int4' ? 0.5 + 4 / 32 : 4;
+  // int4: half a byte per weight plus one fp32 scale per block.
+  const bytesPerWeight = quantization === 'int4' ? 0.5 + 4 / blockSize : 4;
   return matrices * bytesPerWeight + h * 4;
 }
 
 async function benchModel(label: string, model: { config: ModelConfig; weights: WeightMap }, bandwidth: number): Promise<void> {
   const { config } = model;
   const random = seededRandom(17);
-  for (const quantization of quantizations) {
+  for (const variant of variants) {
+    const { quantization, blockSize } = VARIANTS[variant];
     const began = performance.now();
     let forward;
     try {
-      forward = await createOnnxForward(model, { provider: 'cpu', quantization });
+      forward = await createOnnxForward(model, { provider: 'cpu', quantization, int4BlockSize: blockSize });
     } catch (error) {
-      console.log(`${label} ${quantization}: could not load (${(error as Error).message.split('\n')[0]})`);
+      console.log(`${label} ${variant}: could not load (${(error as Error).message.split('\n')[0]})`);
       continue;
     }
-    console.log(`${label} ${quantization}: session ready in ${((performance.now() - began) / 1000).toFixed(1)} s on ${forward.provider}`);
+    console.log(`${label} ${variant}: session ready in ${((performance.now() - began) / 1000).toFixed(1)} s on ${forward.provider}`);
     for (const context of contexts) {
       const prompt = Array.from({ length: context }, () => Math.floor(random() * config.vocabSize));
       const pre = await prefill(forward, prompt, { chunkSize: 512 });
@@ -97,7 +105,7 @@ async function benchModel(label: string, model: { config: ModelConfig; weights: 
       }
       stepMs.sort((a, b) => a - b);
       const medianMs = stepMs[Math.floor(stepMs.length / 2)];
-      const bytes = weightBytesPerToken(config, quantization) + kvBytesPerToken(config) * context;
+      const bytes = weightBytesPerToken(config, quantization, blockSize) + kvBytesPerToken(config) * context;
       const boundMs = (bytes / (bandwidth * 1e9)) * 1000;
       console.log(
         `  ctx ${String(context).padStart(5)}: prefill ${pre.tokensPerSecond.toFixed(0).padStart(5)} tok/s | decode ${medianMs.toFixed(1)} ms/tok ` +

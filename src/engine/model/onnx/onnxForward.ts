@@ -19,6 +19,8 @@ export interface OnnxForwardOptions {
   quantization?: WeightQuantization;
   /** See GraphOptions.int4AccuracyLevel. */
   int4AccuracyLevel?: 0 | 4;
+  /** See GraphOptions.int4BlockSize (default 32). */
+  int4BlockSize?: number;
   /** See GraphOptions.externalData. */
   externalData?: GraphOptions['externalData'];
   /** Intra-op threads (default: all cores). */
@@ -100,7 +102,16 @@ export class OnnxForward implements DecoderForward {
   static async create(model: { config: ModelConfig; weights: WeightMap }, options: OnnxForwardOptions = {}): Promise<OnnxForward> {
     const quantization = options.quantization ?? 'fp32';
     const threads = options.threads ?? availableParallelism();
-    const graphOptions: GraphOptions = { quantization, int4AccuracyLevel: options.int4AccuracyLevel, externalData: options.externalData };
+    const blockSize = options.int4BlockSize ?? 32;
+    if (!Number.isInteger(blockSize) || blockSize < 16 || (blockSize & (blockSize - 1)) !== 0) {
+      throw new KvlensError(`int4 block size must be a power of two >= 16, got ${blockSize}`, 'onnx options');
+    }
+    const graphOptions: GraphOptions = {
+      quantization,
+      int4AccuracyLevel: options.int4AccuracyLevel,
+      int4BlockSize: blockSize,
+      externalData: options.externalData,
+    };
     const graph = buildDecoderGraph(model.config, model.weights, graphOptions);
     const reasons: string[] = [];
     for (const provider of providerChain(options.provider ?? 'auto')) {
