@@ -213,6 +213,10 @@ test('loader: the estimate needs no weights (works with garbage weight files) an
   writeFileSync(join(dir, 'model.safetensors'), 'not a safetensors file');
   const estimate = estimateModelMemory(dir, 4096);
   assert.equal(estimate.parameters, QWEN_PARAMS);
+  assert.equal(estimate.filesBytes, 'not a safetensors file'.length);
+  const gguf = join(MODELS, 'llama-gqa-tied-rope3-gguf', 'model.gguf');
+  assert.equal(estimateModelMemory(gguf, 10).filesBytes, readFileSync(gguf).length);
+  assert.equal(estimateModelMemory(gguf, 10).parameters, LLAMA_PARAMS);
   assert.throws(
     () => checkFitsInMemory(estimate, dir, { freeBytes: 1024 ** 2, totalBytes: 2 * 1024 ** 3 }),
     (error: unknown) =>

@@ -254,6 +254,8 @@ export interface MemoryEstimate {
   kvBytes: number;
   contextTokens: number;
   totalBytes: number;
+  /** Size of the weight files (set when estimated from a model on disk). */
+  filesBytes?: number;
 }
 
 export interface MemoryEstimateOptions {
@@ -273,8 +275,13 @@ export function estimateMemory(config: ModelConfig, contextTokens: number, optio
 /** The estimate for a model on disk, from config.json (or GGUF metadata) alone: no weight is read. */
 export function estimateModelMemory(dirOrFile: string, contextTokens: number, options: MemoryEstimateOptions = {}): MemoryEstimate {
   const source = weightSource(dirOrFile);
-  const config = isGgufPath(source) ? ggufConfig(openGguf(source)) : readConfig(source);
-  return estimateMemory(config, contextTokens, options);
+  if (isGgufPath(source)) {
+    return { ...estimateMemory(ggufConfig(openGguf(source)), contextTokens, options), filesBytes: statSync(source).size };
+  }
+  const config = readConfig(source);
+  const files = readdirSync(source).filter((name) => name.endsWith('.safetensors'));
+  const filesBytes = files.reduce((sum, name) => sum + statSync(join(source, name)).size, 0);
+  return { ...estimateMemory(config, contextTokens, options), filesBytes };
 }
 
 export function formatGiB(bytes: number): string {
