@@ -78,18 +78,13 @@ export async function runBench(session: ModelSession, request: BenchRequest, hoo
   const workspace = resolve(request.workspace);
   const scan = await scanWorkspace(workspace, { signal: hooks.signal });
   for (const line of scan.log) say(`scan: ${line}`);
-  let files = scan.files;
-  if (request.files && request.files.length > 0) {
-    const wanted = new Set(request.files.map((f) => relative(workspace, resolve(workspace, f)).split('\\').join('/')));
-    const chosen = files.filter((f) => wanted.has(f.path));
-    // The chosen files lead the context; the rest of the workspace fills it.
-    files = [...chosen, ...files.filter((f) => !wanted.has(f.path))];
-    if (chosen.length === 0) throw new KvlensError(`none of the requested files are usable code files: ${request.files.join(', ')}`, workspace);
-  }
+  // Profile Current File / Selection: these files open every context and supply the completion targets.
+  const focus = request.files?.map((f) => relative(workspace, resolve(workspace, f)).split('\\').join('/'));
   say(`scan: ${scan.files.length} files used, skipped ${JSON.stringify(scan.skipped)}`);
 
   const counter = { encode: (text: string) => session.tokenizer.encode(text) };
-  const allSamples = buildSamples(files, {
+  const allSamples = buildSamples(scan.files, {
+    focus,
     tasks: request.tasks,
     lengths: request.lengths,
     depths: request.depths,
