@@ -2,7 +2,7 @@
 import { cpus, totalmem, platform, arch } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { relative, resolve } from 'node:path';
-import { KvlensError, describeError } from '../errors';
+import { describeError } from '../errors';
 import type { BenchRequest, ProgressEvent } from '../host/protocol';
 import { prefill } from '../model/prefill';
 import { createMethod, mergeNeeds, verifyCompression, verifyDecode, type KvMethod } from '../kv';
