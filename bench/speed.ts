@@ -30,13 +30,16 @@ const VARIANTS: Record<string, { quantization: 'fp32' | 'int4'; blockSize: numbe
 };
 for (const v of variants) if (!VARIANTS[v]) throw new Error(`unknown --quant variant ${v} (known: ${Object.keys(VARIANTS).join(', ')})`);
 
-/** Best-of-5 large array copy, in GB/s of bytes copied (the figure decode reads are compared with). */
+/**
+ * Best-of-10 large array copy, in GB/s of bytes copied (the figure decode reads are compared with).
+ * On a shared machine this swings with other processes' load, and the bound with it.
+ */
 function measureCopyBandwidth(): number {
   const size = 64 * 1024 * 1024; // 256 MB of floats, far beyond any cache
   const source = new Float32Array(size).fill(1);
-  const target = new Float32Array(size);
+  const target = new Float32Array(size).fill(0); // touch every page first: page faults are not bandwidth
   let best = Infinity;
-  for (let i = 0; i < 5; i++) {
+  for (let i = 0; i < 10; i++) {
     const began = performance.now();
     target.set(source);
     best = Math.min(best, performance.now() - began);

@@ -20,6 +20,10 @@
 //
 // Attention never concatenates the past cache with the new keys (that would copy the whole cache every
 // step): past and new scores are computed separately, joined (small: G*q x (P+q)), soft-maxed, split again.
+// An If node picks the attention form by the number of new tokens: several (prefill) transpose the past
+// into heads-major layout once; one (decode) reads the token-major past in place (see attendOne).
+// Everything else is plain opset-17 ops (RMSNorm, RoPE and SwiGLU spelled out), so this graph is checked
+// op for op against reference.ts; int4 swaps Gemm for com.microsoft MatMulNBits and nothing else.
 
 import type { ModelConfig } from '../config';
 import type { WeightMap } from '../types';
