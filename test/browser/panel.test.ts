@@ -156,6 +156,45 @@ test('panel draws the Pareto chart with the methods and marks the frontier', { s
   ]);
 });
 
+test('hovering a Pareto point draws its tooltip on the canvas', { skip: skipReason }, async () => {
+  // Find the centre of the `full` point (the theme's blue) and hover it.
+  const centre = await page.$$eval('#pareto-chart canvas', (canvases) => {
+    for (const canvas of canvases) {
+      const c = canvas as HTMLCanvasElement;
+      if (c.width === 0) continue;
+      const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      let sx = 0, sy = 0, n = 0;
+      for (let i = 0; i < d.length; i += 4) {
+        if (d[i] === 0x37 && d[i + 1] === 0x94 && d[i + 2] === 0xff && d[i + 3] === 255) {
+          const p = i / 4;
+          sx += p % c.width;
+          sy += Math.floor(p / c.width);
+          n++;
+        }
+      }
+      if (n > 0) {
+        const box = c.getBoundingClientRect();
+        return { x: box.left + (sx / n) * (box.width / c.width), y: box.top + (sy / n) * (box.height / c.height) };
+      }
+    }
+    return null;
+  });
+  assert.ok(centre, 'the full point was not found');
+  const before = await canvasStats('#pareto-chart', [0, 0, 0]);
+  await page.mouse.move(centre.x, centre.y);
+  await page.waitForFunction((painted) => {
+    let now = 0;
+    for (const c of Array.from(document.querySelectorAll('#pareto-chart canvas')) as HTMLCanvasElement[]) {
+      if (c.width === 0) continue;
+      const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) now++;
+    }
+    return now > painted + 2000;
+  }, before.painted, { timeout: 5000 });
+  await (await page.$('#pareto'))!.screenshot({ path: join(artifacts, 'panel-pareto-tooltip.png') });
+  await page.mouse.move(5, 5);
+});
+
 test('per-task tables and needle heatmaps show the fixture numbers', { skip: skipReason }, async () => {
   const needle = await tableRows('table.task-table[data-task="needle"]');
   assert.deepEqual(needle.map((r) => r.slice(0, 3)), [
