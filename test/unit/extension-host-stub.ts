@@ -98,6 +98,7 @@ export function createHost(workspaceRoot: string, settings: Record<string, unkno
   const quickPickAnswers: Array<(items: Array<{ label: string; picked?: boolean }>) => unknown> = [];
   const decorations: Array<{ editor: string; type: number; ranges: Array<{ range: Range }> }> = [];
   const globalState = new Map<string, unknown>();
+  const serializers = new Map<string, { deserializeWebviewPanel(panel: unknown, state: unknown): Promise<void> }>();
   const status = { text: '', tooltip: '', command: '' as string | undefined };
   let decorationTypes = 0;
   const folder = { uri: Uri.file(workspaceRoot), name: 'ws', index: 0 };
@@ -179,7 +180,10 @@ export function createHost(workspaceRoot: string, settings: Record<string, unkno
           },
         };
       },
-      registerWebviewPanelSerializer: () => ({ dispose: () => {} }),
+      registerWebviewPanelSerializer: (viewType: string, serializer: { deserializeWebviewPanel(panel: unknown, state: unknown): Promise<void> }) => {
+        serializers.set(viewType, serializer);
+        return { dispose: () => serializers.delete(viewType) };
+      },
       createTextEditorDecorationType: () => ({ id: ++decorationTypes, dispose: () => {} }),
       visibleTextEditors,
       onDidChangeVisibleTextEditors: new EventEmitter<void>().event,
@@ -229,7 +233,7 @@ export function createHost(workspaceRoot: string, settings: Record<string, unkno
     });
   }
 
-  return { vscode, messages, logLines, commands, codeLensProviders, hoverProviders, panels, quickPickAnswers, decorations, globalState, status, addEditor };
+  return { vscode, messages, logLines, commands, codeLensProviders, hoverProviders, panels, quickPickAnswers, decorations, globalState, status, addEditor, serializers };
 }
 
 /** Makes `require('vscode')` return the given stub for modules loaded after this call. */

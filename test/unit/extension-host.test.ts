@@ -177,3 +177,19 @@ test('Cancel Run stops a running profile and keeps the rows it finished', async 
   assert.equal(host.status.command, 'kvlens.showResults');
   settings.model = 'default';
 });
+
+test('a panel restored after a window reload gets the page and the current results', async () => {
+  const serializer = host.serializers.get('kvlens.results');
+  assert.ok(serializer, 'no serializer registered for kvlens.results');
+  const panel = host.vscode.window.createWebviewPanel('kvlens.results', 'kvlens results', 1, {});
+  const record = host.panels.at(-1)!;
+  await serializer.deserializeWebviewPanel(panel, { resultsPath: '/elsewhere/old.json' });
+  assert.match(record.webview.html, /Content-Security-Policy/);
+  assert.equal((record.webview.options as { enableScripts: boolean }).enableScripts, true);
+  record.webview.receive({ type: 'ready' });
+  const posted = record.webview.posted.at(-1) as unknown as { type: string; results: { rows: unknown[] }; resultsPath: string };
+  assert.equal(posted.type, 'results');
+  // The host already had newer results, so the path the old panel remembered is not reloaded.
+  assert.notEqual(posted.resultsPath, '/elsewhere/old.json');
+  assert.ok(posted.results.rows.length > 0);
+});
