@@ -130,3 +130,31 @@ test('a results file that breaks the schema is refused with its path', () => {
 test.after(async () => {
   await shared?.dispose();
 });
+
+test('a model with a chat template gets chat-formatted prompts, and prompt compression keeps the question', async () => {
+  const qwen = await openModel(join(__dirname, '..', 'fixtures', 'models', 'qwen2-bias-untied-f32'), { provider: 'cpu' });
+  try {
+    const { queryText } = await import('../../src/engine/bench/runner');
+    const { buildSamples, scanWorkspace } = await import('../../src/engine/tasks');
+    const scan = await scanWorkspace(CODEBASE);
+    const [sample] = buildSamples(scan.files, {
+      tasks: ['needle'],
+      lengths: [300],
+      depths: [0.5],
+      samplesPerCell: 1,
+      seed: 1,
+      counter: { encode: (t) => qwen.tokenizer.encode(t, { addSpecialTokens: false }) },
+      style: { formatChat: (m) => qwen.tokenizer.applyChatTemplate(m) },
+    });
+    assert.ok(sample.prompt.startsWith('<|im_start|>user\n'), sample.prompt.slice(0, 40));
+    assert.ok(sample.prompt.endsWith('<|im_start|>assistant\n'));
+    const question = queryText(qwen, sample.prompt);
+    assert.ok(question.includes(String(sample.meta.name ?? '')) || /\?/.test(question), question);
+    assert.ok(question.length < 400, 'the protected part is the question, not the context');
+    const results = await runBench(qwen, { ...request(null), model: 'qwen', methods: ['full', 'llmlingua:ratio=0.5'], tasks: ['needle'], depths: [0.5], lengths: [300] });
+    const lingua = results.rows.find((r) => r.method.startsWith('llmlingua'))!;
+    assert.equal(lingua.error, null, lingua.error ?? '');
+  } finally {
+    await qwen.dispose();
+  }
+});

@@ -82,7 +82,7 @@ export async function runBench(session: ModelSession, request: BenchRequest, hoo
   const focus = request.files?.map((f) => relative(workspace, resolve(workspace, f)).split('\\').join('/'));
   say(`scan: ${scan.files.length} files used, skipped ${JSON.stringify(scan.skipped)}`);
 
-  const counter = { encode: (text: string) => session.tokenizer.encode(text) };
+  const counter = { encode: (text: string) => encodePrompt(session, text) };
   const allSamples = buildSamples(scan.files, {
     focus,
     tasks: request.tasks,
@@ -91,6 +91,7 @@ export async function runBench(session: ModelSession, request: BenchRequest, hoo
     samplesPerCell: request.samples,
     seed: request.seed,
     counter,
+    style: session.tokenizer.hasChatTemplate ? { formatChat: (messages) => session.tokenizer.applyChatTemplate(messages) } : {},
     onLog: say,
   });
   const shard = request.shard ?? null;
@@ -175,8 +176,8 @@ async function runSample(
   hooks: RunHooks,
   emit: { onMethod: (spec: string) => void; onRow: (row: ResultRow) => void },
 ): Promise<void> {
-  const { forward, tokenizer, model } = session;
-  const tokens = tokenizer.encode(sample.prompt);
+  const { forward, model } = session;
+  const tokens = encodePrompt(session, sample.prompt);
   const needs = mergeNeeds(...methods.filter((m) => !m.compressPrompt).map((m) => m.needs(tokens.length)));
   const shared = await prefill(forward, tokens, { chunkSize: DEFAULT_PREFILL_CHUNK, attention: needs });
   const fullBytes = createMethod('full').compress({ layers: shared.layers, stats: null, config: model.config }).bytes().held;
@@ -233,7 +234,7 @@ async function runMethod(
     let compressMs = 0;
     if (method.compressPrompt) {
       const started = performance.now();
-      const protectedSuffix = tokenizer.encode(sample.prompt.slice(sample.prompt.lastIndexOf('\n') + 1), { addSpecialTokens: false }).length;
+      const protectedSuffix = tokenizer.encode(queryText(session, sample.prompt), { addSpecialTokens: false }).length;
       prompt = await method.compressPrompt(tokens, {
         protectedSuffix,
         selfInformation: async (ids) => selfInformation(session, ids),
@@ -282,6 +283,24 @@ async function runMethod(
     if (hooks.signal?.aborted) throw error;
     return { ...base, error: describeError(error), peakRssBytes: peakRss() };
   }
+}
+
+/** Chat prompts already hold the template's BOS; base prompts get the tokenizer's special tokens. */
+function encodePrompt(session: ModelSession, text: string): number[] {
+  return session.tokenizer.encode(text, { addSpecialTokens: !session.tokenizer.hasChatTemplate });
+}
+
+/**
+ * The part of a prompt that asks the question, which prompt compression must keep: the cue line of a base
+ * prompt, or for a chat prompt the question paragraph plus the template's closing text.
+ */
+export function queryText(session: Pick<ModelSession, 'tokenizer'>, prompt: string): string {
+  if (!session.tokenizer.hasChatTemplate) return prompt.slice(prompt.lastIndexOf('\n') + 1);
+  const marker = '\u0000';
+  const rendered = session.tokenizer.applyChatTemplate([{ role: 'user', content: marker }]);
+  const tail = rendered.slice(rendered.indexOf(marker) + marker.length);
+  const body = prompt.endsWith(tail) ? prompt.slice(0, prompt.length - tail.length) : prompt;
+  return prompt.slice(body.lastIndexOf('\n\n') + 2);
 }
 
 /** −log p(token_i | tokens_<i) under the model, for prompt compression; the first token gets 0. */

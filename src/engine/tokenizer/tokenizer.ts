@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { Template } from '@huggingface/jinja';
 import { KvlensError } from '../errors';
 
 export interface ChatMessage {
@@ -56,8 +57,10 @@ export class ModelTokenizer {
   readonly eosIds: number[];
   /** Ids of every special added token (BOS, EOS, chat markers, ...). */
   readonly specialIds: ReadonlySet<number>;
-  /** Chat template source from tokenizer_config.json, if any. This library cannot render it. */
+  /** Chat template source from tokenizer_config.json, if any; rendered by applyChatTemplate. */
   readonly chatTemplate: string | null;
+  private compiledTemplate: Template | null = null;
+  private readonly specialTokenText: Record<string, string>;
   readonly vocabSize: number;
 
   private constructor(
@@ -70,6 +73,11 @@ export class ModelTokenizer {
     this.tokenizerFile = tokenizerFile;
     const idOf = (token: string | null): number | null => (token === null ? null : (tokenizer.token_to_id(token) ?? null));
     this.bosId = idOf(tokenContent(config.bos_token));
+    this.specialTokenText = {};
+    for (const key of ['bos_token', 'eos_token', 'unk_token', 'pad_token']) {
+      const text = tokenContent(config[key]);
+      if (text !== null) this.specialTokenText[key] = text;
+    }
     const eos = idOf(tokenContent(config.eos_token));
     // Chat models often stop on more than the tokenizer's eos (e.g. <|eot_id|>, <|endoftext|>): generation_config lists them.
     this.eosIds = [...new Set([...(eos === null ? [] : [eos]), ...generationEos])];
@@ -107,6 +115,21 @@ export class ModelTokenizer {
 
   get hasChatTemplate(): boolean {
     return this.chatTemplate !== null;
+  }
+
+  /**
+   * Renders messages with the model's own chat template (Jinja, as transformers' apply_chat_template does),
+   * ending where the assistant's reply begins. The text already holds any BOS the template writes, so encode
+   * it with `addSpecialTokens: false`.
+   */
+  applyChatTemplate(messages: ChatMessage[]): string {
+    if (this.chatTemplate === null) throw new KvlensError('the tokenizer has no chat_template', this.tokenizerFile);
+    try {
+      this.compiledTemplate ??= new Template(this.chatTemplate);
+      return this.compiledTemplate.render({ messages, add_generation_prompt: true, ...this.specialTokenText });
+    } catch (error) {
+      throw new KvlensError(`cannot render its chat_template (${(error as Error).message})`, this.tokenizerFile);
+    }
   }
 
   encode(text: string, options: EncodeOptions = {}): number[] {
