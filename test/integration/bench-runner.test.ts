@@ -40,7 +40,7 @@ function request(outFile: string | null, extra: Partial<BenchRequest> = {}): Ben
 test('a sweep writes a schema-valid results file with one row per sample and method, full first', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kvlens-bench-'));
   const out = join(dir, 'results.json');
-  const results = await runBench(await session(), request(out));
+  const results = await runBench(await session(), request(out, { lengths: [400] }));
   assert.equal(results.status, 'complete');
   const onDisk = JSON.parse(readFileSync(out, 'utf8')) as ResultsFile;
   assert.deepEqual(resultsSchemaErrors(onDisk), []);
@@ -64,6 +64,17 @@ test('a sweep writes a schema-valid results file with one row per sample and met
     assert.equal(snap.tokensKeptPerHead, Math.floor(full.tokensKeptPerHead / 2));
     const lingua = rows.find((r) => r.method.startsWith('llmlingua'))!;
     assert.ok(lingua.length < full.length, 'prompt compression prefills a shorter prompt');
+  }
+  // The retained-context map: full keeps every source line of the context; streamingllm (sinks + recent window)
+  // keeps the end of the prompt but loses lines in the middle.
+  const needle = onDisk.rows.filter((r) => r.task === 'needle');
+  const lines = (r: (typeof needle)[number]) => (r.retained ?? []).reduce((n, c) => n + c.keptLines.reduce((m, [a, b]) => m + b - a + 1, 0), 0);
+  for (const id of new Set(needle.map((r) => r.sampleId))) {
+    const full = needle.find((r) => r.sampleId === id && r.method === 'full')!;
+    const streaming = needle.find((r) => r.sampleId === id && r.method.startsWith('streamingllm'))!;
+    assert.ok(lines(full) > 5, 'full keeps the context lines');
+    assert.ok(lines(streaming) < lines(full) * 0.8, `streamingllm keeps fewer lines (${lines(streaming)} of ${lines(full)})`);
+    assert.ok(lines(streaming) > 0, 'streamingllm keeps its recent window');
   }
   assert.ok(onDisk.config.model.contentHash.startsWith('sha256:'));
   assert.equal(onDisk.config.executionProvider, 'cpu');

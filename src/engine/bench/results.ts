@@ -41,6 +41,15 @@ export interface ResultRow {
   /** Where the sample came from, for CodeLens and the retained-context map. */
   source: SampleSource | null;
   error: string | null;
+  /** Source lines the compressed cache still held right after compression (absent when the sample has no source map). */
+  retained?: RetainedContext[];
+}
+
+/** Line ranges (0-based, inclusive) of one workspace file whose tokens a method kept. */
+export interface RetainedContext {
+  method: string;
+  file: string;
+  keptLines: [number, number][];
 }
 
 export interface SampleSource {

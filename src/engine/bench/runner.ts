@@ -8,6 +8,7 @@ import { prefill } from '../model/prefill';
 import { createMethod, mergeNeeds, verifyCompression, verifyDecode, type KvMethod } from '../kv';
 import { scanWorkspace, buildSamples, scoreContinuation, type Sample } from '../tasks';
 import { decodeWithCache } from './decode';
+import { keptFractions, retainedContext, tokenLines } from './retained';
 import { DenseLayerCache } from '../kv/cache';
 import { writeFileAtomic } from './atomicWrite';
 import { shardSlice } from './merge';
@@ -180,11 +181,12 @@ async function runSample(
   const tokens = encodePrompt(session, sample.prompt);
   const needs = mergeNeeds(...methods.filter((m) => !m.compressPrompt).map((m) => m.needs(tokens.length)));
   const shared = await prefill(forward, tokens, { chunkSize: DEFAULT_PREFILL_CHUNK, attention: needs });
+  const lineOfToken = sample.segments ? tokenLines(tokens.map((id) => session.tokenizer.decode([id], { skipSpecialTokens: true }))) : null;
   const fullBytes = createMethod('full').compress({ layers: shared.layers, stats: null, config: model.config }).bytes().held;
   for (const method of methods) {
     hooks.signal?.throwIfAborted();
     emit.onMethod(method.spec);
-    emit.onRow(await runMethod(session, sample, method, tokens, shared, fullBytes, request, hooks));
+    emit.onRow(await runMethod(session, sample, method, tokens, shared, fullBytes, lineOfToken, request, hooks));
   }
 }
 
@@ -195,6 +197,7 @@ async function runMethod(
   tokens: number[],
   shared: Awaited<ReturnType<typeof prefill>>,
   fullBytes: number,
+  lineOfToken: Int32Array | null,
   request: BenchRequest,
   hooks: RunHooks,
 ): Promise<ResultRow> {
@@ -249,6 +252,11 @@ async function runMethod(
     compressMs += performance.now() - started;
     const verification = verifyCompression(method, cache, prefilled.layers, config);
     const heldTokens = cache.tokensPerHead().flat();
+    // Prompt compression renumbers the prompt, so only cache methods map back to source lines.
+    const retained =
+      lineOfToken && sample.segments && !method.compressPrompt
+        ? retainedContext(method.spec, sample.segments, lineOfToken, keptFractions(cache.views(), tokens.length))
+        : undefined;
     const bytes = cache.bytes();
     const decoded = await decodeWithCache(forward, cache, prefilled.lastLogits, {
       maxNewTokens: maxNewTokensFor(sample, request.maxNewTokens),
@@ -278,6 +286,7 @@ async function runMethod(
       compressMs,
       decodeTokensPerSecond: decoded.tokensPerSecond,
       peakRssBytes: peakRss(),
+      ...(retained ? { retained } : {}),
     };
   } catch (error) {
     if (hooks.signal?.aborted) throw error;
