@@ -7,7 +7,8 @@
 //   causal_bias   float [q, q]            0 where new token i may see new token j (j <= i), -1e30 elsewhere
 //   past_key_i    float [1, P_i, kvH, D]  layer i's cache, token-major, keys already rotated
 //   past_value_i  float [1, P_i, kvH, D]
-//   past_bias_i   float [1, kvH, 1, P_i]  0 for a valid (slot, head), -1e30 for an empty one
+//   past_bias_i   float [1, P_i, kvH]     0 for a valid (slot, head), -1e30 for an empty one (token-major
+//                                         like the cache and its validity mask)
 // Graph outputs:
 //   logits        float [r, vocab]
 //   new_key_i     float [1, q, kvH, D]    rotated keys of the new tokens
@@ -338,7 +339,7 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap, optio
     const p = `model.layers.${l}.`;
     const pastKey = g.input(`past_key_${l}`, OnnxDataType.FLOAT, [1, `past_${l}`, KVH, D]);
     const pastValue = g.input(`past_value_${l}`, OnnxDataType.FLOAT, [1, `past_${l}`, KVH, D]);
-    const pastBias = g.input(`past_bias_${l}`, OnnxDataType.FLOAT, [1, KVH, 1, `past_${l}`]);
+    const pastBias = g.input(`past_bias_${l}`, OnnxDataType.FLOAT, [1, `past_${l}`, KVH]);
 
     const x = rmsNorm(hiddenState, lw.inputNorm, `${p}input_layernorm.weight`);
     const queryFlat = linear(x, `${p}self_attn.q_proj.weight`, lw.q, lw.qBias);
@@ -364,7 +365,8 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap, optio
     const attendMany = (): string[] => {
       const pastKeyT = g.op('Transpose', [g.op('Unsqueeze', [pastKey, axis3])], { perm: ints([0, 2, 3, 4, 1]) }); // [1, kvH, 1, D, P]
       const pastValueH = g.op('Transpose', [g.op('Unsqueeze', [pastValue, axis3])], { perm: ints([0, 2, 3, 1, 4]) }); // [1, kvH, 1, P, D]
-      const pastScores = g.op('Add', [g.op('MatMul', [queryHeads, pastKeyT]), g.op('Unsqueeze', [pastBias, g.int64s([2])])]); // [1, kvH, G, q, P]
+      const biasHeadsMajor = g.op('Unsqueeze', [g.op('Transpose', [pastBias], { perm: ints([0, 2, 1]) }), g.int64s([2, 3])]); // [1, kvH, 1, 1, P]
+      const pastScores = g.op('Add', [g.op('MatMul', [queryHeads, pastKeyT]), biasHeadsMajor]); // [1, kvH, G, q, P]
       const newScores = g.op('Add', [g.op('MatMul', [queryHeads, newKeyT]), causalBias]); // [1, kvH, G, q, q]
       const probs = g.op('Softmax', [g.op('Concat', [pastScores, newScores], { axis: int(4) })], { axis: int(-1) }); // [1, kvH, G, q, P+q]
       const pastProbs = g.op('Slice', [probs, zero, pastLength, axis4]);
@@ -382,7 +384,7 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap, optio
       const blockQuery = g.op('Reshape', [g.op('Mul', [queryColumns, kvEye]), shapeBlockQuery]); // [kvH*D, H]
       const pastScores = g.op('MatMul', [g.op('Flatten', [pastKey], { axis: int(2) }), blockQuery]); // [P, H]
       const pastScoresByHead = g.op('Reshape', [pastScores, g.op('Concat', [pastLength, kvGroupDims], { axis: int(0) })]); // [P, kvH, G]
-      const biasByHead = g.op('Squeeze', [g.op('Transpose', [pastBias], { perm: ints([3, 1, 0, 2]) }), axis3]); // [P, kvH, 1]
+      const biasByHead = g.op('Transpose', [pastBias], { perm: ints([1, 2, 0]) }); // [P, kvH, 1]: moves a unit axis only
       const pastScoresMasked = g.op('Transpose', [g.op('Add', [pastScoresByHead, biasByHead])], { perm: ints([1, 2, 0]) }); // [kvH, G, P]
       const pastScores5 = g.op('Unsqueeze', [pastScoresMasked, g.int64s([0, 3])]); // [1, kvH, G, 1, P]
       const newScores = g.op('Add', [g.op('MatMul', [queryHeads, newKeyT]), causalBias]); // [1, kvH, G, 1, 1]

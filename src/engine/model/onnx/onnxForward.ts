@@ -177,15 +177,15 @@ export class OnnxForward implements DecoderForward {
       const P = past.length;
       let bias: Float32Array;
       if (past.valid) {
-        // [kvH, P] head-major, from the token-major [P, kvH] validity mask.
-        bias = new Float32Array(KVH * P);
-        for (let s = 0; s < P; s++) for (let h = 0; h < KVH; h++) if (!past.valid[s * KVH + h]) bias[h * P + s] = MASKED;
+        // Same [P, kvH] layout as the validity mask.
+        bias = new Float32Array(P * KVH);
+        for (let i = 0; i < P * KVH; i++) if (!past.valid[i]) bias[i] = MASKED;
       } else {
         bias = this.zeroBias(KVH * P);
       }
       feeds[`past_key_${l}`] = new ort.Tensor('float32', past.keys.subarray(0, P * row), [1, P, KVH, D]);
       feeds[`past_value_${l}`] = new ort.Tensor('float32', past.values.subarray(0, P * row), [1, P, KVH, D]);
-      feeds[`past_bias_${l}`] = new ort.Tensor('float32', bias, [1, KVH, 1, P]);
+      feeds[`past_bias_${l}`] = new ort.Tensor('float32', bias, [1, P, KVH]);
     }
 
     const fetches = ['logits'];
