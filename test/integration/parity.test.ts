@@ -330,3 +330,31 @@ for (const name of fixtureDirs) {
     }
   });
 }
+
+test('provider fallback: providers are tried in order, each failure kept as a one-line reason', async () => {
+  const config = testConfig({ numLayers: 1 });
+  const weights = randomWeights(config, 81);
+  const order = ['cuda', 'webgpu', 'cpu'];
+  for (const provider of ['auto', 'webgpu'] as const) {
+    const onnx = await createOnnxForward({ config, weights }, { provider, threads: 1 });
+    try {
+      const tried = provider === 'auto' ? order : order.slice(1);
+      // Whatever loaded, every provider before it in the chain failed with a reason naming it.
+      assert.equal(onnx.fallbackReasons.length, tried.indexOf(onnx.provider));
+      onnx.fallbackReasons.forEach((reason, i) => {
+        assert.ok(reason.startsWith(`${tried[i]}: `), reason);
+        assert.ok(!reason.includes('\n'));
+      });
+      const out = await onnx.forward({ tokens: [1], positions: [0], past: emptyPast(config) });
+      assert.equal(out.logits.length, config.vocabSize);
+    } finally {
+      await onnx.dispose();
+    }
+  }
+  const cpu = await createOnnxForward({ config, weights }, { provider: 'cpu', threads: 1 });
+  assert.deepEqual([cpu.provider, cpu.fallbackReasons], ['cpu', []]);
+  await cpu.dispose();
+  await assert.rejects(cpu.forward({ tokens: [1], positions: [0], past: emptyPast(config) }), /disposed/);
+  await assert.rejects(cpu.forward({ tokens: [1], positions: [0], past: emptyPast(config), attention: { keySums: true } }), /disposed/);
+  await assert.rejects(createOnnxForward({ config, weights }, { provider: 'cpu', quantization: 'int4', int4BlockSize: 24 }), /power of two/);
+});

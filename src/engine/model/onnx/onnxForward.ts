@@ -85,6 +85,7 @@ export class OnnxForward implements DecoderForward {
   private plain: SessionVariant | null = null;
   private stats: SessionVariant | null = null;
   private readonly zeroBiases = new Map<number, Float32Array>();
+  private disposed = false;
 
   private constructor(
     readonly config: ModelConfig,
@@ -159,6 +160,7 @@ export class OnnxForward implements DecoderForward {
     const request = input.attention;
     const wantsStats = Boolean(request && (request.window || request.keySums || request.queries));
     const window = Math.max(1, request?.window ?? 1);
+    if (this.disposed) throw new KvlensError('the session was disposed', 'onnxruntime');
     const variant = wantsStats ? await this.statsSession(window) : this.plain;
     if (!variant) throw new KvlensError('the session was disposed', 'onnxruntime');
 
@@ -242,6 +244,7 @@ export class OnnxForward implements DecoderForward {
   }
 
   async dispose(): Promise<void> {
+    this.disposed = true;
     const sessions = [this.plain, this.stats];
     this.plain = null;
     this.stats = null;
