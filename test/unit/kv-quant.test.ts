@@ -5,6 +5,7 @@ import { BitStream } from '../../src/engine/kv/quant/bits';
 import { decodeE4M3, encodeE4M3 } from '../../src/engine/kv/quant/fp8';
 import { fromHalfBits, roundHalfUp, toHalfBits } from '../../src/engine/kv/quant/half';
 import type { MethodCache } from '../../src/engine/kv/method';
+import { RowQueue } from '../../src/engine/kv/quant/quantized-cache';
 import { decode, makePrefill, positionOf, rowOf, type Prefill } from './kv-fixture';
 
 /** Decodes an E4M3 byte from its bit fields as the OCP FP8 spec tabulates them (independent of the library). */
@@ -269,4 +270,26 @@ test('verify catches a quantized cache that lies about its bit width', () => {
   assert.throws(() => verifyCompression(method, liar, prefill.layers, prefill.config), /not 4 bits each/);
   const wrongBits: MethodCache = Object.assign(Object.create(Object.getPrototypeOf(cache)), cache, { bits: 8 });
   assert.throws(() => verifyCompression(method, wrongBits, prefill.layers, prefill.config), /stores 8 bits, the method declares 4/);
+});
+
+test('residual queue: rows stay in order through drops, in-place reuse and growth', () => {
+  const queue = new RowQueue(3);
+  const model: number[][] = [];
+  let next = 0;
+  for (let round = 0; round < 400; round++) {
+    const pushes = (round * 7) % 5;
+    for (let i = 0; i < pushes; i++) {
+      const row = [next, next + 0.5, -next];
+      next++;
+      queue.push(Float32Array.from(row));
+      model.push(row);
+    }
+    const drops = Math.min(model.length, (round * 3) % 4);
+    queue.dropFront(drops);
+    model.splice(0, drops);
+    assert.equal(queue.count, model.length);
+    assert.deepEqual(Array.from(queue.used()), model.flat());
+    if (model.length) assert.deepEqual(Array.from(queue.row(model.length - 1)), model[model.length - 1]);
+  }
+  assert.ok(next > 500);
 });

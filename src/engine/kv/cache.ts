@@ -110,6 +110,39 @@ export class DenseLayerCache {
     this.length = slots;
   }
 
+  /**
+   * Removes one slot per head (`slots[h]`), shifting that head's later slots down by one, without reallocating:
+   * decode-time eviction (StreamingLLM, H2O, TOVA) calls this every step. Requires every head to hold every slot.
+   */
+  removePerHead(slots: ArrayLike<number>): void {
+    const heads = this.numKvHeads;
+    const d = this.headDim;
+    if (slots.length !== heads) throw new Error(`removePerHead: expected ${heads} slots, got ${slots.length}`);
+    if (this.validBuffer) throw new Error('removePerHead: heads hold different slots; use retain');
+    for (let h = 0; h < heads; h++) {
+      if (slots[h] < 0 || slots[h] >= this.length) throw new Error(`removePerHead: slot ${slots[h]} out of range 0..${this.length - 1}`);
+    }
+    const row = heads * d;
+    const same = Array.from(slots).every((s) => s === slots[0]);
+    if (same) {
+      const from = slots[0];
+      this.keyBuffer.copyWithin(from * row, (from + 1) * row, this.length * row);
+      this.valueBuffer.copyWithin(from * row, (from + 1) * row, this.length * row);
+      this.positionBuffer.copyWithin(from * heads, (from + 1) * heads, this.length * heads);
+    } else {
+      for (let h = 0; h < heads; h++) {
+        for (let s = slots[h]; s < this.length - 1; s++) {
+          const to = (s * heads + h) * d;
+          const from = to + row;
+          this.keyBuffer.copyWithin(to, from, from + d);
+          this.valueBuffer.copyWithin(to, from, from + d);
+          this.positionBuffer[s * heads + h] = this.positionBuffer[(s + 1) * heads + h];
+        }
+      }
+    }
+    this.length--;
+  }
+
   view(): LayerKV {
     const row = this.numKvHeads * this.headDim;
     return {

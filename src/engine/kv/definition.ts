@@ -48,9 +48,9 @@ export type Selection = number[][][];
 export interface LayerDecodeEviction {
   /**
    * Called after the step's token was appended at the last slot. `attention` indexes the slots the forward saw
-   * followed by the new token, which is exactly the cache's slots now. Returns the slots to keep per head, or null.
+   * followed by the new token, which is exactly the cache's slots now. Returns the slot to evict per head, or null.
    */
-  afterStep(cache: DenseLayerCache, attention: LayerAttention | null): number[][] | null;
+  afterStep(cache: DenseLayerCache, attention: LayerAttention | null): number[] | null;
 }
 
 export interface TokenSelector {

@@ -36,8 +36,8 @@ export class DenseMethodCache implements MethodCache {
   afterStep(attention: LayerAttention[] | null): void {
     this.evictions.forEach((eviction, l) => {
       if (!eviction) return;
-      const keep = eviction.afterStep(this.layers[l], attention?.[l] ?? null);
-      if (keep) this.layers[l].retain(keep);
+      const victims = eviction.afterStep(this.layers[l], attention?.[l] ?? null);
+      if (victims) this.layers[l].removePerHead(victims);
     });
   }
 

@@ -86,8 +86,29 @@ export function avgPool(scores: Float32Array, rows: number, keys: number, kernel
 /** Indices of the k highest scores among `candidates` (ties go to the later index), ascending. */
 export function topK(score: (index: number) => number, candidates: number[], k: number): number[] {
   if (k <= 0) return [];
-  const order = candidates.slice().sort((a, b) => score(b) - score(a) || b - a);
-  return order.slice(0, k).sort((a, b) => a - b);
+  const values = new Float64Array(candidates.length);
+  for (let i = 0; i < candidates.length; i++) values[i] = score(candidates[i]);
+  const order = Array.from({ length: candidates.length }, (_, i) => i);
+  // Infinity − Infinity is NaN, which falls through to the index tie-break like an exact tie.
+  order.sort((a, b) => values[b] - values[a] || candidates[b] - candidates[a]);
+  return order
+    .slice(0, k)
+    .map((i) => candidates[i])
+    .sort((a, b) => a - b);
+}
+
+/** Index of the lowest score among `candidates` (ties go to the earlier index). */
+export function argMin(score: (index: number) => number, candidates: number[]): number {
+  let best = candidates[0];
+  let bestScore = score(best);
+  for (const c of candidates) {
+    const s = score(c);
+    if (s < bestScore) {
+      best = c;
+      bestScore = s;
+    }
+  }
+  return best;
 }
 
 export function range(from: number, to: number): number[] {

@@ -1,7 +1,8 @@
 // Keeps heavy hitters (tokens with the largest attention accumulated over all queries so far) plus a recent window, per KV head;
 // keeps evicting while decoding. Zhang et al. 2023, "H2O: Heavy-Hitter Oracle for Efficient Generative Inference of Large Language Models" (arXiv 2306.14048).
+import { KvlensError } from '../../errors';
 import { SIZE_PARAMS, type MethodDefinition } from '../definition';
-import { keptTokens, missingStats, perKvHead, range, topK, uniformSize } from '../scores';
+import { argMin, keptTokens, missingStats, perKvHead, range, topK, uniformSize } from '../scores';
 
 export const h2o: MethodDefinition = {
   name: 'h2o',
@@ -45,27 +46,28 @@ export const h2o: MethodDefinition = {
           start(l, selected, { layers, stats, config }) {
             const length = layers[0].length;
             const prefill = perKvHead(stats?.[l]?.keySums ?? new Float32Array(0), config.numHeads, config.numKvHeads, length);
-            // Accumulated score of every slot the cache holds, per head, in slot order.
-            let scores = selected.map((slots, h) => slots.map((slot) => prefill[h * length + slot]));
             const budget = selected[0].length;
             const recent = split(budget);
+            // Accumulated score of every slot the cache holds, per head, in slot order (room for the one token each step adds).
+            const scores = selected.map((slots, h) => {
+              const row = new Float64Array(budget + 1);
+              slots.forEach((slot, i) => (row[i] = prefill[h * length + slot]));
+              return row;
+            });
             return {
               afterStep(cache, attention) {
                 if (!attention?.keySums) throw missingStats('h2o', 'per-key attention sums of each decode step');
-                const step = perKvHead(attention.keySums, config.numHeads, config.numKvHeads, cache.length);
-                scores = scores.map((row, h) => {
-                  const next = row.map((s, slot) => s + step[h * cache.length + slot]);
-                  for (let slot = row.length; slot < cache.length; slot++) next.push(step[h * cache.length + slot]);
-                  return next;
+                const keys = cache.length;
+                if (keys > budget + 1) throw new KvlensError(`h2o evicts one token per decode step, but ${keys - budget} were appended`);
+                const step = perKvHead(attention.keySums, config.numHeads, config.numKvHeads, keys);
+                const victims = scores.map((row, h) => {
+                  row[keys - 1] = 0;
+                  for (let slot = 0; slot < keys; slot++) row[slot] += step[h * keys + slot];
+                  return keys > budget ? argMin((slot) => row[slot], range(0, keys - recent)) : -1;
                 });
-                if (cache.length <= budget) return null;
-                const keep = scores.map((row) => {
-                  const candidates = range(0, cache.length - recent);
-                  const victim = candidates.reduce((worst, slot) => (row[slot] < row[worst] ? slot : worst), candidates[0]);
-                  return range(0, cache.length).filter((slot) => slot !== victim);
-                });
-                scores = scores.map((row, h) => keep[h].map((slot) => row[slot]));
-                return keep;
+                if (keys <= budget) return null;
+                scores.forEach((row, h) => row.copyWithin(victims[h], victims[h] + 1, keys));
+                return victims;
               },
             };
           },

@@ -50,8 +50,9 @@ class InfLLMLayer {
   private scores: number[][];
   private readonly blocks: Block[] = [];
   private selected: number[] = [];
-  /** For the last view built: the resident slot behind each view slot, or -1 for block tokens. */
+  /** For the current view: the resident slot behind each view slot, or -1 for block tokens. */
   private layout: number[] = [];
+  private visible: DenseLayerCache | null = null;
 
   constructor(
     prefill: DenseLayerCache,
@@ -100,42 +101,36 @@ class InfLLMLayer {
     this.scores = this.scores.map((row) => keep.map((slot) => row[slot]));
   }
 
+  /** What attention reads: sinks, the selected blocks in position order, then the local window. Rebuilt only when the selection changes. */
   view(): LayerKV {
+    if (this.visible) return this.visible.view();
     const { numKvHeads: heads, headDim: d } = this.resident;
     const { sinks, blockSize } = this.geometry;
     const kv = this.resident.view();
-    const chosen = this.selected.slice().sort((a, b) => this.blocks[a].positions[0] - this.blocks[b].positions[0]);
-    const length = kv.length + chosen.length * blockSize;
     const row = heads * d;
-    const keys = new Float32Array(length * row);
-    const values = new Float32Array(length * row);
-    const positions = new Int32Array(length * heads);
+    const chosen = this.selected.slice().sort((a, b) => this.blocks[a].positions[0] - this.blocks[b].positions[0]);
+    const visible = new DenseLayerCache(heads, d, kv.length + chosen.length * blockSize + this.geometry.blockSize);
     this.layout = [];
-    let slot = 0;
     const copyResident = (from: number, to: number) => {
-      keys.set(kv.keys.subarray(from * row, to * row), slot * row);
-      values.set(kv.values.subarray(from * row, to * row), slot * row);
-      positions.set(kv.positions.subarray(from * heads, to * heads), slot * heads);
+      const positions = Array.from({ length: to - from }, (_, i) => kv.positions[(from + i) * heads]);
+      visible.append(kv.keys.subarray(from * row, to * row), kv.values.subarray(from * row, to * row), positions);
       for (let s = from; s < to; s++) this.layout.push(s);
-      slot += to - from;
     };
     copyResident(0, sinks);
     for (const b of chosen) {
-      const block = this.blocks[b];
-      keys.set(block.keys, slot * row);
-      values.set(block.values, slot * row);
-      for (let t = 0; t < blockSize; t++) positions.fill(block.positions[t], (slot + t) * heads, (slot + t + 1) * heads);
+      visible.append(this.blocks[b].keys, this.blocks[b].values, this.blocks[b].positions);
       for (let t = 0; t < blockSize; t++) this.layout.push(-1);
-      slot += blockSize;
     }
     copyResident(sinks, kv.length);
-    return { numKvHeads: heads, headDim: d, length, keys, values, valid: null, positions };
+    this.visible = visible;
+    return visible.view();
   }
 
   append(keys: Float32Array, values: Float32Array, positions: ArrayLike<number>): void {
     const before = this.resident.length;
     this.resident.append(keys, values, positions);
     for (const row of this.scores) for (let s = before; s < this.resident.length; s++) row.push(0);
+    this.visible?.append(keys, values, positions);
     for (let s = before; s < this.resident.length; s++) this.layout.push(s);
   }
 
@@ -147,8 +142,11 @@ class InfLLMLayer {
     this.layout.forEach((slot, i) => {
       if (slot >= 0) for (let h = 0; h < numKvHeads; h++) this.scores[h][slot] += step[h * keys + i];
     });
-    if (this.resident.length - this.geometry.sinks >= this.geometry.local + this.geometry.blockSize) this.formBlock();
-    this.selected = this.selectBlocks(attention.queries);
+    const formed = this.resident.length - this.geometry.sinks >= this.geometry.local + this.geometry.blockSize;
+    if (formed) this.formBlock();
+    const selected = this.selectBlocks(attention.queries);
+    if (formed || selected.join() !== this.selected.join()) this.visible = null;
+    this.selected = selected;
   }
 
   /** Top-k blocks by the mean dot product of the latest query (every head) with the block's representatives. */

@@ -36,8 +36,7 @@ export const streamingllm: MethodDefinition = {
               afterStep(cache) {
                 if (cache.length <= budget) return null;
                 // The oldest token after the sinks leaves the window.
-                const keep = range(0, cache.length).filter((slot) => slot !== sinks);
-                return Array.from({ length: cache.numKvHeads }, () => keep);
+                return new Array<number>(cache.numKvHeads).fill(sinks);
               },
             };
           },

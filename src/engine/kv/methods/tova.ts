@@ -2,7 +2,7 @@
 // Oren et al. 2024, "Transformers are Multi-State RNNs" (arXiv 2401.06104); the prompt is cut to the budget with the last prompt query's attention.
 import type { LayerAttention } from '../../model/types';
 import { SIZE_PARAMS, type MethodDefinition } from '../definition';
-import { keptTokens, range, sumWindow, topK, uniformSize } from '../scores';
+import { argMin, keptTokens, range, sumWindow, topK, uniformSize } from '../scores';
 
 /** Last-query attention averaged over every query head: one score per slot. */
 function lastQueryScores(attention: LayerAttention | undefined, keys: number): Float32Array {
@@ -42,8 +42,7 @@ export const tova: MethodDefinition = {
             afterStep(cache, attention) {
               const scores = lastQueryScores(attention ?? undefined, cache.length);
               if (cache.length <= budget) return null;
-              const keep = topK((slot) => scores[slot], range(0, cache.length), budget);
-              return Array.from({ length: cache.numKvHeads }, () => keep);
+              return new Array<number>(cache.numKvHeads).fill(argMin((slot) => scores[slot], range(0, cache.length)));
             },
           };
         },

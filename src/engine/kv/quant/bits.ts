@@ -9,29 +9,29 @@ export class BitStream {
 
   write(codes: ArrayLike<number>): number {
     const start = this.bitLength;
-    const needed = Math.ceil((start + codes.length * this.bits) / 8);
+    // One spare byte: a code may straddle two bytes, and the second write below touches it even when empty.
+    const needed = Math.ceil((start + codes.length * this.bits) / 8) + 1;
     if (needed > this.buffer.length) {
       const next = new Uint8Array(Math.max(needed, this.buffer.length * 2));
       next.set(this.buffer);
       this.buffer = next;
     }
     let bit = start;
-    for (let i = 0; i < codes.length; i++) {
-      const code = codes[i];
-      for (let b = 0; b < this.bits; b++, bit++) {
-        if ((code >>> b) & 1) this.buffer[bit >>> 3] |= 1 << (bit & 7);
-      }
+    for (let i = 0; i < codes.length; i++, bit += this.bits) {
+      const shifted = codes[i] << (bit & 7); // at most 15 bits wide for codes of up to 8 bits
+      this.buffer[bit >>> 3] |= shifted & 0xff;
+      this.buffer[(bit >>> 3) + 1] |= shifted >>> 8;
     }
     this.bitLength = bit;
     return start;
   }
 
   read(startBit: number, out: Uint8Array): void {
+    const mask = (1 << this.bits) - 1;
     let bit = startBit;
-    for (let i = 0; i < out.length; i++) {
-      let code = 0;
-      for (let b = 0; b < this.bits; b++, bit++) code |= ((this.buffer[bit >>> 3] >>> (bit & 7)) & 1) << b;
-      out[i] = code;
+    for (let i = 0; i < out.length; i++, bit += this.bits) {
+      const byte = bit >>> 3;
+      out[i] = ((this.buffer[byte] | (this.buffer[byte + 1] << 8)) >>> (bit & 7)) & mask;
     }
   }
 

@@ -3,36 +3,44 @@
 
 export const E4M3_MAX = 448;
 
-function roundHalfEven(v: number): number {
-  const floor = Math.floor(v);
-  const fraction = v - floor;
-  if (fraction > 0.5) return floor + 1;
-  if (fraction < 0.5) return floor;
-  return floor % 2 === 0 ? floor : floor + 1;
-}
+/** The 127 non-negative finite magnitudes, indexed by code 0x00..0x7e (the encoding is monotonic). */
+const MAGNITUDES = Float64Array.from({ length: 0x7f }, (_, code) => {
+  const e = code >>> 3;
+  const m = code & 7;
+  return e === 0 ? m * 2 ** -9 : (1 + m / 8) * 2 ** (e - 7);
+});
 
 export function encodeE4M3(value: number): number {
-  if (Number.isNaN(value)) return 0x7f;
-  const sign = value < 0 || Object.is(value, -0) ? 0x80 : 0;
-  const a = Math.abs(value);
+  if (value !== value) return 0x7f; // NaN
+  const sign = value < 0 || (value === 0 && 1 / value < 0) ? 0x80 : 0;
+  const a = sign ? -value : value;
   if (a >= E4M3_MAX) return sign | 0x7e;
-  if (a < 2 ** -6) return sign | roundHalfEven(a * 2 ** 9); // subnormals: m * 2^-9; m = 8 is the smallest normal
-  let e = Math.floor(Math.log2(a));
-  if (2 ** e > a) e--;
-  if (2 ** (e + 1) <= a) e++;
-  let m = roundHalfEven((a / 2 ** e - 1) * 8);
-  if (m === 8) {
-    e++;
-    m = 0;
+  // Largest code whose magnitude is <= a, then round to nearest with ties to the even code.
+  let lo = 0;
+  let hi = 0x7e;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1;
+    if (MAGNITUDES[mid] <= a) lo = mid;
+    else hi = mid - 1;
   }
-  return sign | Math.min(((e + 7) << 3) | m, 0x7e);
+  const below = MAGNITUDES[lo];
+  if (a === below) return sign | lo;
+  const midpoint = (below + MAGNITUDES[lo + 1]) / 2;
+  if (a > midpoint || (a === midpoint && lo % 2 === 1)) return sign | (lo + 1);
+  return sign | lo;
 }
 
-export function decodeE4M3(byte: number): number {
+function decodeFields(byte: number): number {
   const sign = byte & 0x80 ? -1 : 1;
   const e = (byte >>> 3) & 0xf;
   const m = byte & 7;
   if (e === 15 && m === 7) return NaN;
   if (e === 0) return sign * m * 2 ** -9;
   return sign * (1 + m / 8) * 2 ** (e - 7);
+}
+
+const DECODED = Float64Array.from({ length: 256 }, (_, byte) => decodeFields(byte));
+
+export function decodeE4M3(byte: number): number {
+  return DECODED[byte & 0xff];
 }

@@ -23,23 +23,25 @@ class GroupStore {
 
   /** Quantizes one group, stores it, and returns the dequantized values read back from the store into `out`. */
   roundTrip(group: Float32Array, out: Float32Array): void {
-    if (this.scratch.length !== group.length) this.scratch = new Uint8Array(group.length);
-    const params = this.codec.encode(group, this.scratch);
-    const start = this.codes.write(this.scratch);
+    if (this.scratch.length < group.length) this.scratch = new Uint8Array(group.length);
+    const codes = this.scratch.subarray(0, group.length);
+    const params = this.codec.encode(group, codes);
+    const start = this.codes.write(codes);
     const index = this.scales.push(storeParam(params.scale, this.scheme.scaleStorage));
     if (this.zeros) this.zeros.push(storeParam(params.zero, this.scheme.scaleStorage));
-    this.codes.read(start, this.scratch);
+    this.codes.read(start, codes);
     const stored = {
       scale: loadParam(this.scales.get(index), this.scheme.scaleStorage),
       zero: this.zeros ? loadParam(this.zeros.get(index), this.scheme.scaleStorage) : 0,
     };
-    for (let i = 0; i < group.length; i++) out[i] = this.codec.decode(this.scratch[i], stored);
+    this.codec.decode(codes, stored, out);
   }
 }
 
-/** Growable fp32 rows, oldest first (the residual window). */
-class RowQueue {
+/** Growable fp32 rows, oldest first (the residual window). Dropping from the front only moves a start index. */
+export class RowQueue {
   private buffer: Float32Array;
+  private front = 0;
   count = 0;
 
   constructor(private readonly width: number) {
@@ -47,26 +49,37 @@ class RowQueue {
   }
 
   push(row: Float32Array): void {
-    if ((this.count + 1) * this.width > this.buffer.length) {
-      const next = new Float32Array(this.buffer.length * 2);
-      next.set(this.buffer);
-      this.buffer = next;
+    if ((this.front + this.count + 1) * this.width > this.buffer.length) {
+      // Reclaim the dropped front in place when that is enough room; otherwise grow.
+      if ((this.count + 1) * this.width * 2 <= this.buffer.length) {
+        this.buffer.copyWithin(0, this.front * this.width, (this.front + this.count) * this.width);
+      } else {
+        const next = new Float32Array(2 * (this.count + 1) * this.width);
+        next.set(this.used());
+        this.buffer = next;
+      }
+      this.front = 0;
     }
-    this.buffer.set(row, this.count * this.width);
+    this.buffer.set(row, (this.front + this.count) * this.width);
     this.count++;
   }
 
   row(i: number): Float32Array {
-    return this.buffer.subarray(i * this.width, (i + 1) * this.width);
+    return this.buffer.subarray((this.front + i) * this.width, (this.front + i + 1) * this.width);
+  }
+
+  value(i: number, column: number): number {
+    return this.buffer[(this.front + i) * this.width + column];
   }
 
   dropFront(n: number): void {
-    this.buffer.copyWithin(0, n * this.width, this.count * this.width);
+    this.front += n;
     this.count -= n;
   }
 
+  /** The rows held (the byteLength the cache reports as its full-precision residual). */
   used(): Float32Array {
-    return this.buffer.subarray(0, this.count * this.width);
+    return this.buffer.subarray(this.front * this.width, (this.front + this.count) * this.width);
   }
 }
 
@@ -142,7 +155,7 @@ class QuantizedLayer {
       const group = new Float32Array(n);
       const out = new Float32Array(n);
       for (let c = 0; c < d; c++) {
-        for (let t = 0; t < n; t++) group[t] = head.residualKeys.row(t)[c];
+        for (let t = 0; t < n; t++) group[t] = head.residualKeys.value(t, c);
         head.keys.roundTrip(group, out);
         for (let t = 0; t < n; t++) kv.keys[at(slots[t], c)] = out[t];
       }
@@ -158,10 +171,8 @@ class QuantizedLayer {
 
   private quantizeRow(store: GroupStore, row: Float32Array, target: Float32Array, offset: number, group: number): void {
     for (let c = 0; c < row.length; c += group) {
-      const part = row.slice(c, Math.min(row.length, c + group));
-      const out = new Float32Array(part.length);
-      store.roundTrip(part, out);
-      target.set(out, offset + c);
+      const end = Math.min(row.length, c + group);
+      store.roundTrip(row.subarray(c, end), target.subarray(offset + c, offset + end));
     }
   }
 

@@ -1,6 +1,6 @@
 // Group codecs shared by the quantizers: asymmetric uniform (KIVI, FlexGen), symmetric absmax int8 (q8_0), FP8 E4M3.
 // Scales are rounded to their storage precision before quantizing, so dequantization uses exactly what is stored.
-import { decodeE4M3, E4M3_MAX, encodeE4M3 } from './fp8';
+import { decodeE4M3 as decode, E4M3_MAX, encodeE4M3 as encode } from './fp8';
 import { fromHalfBits, roundHalf, roundHalfUp, toHalfBits } from './half';
 
 export type CodecKind = 'uniform' | 'absmax-int8' | 'e4m3';
@@ -33,7 +33,7 @@ export interface GroupParams {
 export interface Codec {
   readonly hasZero: boolean;
   encode(x: Float32Array, codes: Uint8Array): GroupParams;
-  decode(code: number, params: GroupParams): number;
+  decode(codes: Uint8Array, params: GroupParams, out: Float32Array): void;
 }
 
 const f32 = new Float32Array(1);
@@ -85,7 +85,9 @@ function uniform(bits: number, storage: ScaleStorage): Codec {
       }
       return { scale, zero };
     },
-    decode: (code, p) => p.zero + code * p.scale,
+    decode(codes, p, out) {
+      for (let i = 0; i < codes.length; i++) out[i] = p.zero + codes[i] * p.scale;
+    },
   };
 }
 
@@ -101,12 +103,17 @@ function absmaxInt8(storage: ScaleStorage): Codec {
       }
       return { scale, zero: 0 };
     },
-    decode: (code, p) => (code > 127 ? code - 256 : code) * p.scale,
+    decode(codes, p, out) {
+      for (let i = 0; i < codes.length; i++) out[i] = (codes[i] > 127 ? codes[i] - 256 : codes[i]) * p.scale;
+    },
   };
 }
 
 function e4m3(storage: ScaleStorage): Codec {
   const round = rounders(storage);
+  // Local bindings: the per-element calls then skip the module export getters.
+  const encodeE4M3 = encode;
+  const decodeE4M3 = decode;
   return {
     hasZero: false,
     encode(x, codes) {
@@ -114,7 +121,9 @@ function e4m3(storage: ScaleStorage): Codec {
       for (let i = 0; i < x.length; i++) codes[i] = scale > 0 ? encodeE4M3(x[i] / scale) : 0;
       return { scale, zero: 0 };
     },
-    decode: (code, p) => decodeE4M3(code) * p.scale,
+    decode(codes, p, out) {
+      for (let i = 0; i < codes.length; i++) out[i] = decodeE4M3(codes[i]) * p.scale;
+    },
   };
 }
 
