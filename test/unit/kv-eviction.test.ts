@@ -234,3 +234,21 @@ test('infllm: tokens leaving the local window form a new block', () => {
   assert.equal(cache.bytes().blockStore, store + 27 * 2 * 8 * 4 * 2);
   assert.equal(cache.tokensPerHead()[0][0], 192);
 });
+
+test('DenseLayerCache.removePerHead matches retain without the removed slot, for shared and per-head slots', () => {
+  for (const victims of [
+    [3, 3],
+    [0, 9],
+    [9, 4],
+  ]) {
+    const a = makePrefill(10, makeConfig({ numLayers: 1, headDim: 8 })).layers[0];
+    const b = a.clone();
+    a.removePerHead(victims);
+    b.retain(victims.map((v) => range(0, 10).filter((s) => s !== v)));
+    const [va, vb] = [a.view(), b.view()];
+    assert.equal(va.length, 9);
+    assert.deepEqual(Array.from(va.keys), Array.from(vb.keys));
+    assert.deepEqual(Array.from(va.values), Array.from(vb.values));
+    assert.deepEqual(Array.from(va.positions), Array.from(vb.positions));
+  }
+});

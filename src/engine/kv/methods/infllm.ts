@@ -169,7 +169,7 @@ class InfLLMLayer {
   }
 
   visibleTokens(): number {
-    return this.resident.length + this.selected.length * this.geometry.blockSize;
+    return this.selected.reduce((sum, b) => sum + this.blocks[b].positions.length, this.resident.length);
   }
 
   bytes(): CacheBytes {
