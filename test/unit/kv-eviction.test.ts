@@ -252,3 +252,11 @@ test('DenseLayerCache.removePerHead matches retain without the removed slot, for
     assert.deepEqual(Array.from(va.positions), Array.from(vb.positions));
   }
 });
+
+test("snapkv: the window's attention to its own tokens does not pool onto the tokens just before it", () => {
+  // 128 tokens, window 16 (tokens 112..127) attending mostly to itself; earlier keys get a flat score except token 20.
+  const window = windowOf(16, 128, (_, k) => (k >= 112 ? 0.05 : k === 20 ? 0.01 : 0.001));
+  const view = run('snapkv:budget=23', setup(128, { window, windowQueries: 16 })).views()[0];
+  // Kernel 7 around token 20 covers 17..23; without masking, 109..111 would win from the window's self-attention.
+  assert.deepEqual(headPositions(view, 0), at([...range(17, 24), ...range(112, 128)]));
+});

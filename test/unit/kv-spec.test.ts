@@ -23,6 +23,7 @@ test('spec: canonical forms', () => {
     [' snapkv : ratio = 0.5 + kivi:bits=4 ', 'snapkv:ratio=0.5+kivi:bits=4'],
     ['llmlingua:ratio=0.3+snapkv:budget=64+kivi:bits=4', 'llmlingua:ratio=0.3+snapkv:budget=64+kivi:bits=4'],
     ['random:seed=7', 'random:ratio=0.5,seed=7'],
+    ['SnapKV:Ratio=0.25', 'snapkv:ratio=0.25'],
   ];
   for (const [input, canonical] of expected) {
     assert.equal(canonicalSpec(input), canonical, input);

@@ -28,6 +28,8 @@ export function checkKernel(params: Params, method: string): void {
 export function snapScores(attention: LayerAttention | undefined, length: number, config: ModelConfig, params: Params, method: string): Float32Array {
   const window = observationWindow(length, params);
   const summed = sumWindow(attention, window, length, method);
+  // Only the window's attention to earlier keys counts (its own keys are kept anyway and must not bleed into neighbours when pooling).
+  for (let h = 0; h < config.numHeads; h++) summed.fill(0, h * length + length - window, (h + 1) * length);
   const pooled = avgPool(summed, config.numHeads, length, params.kernel ?? 7);
   const scores = perKvHead(pooled, config.numHeads, config.numKvHeads, length);
   for (let h = 0; h < config.numKvHeads; h++) scores.fill(Infinity, h * length + length - window, (h + 1) * length);

@@ -36,7 +36,7 @@ function validParams(def: MethodDefinition): string {
 
 function parseStage(text: string, spec: string): StageSpec {
   const [name, ...rest] = text.split(':');
-  const def = findMethod(name.trim());
+  const def = findMethod(name.trim().toLowerCase());
   if (!def) fail(spec, `unknown method "${name.trim()}" (valid: ${METHODS.map((m) => m.name).join(', ')})`);
   const params: Record<string, number | null> = {};
   for (const p of def.params) params[p.name] = p.default;
@@ -44,7 +44,8 @@ function parseStage(text: string, spec: string): StageSpec {
   const body = rest.join(':').trim();
   if (rest.length > 0 && body === '') fail(spec, `"${def.name}:" has no parameters after the colon`);
   for (const pair of body ? body.split(',') : []) {
-    const [key, value, ...extra] = pair.split('=').map((s) => s.trim());
+    const [rawKey, value, ...extra] = pair.split('=').map((s) => s.trim());
+    const key = rawKey.toLowerCase();
     const p = def.params.find((q) => q.name === key);
     if (!p) fail(spec, `${def.name} has no parameter "${key}" (valid: ${validParams(def)})`);
     if (value === undefined || extra.length > 0 || !NUMBER.test(value)) fail(spec, `${def.name}: ${key} needs a number, got "${pair.trim()}"`);
