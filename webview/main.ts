@@ -36,6 +36,12 @@ function draw(): void {
   try {
     renderView(root, state, {
       openSource: (file, line) => post({ type: 'openSource', file, line }),
+      focusSample: (focus) => {
+        if (!state) return;
+        state.focus = focus;
+        save();
+        draw();
+      },
       exportAs: (format) => post({ type: 'export', format }),
       showRetained: (method) => {
         if (state) state.retainedMethod = method === '' ? null : method;

@@ -19,6 +19,7 @@ import {
   type MethodSummary,
 } from '../src/extension/resultsSummary';
 import { methodsWithRetained } from '../src/extension/retainedMap';
+import { methodVerdict } from '../src/extension/codeLensText';
 import { disposeCharts, methodColor, renderHeatmap, renderLatency, renderPareto } from './charts';
 import { readTheme } from './theme';
 
@@ -32,6 +33,7 @@ export interface ViewState {
 
 export interface ViewActions {
   openSource(file: string, line: number): void;
+  focusSample(focus: PanelFocus): void;
   exportAs(format: ExportFormat): void;
   showRetained(method: string): void;
 }
@@ -140,6 +142,50 @@ function focusSection(results: ProfiledResults, focus: PanelFocus, actions: View
   return section('focus', 'Selected sample', el('div', { class: 'toolbar' }, el('span', {}, 'Source: '), open), body);
 }
 
+const MAX_SAMPLE_ROWS = 500;
+
+function linkButton(label: string, title: string, onClick: () => void): HTMLButtonElement {
+  const button = el('button', { type: 'button', class: 'link', title }, label);
+  button.addEventListener('click', onClick);
+  return button;
+}
+
+/** Every sample with one verdict per method (as in the editor's CodeLens); a click selects it or opens its site. */
+function samplesSection(results: ProfiledResults, methods: string[], actions: ViewActions): HTMLElement {
+  const samples = new Map<string, ProfiledResults['rows']>();
+  for (const row of results.rows) {
+    const key = `${row.task}\u0000${row.sampleId}`;
+    const list = samples.get(key);
+    if (list) list.push(row);
+    else samples.set(key, [row]);
+  }
+  const entries = [...samples.values()];
+  const shown = entries.slice(0, MAX_SAMPLE_ROWS);
+  const rows = shown.map((rows) => {
+    const first = rows[0];
+    const focus = { task: first.task, sampleId: first.sampleId };
+    const source = first.source;
+    return [
+      linkButton(first.sampleId, 'Show this sample', () => actions.focusSample(focus)),
+      first.task,
+      String(first.targetLength),
+      first.depth === null ? '–' : `${Math.round(first.depth * 100)}%`,
+      source ? linkButton(`${source.file}:${source.line + 1}`, 'Open in the editor', () => actions.openSource(source.file, source.line)) : '–',
+      ...methods.map((m) => {
+        const mine = rows.filter((r) => r.method === m);
+        return mine.length === 0 ? '' : methodVerdict(mine);
+      }),
+    ];
+  });
+  const body = table(
+    `${entries.length} samples${entries.length > shown.length ? `, first ${shown.length} shown` : ''}; ✓ exact, ✗ missed, a number is the edit similarity`,
+    ['sample', 'task', 'length', 'depth', 'source', ...methods],
+    rows,
+    { id: 'samples-table', class: 'data samples' },
+  );
+  return el('section', { id: 'samples', 'aria-label': 'Samples' }, el('vscode-collapsible', { heading: `Samples (${entries.length})`, 'data-key': 'samples' }, body));
+}
+
 function configSection(results: ProfiledResults, resultsPath: string | null): HTMLElement {
   const c = results.config;
   const entries: Array<[string, string]> = [
@@ -166,7 +212,7 @@ function configSection(results: ProfiledResults, resultsPath: string | null): HT
     entries.push(['workspace scan', `${results.scan.filesUsed} files used${skipped ? `; skipped: ${skipped}` : ''}`]);
   }
   const list = el('dl', { id: 'config-list' }, ...entries.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
-  const collapsible = el('vscode-collapsible', { heading: 'Run configuration', open: '' }, list);
+  const collapsible = el('vscode-collapsible', { heading: 'Run configuration', open: '', 'data-key': 'config' }, list);
   return el('section', { id: 'config', 'aria-label': 'Run configuration' }, collapsible);
 }
 
@@ -202,6 +248,9 @@ function header(state: ViewState, actions: ViewActions): HTMLElement {
 }
 
 export function renderView(root: HTMLElement, state: ViewState, actions: ViewActions): void {
+  // A redraw (new focus, theme change) keeps the sections the user opened or closed as they were.
+  const openBefore = new Map<string, boolean>();
+  for (const c of Array.from(root.querySelectorAll('vscode-collapsible[data-key]'))) openBefore.set(c.getAttribute('data-key')!, (c as unknown as { open: boolean }).open);
   disposeCharts();
   root.replaceChildren();
   const { results } = state;
@@ -233,9 +282,15 @@ export function renderView(root: HTMLElement, state: ViewState, actions: ViewAct
   root.append(section('latency', 'Speed', latencyBox));
   deferred.push(() => renderLatency(latencyBox, summaries, theme));
 
+  root.append(samplesSection(results, summaries.map((s) => s.method), actions));
   root.append(configSection(results, state.resultsPath));
   if (results.log.length > 0) {
-    root.append(el('vscode-collapsible', { heading: `Engine log (${results.log.length} lines)` }, el('pre', { class: 'log' }, results.log.join('\n'))));
+    root.append(el('vscode-collapsible', { heading: `Engine log (${results.log.length} lines)`, 'data-key': 'log' }, el('pre', { class: 'log' }, results.log.join('\n'))));
+  }
+  for (const c of Array.from(root.querySelectorAll('vscode-collapsible[data-key]'))) {
+    const open = openBefore.get(c.getAttribute('data-key')!);
+    if (open === true) c.setAttribute('open', '');
+    if (open === false) c.removeAttribute('open');
   }
   // Charts measure their containers, so they are drawn once the DOM is in place.
   for (const draw of deferred) draw();

@@ -292,6 +292,23 @@ test('CodeLens focus shows the sample, and panel actions post typed messages', {
   await page.screenshot({ path: join(artifacts, 'panel-focus.png') });
 });
 
+test('the samples table gives each method\'s verdict and selects a sample or opens its site', { skip: skipReason }, async () => {
+  await page.click('#samples vscode-collapsible', { position: { x: 30, y: 10 } });
+  await page.waitForSelector('#samples-table tbody tr', { state: 'visible' });
+  const rows = await tableRows('#samples-table');
+  assert.equal(rows.length, 9);
+  const byId = new Map(rows.map((r) => [r[0], r]));
+  assert.deepEqual(byId.get('needle-2048-d50')!.slice(1), ['needle', '2048', '50%', 'src/db/pool.ts:121', '✓', '✗', '✗', '✓']);
+  assert.deepEqual(byId.get('completion-2048-0')!.slice(5), ['0.80', '0.70', '0.30', '0.85']);
+  await page.click('#samples-table button:text-is("vartrack-1024-0")');
+  await page.waitForFunction(() => document.querySelector('#focus-table caption')?.textContent?.includes('vartrack-1024-0'));
+  // The redraw keeps the samples list open, so its source link is still there to click.
+  await page.click('#samples-table button:text-is("src/config/load.ts:21")');
+  const opened = (await posted()).filter((m) => m.type === 'openSource').at(-1);
+  assert.deepEqual(opened, { type: 'openSource', file: 'src/config/load.ts', line: 20 });
+  await page.screenshot({ path: join(artifacts, 'panel-samples.png'), fullPage: true });
+});
+
 test('the panel restores from its saved state after a reload', { skip: skipReason }, async () => {
   await page.reload();
   await page.waitForSelector('#methods-table');

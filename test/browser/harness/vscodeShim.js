@@ -43,6 +43,8 @@
       '--vscode-list-activeSelectionForeground': '#ffffff',
       '--vscode-widget-shadow': 'rgba(0, 0, 0, 0.36)',
       '--vscode-icon-foreground': '#cccccc',
+      '--vscode-textLink-foreground': '#4daafc',
+      '--vscode-textLink-activeForeground': '#4daafc',
     },
     light: {
       '--vscode-foreground': '#3b3b3b',
@@ -76,6 +78,8 @@
       '--vscode-list-activeSelectionForeground': '#000000',
       '--vscode-widget-shadow': 'rgba(0, 0, 0, 0.16)',
       '--vscode-icon-foreground': '#3b3b3b',
+      '--vscode-textLink-foreground': '#005fb8',
+      '--vscode-textLink-activeForeground': '#005fb8',
     },
   };
   var common = {
