@@ -72,31 +72,33 @@ class InfLLMLayer {
       const block = Math.floor(((i % length) - geometry.sinks) / geometry.blockSize);
       if (block >= 0 && block < geometry.blocks) mass[block] += lastQuery[i];
     }
-    for (let b = 0; b < geometry.blocks; b++) this.formBlock();
+    this.formBlocks(geometry.blocks);
     this.selected = topK((b) => mass[b], range(0, this.blocks.length), geometry.topk);
   }
 
-  /** Moves the oldest `blockSize` non-sink resident tokens into a new block. */
-  private formBlock(): void {
+  /** Moves the oldest `count · blockSize` non-sink resident tokens into `count` new blocks (one compaction for all). */
+  private formBlocks(count: number): void {
     const { sinks, blockSize } = this.geometry;
     const { numKvHeads: heads, headDim: d } = this.resident;
     const kv = this.resident.view();
     const row = heads * d;
-    const from = sinks * row;
-    const representatives = new Float32Array(heads * this.reprs * d);
-    for (let h = 0; h < heads; h++) {
-      const best = topK((s) => this.scores[h][s], range(sinks, sinks + blockSize), this.reprs);
-      best.forEach((slot, r) => representatives.set(kv.keys.subarray((slot * heads + h) * d, (slot * heads + h + 1) * d), (h * this.reprs + r) * d));
+    for (let b = 0; b < count; b++) {
+      const first = sinks + b * blockSize;
+      const representatives = new Float32Array(heads * this.reprs * d);
+      for (let h = 0; h < heads; h++) {
+        const best = topK((s) => this.scores[h][s], range(first, first + blockSize), this.reprs);
+        best.forEach((slot, r) => representatives.set(kv.keys.subarray((slot * heads + h) * d, (slot * heads + h + 1) * d), (h * this.reprs + r) * d));
+      }
+      const positions = new Int32Array(blockSize);
+      for (let t = 0; t < blockSize; t++) positions[t] = kv.positions[(first + t) * heads];
+      this.blocks.push({
+        keys: kv.keys.slice(first * row, (first + blockSize) * row),
+        values: kv.values.slice(first * row, (first + blockSize) * row),
+        positions,
+        representatives,
+      });
     }
-    const positions = new Int32Array(blockSize);
-    for (let t = 0; t < blockSize; t++) positions[t] = kv.positions[(sinks + t) * heads];
-    this.blocks.push({
-      keys: kv.keys.slice(from, from + blockSize * row),
-      values: kv.values.slice(from, from + blockSize * row),
-      positions,
-      representatives,
-    });
-    const keep = [...range(0, sinks), ...range(sinks + blockSize, this.resident.length)];
+    const keep = [...range(0, sinks), ...range(sinks + count * blockSize, this.resident.length)];
     this.resident.retain(range(0, heads).map(() => keep));
     this.scores = this.scores.map((row) => keep.map((slot) => row[slot]));
   }
@@ -143,7 +145,7 @@ class InfLLMLayer {
       if (slot >= 0) for (let h = 0; h < numKvHeads; h++) this.scores[h][slot] += step[h * keys + i];
     });
     const formed = this.resident.length - this.geometry.sinks >= this.geometry.local + this.geometry.blockSize;
-    if (formed) this.formBlock();
+    if (formed) this.formBlocks(1);
     const selected = this.selectBlocks(attention.queries);
     if (formed || selected.join() !== this.selected.join()) this.visible = null;
     this.selected = selected;
