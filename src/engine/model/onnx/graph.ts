@@ -166,12 +166,8 @@ class GraphBuilder {
   subgraph(name: string, build: () => string[]): MessageWriter {
     const outer = this.nodes;
     this.nodes = [];
-    const results = build();
-    const outputs = results.map((result) => {
-      const name = this.fresh(`${result}_out`);
-      this.op('Identity', [result], {}, name);
-      return valueInfo(name, OnnxDataType.FLOAT);
-    });
+    // The branch's own node outputs are its outputs (no Identity: that would copy a score-sized tensor).
+    const outputs = build().map((result) => valueInfo(result, OnnxDataType.FLOAT));
     const graph = graphProto({ name, nodes: this.nodes, initializers: [], inputs: [], outputs });
     this.nodes = outer;
     return graph;
@@ -268,6 +264,7 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap, optio
   const eye = new Float32Array(KVH * KVH);
   for (let k = 0; k < KVH; k++) eye[k * KVH + k] = 1;
   const kvEye = g.initializer('kv_eye', OnnxDataType.FLOAT, [KVH, 1, KVH, 1], eye);
+  const kvZeros = g.initializer('kv_zeros', OnnxDataType.FLOAT, [1, KVH, 1, 1, 1], new Float32Array(KVH));
   const invFreq = g.initializer('rope_inv_freq', OnnxDataType.FLOAT, [half], ropeInverseFrequencies(config));
 
   const weightName = new Map<Tensor, string>();
@@ -360,19 +357,18 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap, optio
     const pastLength = g.op('Shape', [pastKey], { start: int(1), end: int(2) });
     const axis4 = g.int64s([4]);
 
-    // Many queries (prefill): transpose the past into heads-major layout once per call; its cost is
-    // small next to q queries' worth of matmuls.
+    // Many queries (prefill): join past and new keys/values once per call (a copy of the cache, small
+    // next to the q x (P+q) scores), so the scores are made, soft-maxed and used without being split.
     const attendMany = (): string[] => {
-      const pastKeyT = g.op('Transpose', [g.op('Unsqueeze', [pastKey, axis3])], { perm: ints([0, 2, 3, 4, 1]) }); // [1, kvH, 1, D, P]
-      const pastValueH = g.op('Transpose', [g.op('Unsqueeze', [pastValue, axis3])], { perm: ints([0, 2, 3, 1, 4]) }); // [1, kvH, 1, P, D]
-      const biasHeadsMajor = g.op('Unsqueeze', [g.op('Transpose', [pastBias], { perm: ints([0, 2, 1]) }), g.int64s([2, 3])]); // [1, kvH, 1, 1, P]
-      const pastScores = g.op('Add', [g.op('MatMul', [queryHeads, pastKeyT]), biasHeadsMajor]); // [1, kvH, G, q, P]
-      const newScores = g.op('Add', [g.op('MatMul', [queryHeads, newKeyT]), causalBias]); // [1, kvH, G, q, q]
-      const probs = g.op('Softmax', [g.op('Concat', [pastScores, newScores], { axis: int(4) })], { axis: int(-1) }); // [1, kvH, G, q, P+q]
-      const pastProbs = g.op('Slice', [probs, zero, pastLength, axis4]);
-      const newProbs = g.op('Slice', [probs, pastLength, int64Max, axis4]);
-      const context = g.op('Add', [g.op('MatMul', [pastProbs, pastValueH]), g.op('MatMul', [newProbs, newValueH])]); // [1, kvH, G, q, D]
-      return [probs, context];
+      const keysT = g.op('Concat', [g.op('Transpose', [g.op('Unsqueeze', [pastKey, axis3])], { perm: ints([0, 2, 3, 4, 1]) }), newKeyT], { axis: int(4) }); // [1, kvH, 1, D, P+q]
+      const valuesH = g.op('Concat', [g.op('Transpose', [g.op('Unsqueeze', [pastValue, axis3])], { perm: ints([0, 2, 3, 1, 4]) }), newValueH], { axis: int(3) }); // [1, kvH, 1, P+q, D]
+      // Bias over every key: the past part per (kv head, slot), the new part causal per (query, key).
+      const pastBiasRow = g.op('Unsqueeze', [g.op('Transpose', [pastBias], { perm: ints([0, 2, 1]) }), g.int64s([2, 3])]); // [1, kvH, 1, 1, P]
+      const pastBiasRows = g.op('Add', [pastBiasRow, g.op('Slice', [causalBias, zero, g.int64s([1]), g.int64s([1])])]); // + [q, 1] zeros -> [1, kvH, 1, q, P]
+      const causalRows = g.op('Add', [causalBias, kvZeros]); // [1, kvH, 1, q, q]
+      const bias = g.op('Concat', [pastBiasRows, causalRows], { axis: int(4) }); // [1, kvH, 1, q, P+q]
+      const probs = g.op('Softmax', [g.op('Add', [g.op('MatMul', [queryHeads, keysT]), bias])], { axis: int(-1) }); // [1, kvH, G, q, P+q]
+      return [probs, g.op('MatMul', [probs, valuesH])]; // context [1, kvH, G, q, D]
     };
 
     // One query (decode): read the token-major past in place as [P, kvH*D] instead of transposing the whole
