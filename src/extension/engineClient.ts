@@ -118,6 +118,16 @@ export class EngineClient {
     });
   }
 
+  /** The engine's method registry (names, families, parameters and one-line summaries). */
+  methods(): Promise<unknown> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const child = this.ensureChild();
+      this.pending.set(id, { kind: 'info', resolve, reject, child });
+      this.send(child, { type: 'methods', id });
+    });
+  }
+
   /** Asks the engine to stop run `id`; kills the engine process if the run is still going after the grace period. */
   cancel(id: number): void {
     const pending = this.pending.get(id);

@@ -264,13 +264,35 @@ class Kvlens implements vscode.Disposable, PanelHost {
     this.activeRun.cancel();
   }
 
+  /** Method names and summaries from the engine's registry; the built-in catalogue when the engine cannot say. */
+  private async engineMethods(): Promise<Map<string, string>> {
+    const summaries = new Map<string, string>();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('no answer within 5 s')), 5000);
+      });
+      const listed = await Promise.race([this.engine.methods(), timeout]);
+      if (Array.isArray(listed)) {
+        for (const m of listed) if (isRecord(m) && typeof m.name === 'string') summaries.set(m.name, typeof m.summary === 'string' ? m.summary : '');
+      }
+    } catch (error) {
+      this.log.warn(`could not list the engine's methods: ${describeError(error)}`);
+    } finally {
+      clearTimeout(timer);
+    }
+    return summaries;
+  }
+
   async compareMethods(): Promise<void> {
     const settings = this.settings();
     const remembered = this.context.globalState.get<string[]>(COMPARE_METHODS_KEY);
     const chosen = new Set((remembered ?? settings.methods).filter((m) => m !== 'full'));
-    const all = [...new Set([...METHOD_CATALOG, ...settings.methods, ...(remembered ?? [])])].filter((m) => m !== 'full');
+    const registry = await this.engineMethods();
+    const all = [...new Set([...METHOD_CATALOG, ...settings.methods, ...(remembered ?? []), ...registry.keys()])].filter((m) => m !== 'full');
+    const describe = (spec: string) => registry.get(spec.split(':')[0]) || describeMethod(spec);
     const custom: vscode.QuickPickItem = { label: '$(add) Another method spec…', alwaysShow: true };
-    const items: vscode.QuickPickItem[] = all.map((m) => ({ label: m, description: describeMethod(m), picked: chosen.has(m) }));
+    const items: vscode.QuickPickItem[] = all.map((m) => ({ label: m, description: describe(m), picked: chosen.has(m) }));
     const picked = await vscode.window.showQuickPick([...items, custom], {
       canPickMany: true,
       title: 'kvlens: compare methods',

@@ -149,14 +149,17 @@ test('Compare Methods runs full plus the picked methods and remembers the pick',
   await run('kvlens.compareMethods');
   const request = JSON.parse(host.logLines.filter((l) => l.startsWith('info run: ')).at(-1)!.slice('info run: '.length));
   assert.deepEqual(request.methods, ['full', 'kivi:bits=4', 'snapkv:ratio=0.25']);
-  // The next time, the remembered methods come pre-selected.
-  let preselected: string[] = [];
+  // The next time, the remembered methods come pre-selected, next to the engine's own registry.
+  let offered: Array<{ label: string; picked?: boolean; description?: string }> = [];
   host.quickPickAnswers.push((items) => {
-    preselected = items.filter((i) => i.picked).map((i) => i.label);
+    offered = items;
     return undefined;
   });
   await run('kvlens.compareMethods');
-  assert.deepEqual(preselected, ['kivi:bits=4', 'snapkv:ratio=0.25']);
+  assert.deepEqual(offered.filter((i) => i.picked).map((i) => i.label), ['kivi:bits=4', 'snapkv:ratio=0.25']);
+  assert.equal(offered.find((i) => i.label === 'tova')?.description, 'drops the token the current query attends to least');
+  assert.equal(offered.find((i) => i.label === 'kivi:bits=2')?.description, 'per-channel keys, per-token values');
+  assert.equal(offered.find((i) => i.label === 'full'), undefined);
 });
 
 test('cancel with no run going says so', async () => {

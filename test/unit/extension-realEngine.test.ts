@@ -56,10 +56,12 @@ test('a real engine run reports progress and writes results the extension can sh
   }
 });
 
-test('a bad model path comes back as a clear engine error', { skip }, async () => {
+test('a bad model path comes back as a clear engine error; the method registry is listed', { skip }, async () => {
   ensureBuilt();
   const client = new EngineClient({ enginePath, log: () => {} });
   try {
+    const methods = (await client.methods()) as Array<{ name: string }>;
+    for (const name of ['full', 'kivi', 'streamingllm', 'snapkv', 'h2o']) assert.ok(methods.some((m) => m.name === name), name);
     await assert.rejects(client.info(join(tmpdir(), 'kvlens-no-such-model'), 'cpu'), /kvlens-no-such-model/);
   } finally {
     client.dispose();
