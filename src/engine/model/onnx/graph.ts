@@ -90,7 +90,7 @@ function bytesOf(data: Float32Array | Uint8Array | BigInt64Array): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
-/** Packs a [N, K] fp32 matrix into MatMulNBits' 4-bit blocks (symmetric, implicit zero point 8). */
+/** Packs a [N, K] fp32 matrix into MatMulNBits' 4-bit blocks (symmetric, implicit zero point 8, Q4_0-style scale). */
 export function quantizeInt4(weight: Float32Array, n: number, k: number, blockSize: number): { packed: Uint8Array; scales: Float32Array } {
   const blocks = Math.ceil(k / blockSize);
   const blob = blockSize / 2;
@@ -100,10 +100,11 @@ export function quantizeInt4(weight: Float32Array, n: number, k: number, blockSi
     for (let b = 0; b < blocks; b++) {
       const start = row * k + b * blockSize;
       const end = Math.min(row * k + k, start + blockSize);
-      let absMax = 0;
-      for (let i = start; i < end; i++) absMax = Math.max(absMax, Math.abs(weight[i]));
-      // Symmetric: levels 1..15 cover [-absMax, absMax] around the implicit zero point 8.
-      const scale = absMax / 7 || 1;
+      // The largest-magnitude value (with its sign) lands exactly on level 0 = -8 steps, so all 16 levels
+      // are used (llama.cpp's Q4_0 rule); the scale's sign follows it.
+      let extreme = 0;
+      for (let i = start; i < end; i++) if (Math.abs(weight[i]) > Math.abs(extreme)) extreme = weight[i];
+      const scale = Math.fround(extreme / -8) || 1;
       scales[row * blocks + b] = scale;
       const out = (row * blocks + b) * blob;
       for (let i = 0; i < blockSize; i++) {
