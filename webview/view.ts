@@ -60,6 +60,10 @@ function table(caption: string, headers: string[], rows: Array<Array<string | No
   return el('table', attrs, el('caption', {}, caption), el('thead', {}, head), el('tbody', {}, ...body));
 }
 
+function ratio(value: number): string {
+  return Number.isFinite(value) ? `${value.toFixed(2)}×` : '–';
+}
+
 function pct(value: number): string {
   return Number.isFinite(value) ? `${(value * 100).toFixed(1)}%` : '–';
 }
@@ -73,7 +77,7 @@ function methodsTable(summaries: MethodSummary[], frontier: Set<string>): HTMLTa
       formatNumber(s.meanScore),
       pct(s.exactRate),
       formatBytes(s.meanBytesHeld),
-      `${formatNumber(s.compressionRatio, 2)}×`,
+      ratio(s.compressionRatio),
       formatNumber(s.meanPrefillMs, 1),
       formatNumber(s.meanCompressMs, 1),
       formatNumber(s.meanDecodeTokensPerSecond, 1),
@@ -94,7 +98,7 @@ function taskTables(results: ProfiledResults, methods: string[]): HTMLElement {
       table(
         `${task} (${new Set(rows.map((r) => r.sampleId)).size} samples)`,
         ['method', 'mean score', 'exact', 'held (mean)', 'smaller by', 'errors'],
-        summaries.map((s) => [s.method, formatNumber(s.meanScore), pct(s.exactRate), formatBytes(s.meanBytesHeld), `${formatNumber(s.compressionRatio, 2)}×`, String(s.errors)]),
+        summaries.map((s) => [s.method, formatNumber(s.meanScore), pct(s.exactRate), formatBytes(s.meanBytesHeld), ratio(s.compressionRatio), String(s.errors)]),
         { class: 'data task-table', 'data-task': task },
       ),
     );
@@ -118,7 +122,9 @@ function heatmaps(results: ProfiledResults, deferred: Array<() => void>): HTMLEl
       class: 'data heatmap-table visually-hidden',
       'data-method': method,
     });
-    wrap.append(el('figure', { class: 'heatmap', 'data-method': method }, el('figcaption', {}, method), chartBox, alt));
+    const usable = grid.cells.some((row) => row.some((v) => Number.isFinite(v)));
+    const caption = el('figcaption', {}, method, ...(usable ? [] : [el('span', { class: 'no-data' }, ' — no usable samples')]));
+    wrap.append(el('figure', { class: 'heatmap', 'data-method': method }, caption, chartBox, alt));
     deferred.push(() => renderHeatmap(chartBox, method, grid, theme));
   }
   return wrap;
@@ -261,6 +267,12 @@ export function renderView(root: HTMLElement, state: ViewState, actions: ViewAct
   const theme = readTheme();
 
   root.append(header(state, actions));
+  if (results.rows.length === 0) {
+    root.append(el('p', { class: 'empty', id: 'no-rows' }, `This run finished no samples (status: ${results.status}). The engine log below may say why.`));
+    root.append(configSection(results, state.resultsPath));
+    if (results.log.length > 0) root.append(el('pre', { class: 'log' }, results.log.join('\n')));
+    return;
+  }
   if (state.focus) {
     const focus = focusSection(results, state.focus, actions);
     if (focus) root.append(focus);

@@ -318,6 +318,21 @@ test('the panel restores from its saved state after a reload', { skip: skipReaso
   assert.ok((await canvasStats('#pareto-chart', [0, 0, 0])).painted > 2000);
 });
 
+test('failed rows and an empty run are shown plainly, without errors', { skip: skipReason }, async () => {
+  const failing = JSON.parse(fixtureText);
+  failing.status = 'failed';
+  for (const row of failing.rows) if (row.method === 'snapkv:ratio=0.5') Object.assign(row, { error: 'onnxruntime: out of memory', score: 0, exact: false });
+  await postToPanel({ type: 'results', results: failing, resultsPath: null, focus: null });
+  await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'failed');
+  const rows = await tableRows('#methods-table');
+  assert.deepEqual(rows[3], ['snapkv:ratio=0.5', '–', '–', '–', '–', '–', '–', '–', 'no', '9', '9']);
+  assert.equal(await page.$eval('figure.heatmap[data-method="snapkv:ratio=0.5"] figcaption', (f) => f.textContent), 'snapkv:ratio=0.5 — no usable samples');
+  await postToPanel({ type: 'results', results: { ...JSON.parse(fixtureText), rows: [] }, resultsPath: null, focus: null });
+  await page.waitForSelector('#no-rows');
+  assert.equal(await page.$('#pareto-chart'), null);
+  assert.deepEqual(pageErrors, []);
+});
+
 test('no CSP violations and no console errors', { skip: skipReason }, async () => {
   const violations = await page.evaluate(() => (window as unknown as { __violations: unknown[] }).__violations);
   assert.deepEqual(violations, []);
