@@ -132,8 +132,9 @@ export function int4RoundTripWeights(config: ModelConfig, weights: WeightMap, bl
     return { shape: tensor.shape, data: dequantizeInt4(packed, scales, n, k, blockSize), sourceDtype: tensor.sourceDtype };
   };
   for (let l = 0; l < config.numLayers; l++) for (const name of linearNames(l)) out.set(name, roundTrip(weights.get(name)!));
-  // The lm_head is quantized even when tied; the embedding lookup keeps full precision.
+  // The lm_head is quantized even when tied, and so is the embedding table when whole blocks fit a row.
   out.set('lm_head.weight', roundTrip(resolved.lmHead));
+  if (config.hiddenSize % blockSize === 0) out.set('model.embed_tokens.weight', roundTrip(resolved.embedding));
   return out;
 }
 
@@ -328,8 +329,26 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap, optio
   const sinQuery = g.op('Unsqueeze', [sin, g.int64s([2, 3])]);
 
   const singleQuery = g.op('Equal', [g.op('Shape', [inputIds], { start: int(1), end: int(2) }), g.int64s([1])]);
-  const embedding = weightInitializer('model.embed_tokens.weight', resolved.embedding);
-  let hiddenState = g.op('Gather', [embedding, g.op('Reshape', [inputIds, axisLast])], { axis: int(0) }); // [q, hidden]
+  const tokenIds = g.op('Reshape', [inputIds, axisLast]);
+  let hiddenState: string; // [q, hidden]
+  if (options.quantization === 'int4' && hidden % blockSize === 0) {
+    // The embedding table is the largest tensor of small models: keep it in 4 bits too, dequantizing
+    // only the looked-up rows.
+    const { packed, scales } = quantizeInt4(resolved.embedding.data, vocabSize, hidden, blockSize);
+    const blocks = hidden / blockSize;
+    const zeroPointBytes = Math.ceil(blocks / 2);
+    const inputs = [
+      g.initializer('model.embed_tokens.weight.gather_q4', OnnxDataType.UINT8, [vocabSize, hidden / 2], packed),
+      tokenIds,
+      g.initializer('model.embed_tokens.weight.gather_scales', OnnxDataType.FLOAT, [vocabSize, blocks], scales),
+      // Explicit zero point 8 (two 4-bit values per byte), the one MatMulNBits implies.
+      g.initializer('model.embed_tokens.weight.gather_zero_points', OnnxDataType.UINT8, [vocabSize, zeroPointBytes], new Uint8Array(vocabSize * zeroPointBytes).fill(0x88)),
+    ];
+    const attributes = { gather_axis: int(0), quantize_axis: int(1), block_size: int(blockSize), bits: int(4) };
+    hiddenState = g.op('GatherBlockQuantized', inputs, attributes, undefined, 'com.microsoft');
+  } else {
+    hiddenState = g.op('Gather', [weightInitializer('model.embed_tokens.weight', resolved.embedding), tokenIds], { axis: int(0) });
+  }
 
   const statsOutputs: { name: string; shape: (number | string)[] }[] = [];
   for (let l = 0; l < config.numLayers; l++) {
