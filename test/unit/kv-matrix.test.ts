@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createMethod, METHODS, verifyCompression, verifyDecode } from '../../src/engine/kv';
 import type { MethodCache } from '../../src/engine/kv/method';
+import { QuantizedCache } from '../../src/engine/kv/quant/quantized-cache';
 import { decode, headPositions, makePrefill, positionOf, rowOf, snapshot, type Prefill } from './kv-fixture';
 
 const T = 300;
@@ -93,6 +94,9 @@ const cases: Case[] = [
   { spec: 'llmlingua:ratio=0.5', perHead: T, total: T * H * L, bytes: (_, n) => L * denseLayerBytes(T + n, false), tolerance: 0, decode: 'grows' },
   { spec: 'snapkv:ratio=0.5+kivi:bits=4,residual=32', perHead: half, total: half * H * L, bytes: (_, n) => (n ? kiviBytes(half + n, 128, 4) : kiviBytes(half, 96, 4)), tolerance: 4 / 15 / 2 + 1e-2, decode: 'grows' },
   { spec: 'adakv:ratio=0.5+flexgen:bits=4', perHead: null, perLayer: [half * H, half * H, half * H], total: half * H * L, bytes: (cache) => perHeadQuantBytes(cache, 4, 64, 2, true), tolerance: 4 / 15 / 2 + 1e-2, decode: 'grows' },
+  { spec: 'streamingllm:ratio=0.5+int8', perHead: half, total: half * H * L, bytes: () => perTokenBytes(half, 8, 32, 2, false), tolerance: 2 / 127 / 2 + 1e-3, decode: 'fixed' },
+  { spec: 'h2o:budget=120+fp8', perHead: 120, total: 120 * H * L, bytes: () => perTokenBytes(120, 8, D, 4, false), tolerance: 2 * 2 ** -4 + 1e-6, decode: 'fixed' },
+  { spec: 'tova:ratio=0.5+flexgen:bits=4', perHead: half, total: half * H * L, bytes: () => perTokenBytes(half, 4, 64, 2, true), tolerance: 4 / 15 / 2 + 1e-2, decode: 'fixed' },
   { spec: 'knorm:ratio=0.5+int8', perHead: half, total: half * H * L, bytes: (_, n) => perTokenBytes(half + n, 8, 32, 2, false), tolerance: 2 / 127 / 2 + 1e-3, decode: 'grows' },
 ];
 
@@ -136,6 +140,19 @@ function checkViews(cache: MethodCache, prefill: Prefill, tolerance: number, dec
   });
 }
 
+/** For quantized caches, what attention reads must be exactly what the packed store decodes to. */
+function checkReadBack(cache: MethodCache): void {
+  if (!(cache instanceof QuantizedCache)) return;
+  cache.views().forEach((view, l) => {
+    const stored = cache.readBack(l);
+    for (let i = 0; i < view.length * H; i++) {
+      if (view.valid && !view.valid[i]) continue;
+      assert.deepEqual(stored.keys.subarray(i * D, (i + 1) * D), view.keys.subarray(i * D, (i + 1) * D), `layer ${l} keys of slot-head ${i}`);
+      assert.deepEqual(stored.values.subarray(i * D, (i + 1) * D), view.values.subarray(i * D, (i + 1) * D));
+    }
+  });
+}
+
 for (const c of cases) {
   test(`matrix: ${c.spec}`, async () => {
     const prefill = makePrefill(T);
@@ -164,6 +181,7 @@ for (const c of cases) {
     assert.equal(cache.bytes().held, c.bytes(cache, 0), 'held bytes vs the size computed from the layout');
     assert.equal(cache.bytes().active, c.active ?? c.bytes(cache, 0));
     checkViews(cache, prefill, c.tolerance, new Set());
+    checkReadBack(cache);
 
     const steps = 40;
     const before2 = cache.tokensPerHead();
@@ -179,7 +197,8 @@ for (const c of cases) {
       }),
     );
     checkBytesAddUp(cache);
-    if (c.decode === 'grows') assert.equal(cache.bytes().held, c.bytes(cache, steps), 'held bytes after decode');
+    if (c.decode !== 'bounded') assert.equal(cache.bytes().held, c.bytes(cache, c.decode === 'grows' ? steps : 0), 'held bytes after decode');
+    checkReadBack(cache);
     checkViews(cache, prefill, Math.max(c.tolerance, 0), new Set(appended));
     if (c.decode !== 'bounded') {
       // No evicted token comes back: after decoding, a head holds only what it kept before plus decoded tokens.

@@ -293,3 +293,31 @@ test('residual queue: rows stay in order through drops, in-place reuse and growt
   }
   assert.ok(next > 500);
 });
+
+test('bit packing: removing codes moves the later ones down and clears the freed bits', () => {
+  for (const bits of [2, 3, 4, 8]) {
+    const stream = new BitStream(bits);
+    const model = Array.from({ length: 50 }, (_, i) => (i * 7 + 3) % 2 ** bits);
+    stream.write(model);
+    for (const [index, count] of [
+      [0, 3],
+      [10, 1],
+      [20, 7],
+      [25, 5],
+    ]) {
+      stream.removeCodes(index, count);
+      model.splice(index, count);
+    }
+    stream.removeCodes(model.length - 2, 2);
+    model.splice(model.length - 2, 2);
+    const out = new Uint8Array(model.length);
+    stream.read(0, out);
+    assert.deepEqual(Array.from(out), model);
+    assert.equal(stream.used().byteLength, Math.ceil((model.length * bits) / 8));
+    // Appending after removals must not OR into stale bits.
+    stream.write([2 ** bits - 1, 0, 1]);
+    const again = new Uint8Array(model.length + 3);
+    stream.read(0, again);
+    assert.deepEqual(Array.from(again), [...model, 2 ** bits - 1, 0, 1]);
+  }
+});

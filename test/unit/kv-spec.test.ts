@@ -75,7 +75,9 @@ test('spec: bad specs are rejected with what is valid', () => {
   rejects('int8+snapkv', 'must come before');
   rejects('full+kivi', 'cannot be combined');
   rejects('h2o+kivi', 'h2o keeps evicting while decoding', 'snapkv');
-  rejects('infllm+int8', 'infllm keeps evicting');
+  assert.equal(canonicalSpec('h2o:budget=64+int8'), 'h2o:budget=64+int8');
+  rejects('infllm+int8', 'infllm keeps its own block memory');
+  rejects('streamingllm+kivi', 'kivi quantizes groups spanning several tokens', 'int8, fp8');
   rejects('', 'empty method spec');
   rejects('snapkv+', 'empty stage');
   rejects('snapkv:', 'no parameters');

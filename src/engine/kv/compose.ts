@@ -73,9 +73,9 @@ export function createMethod(spec: string | ParsedSpec): KvMethod {
         kept = selection.map((heads) => heads.map((slots) => slots.slice().sort((a, b) => a - b)));
         layers.forEach((layer, l) => layer.retain((kept as number[][][])[l]));
       }
-      if (scheme) return new QuantizedCache(layers, scheme);
       const decode = selector?.decode;
       const evictions = decode && kept ? kept.map((heads, l) => decode.start(l, heads, input)) : [];
+      if (scheme) return new QuantizedCache(layers, scheme, evictions);
       return new DenseMethodCache(layers, evictions);
     },
     promise(promptLength: number, config: ModelConfig): CompressionPromise {

@@ -91,6 +91,10 @@ export interface MethodDefinition {
   summary: string;
   params: ParamSpec[];
   paper: Paper | null;
+  /** Quantizers that store every token on its own (no groups across tokens, no residual), so tokens can be evicted while decoding. */
+  tokenwise?: boolean;
+  /** Methods that keep their own cache layout (InfLLM's block memory) and so cannot hand their tokens to a quantizer. */
+  ownLayout?: boolean;
   build(params: Params): Stage;
 }
 

@@ -76,9 +76,17 @@ function checkCombination(stages: StageSpec[], spec: string): void {
   }
   const dropper = defs.find((d) => d.family === 'token-dropping');
   const quantizer = defs.find((d) => d.family === 'quantization');
-  if (dropper && quantizer && dropper.phases.includes('decode')) {
+  if (dropper && quantizer && dropper.ownLayout) {
+    fail(spec, `${dropper.name} keeps its own block memory and cannot be combined with a quantizer`);
+  }
+  if (dropper && quantizer && dropper.phases.includes('decode') && !quantizer.tokenwise) {
     const prefillOnly = METHODS.filter((m) => m.family === 'token-dropping' && !m.phases.includes('decode')).map((m) => m.name);
-    fail(spec, `${dropper.name} keeps evicting while decoding, which ${quantizer.name}'s packed store does not support; combine ${quantizer.name} with ${prefillOnly.join(', ')}`);
+    const tokenwise = METHODS.filter((m) => m.tokenwise).map((m) => m.name);
+    fail(
+      spec,
+      `${dropper.name} keeps evicting while decoding, but ${quantizer.name} quantizes groups spanning several tokens; ` +
+        `combine ${quantizer.name} with ${prefillOnly.join(', ')}, or ${dropper.name} with ${tokenwise.join(', ')}`,
+    );
   }
 }
 

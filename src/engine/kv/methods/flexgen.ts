@@ -6,6 +6,7 @@ import type { MethodDefinition } from '../definition';
 export const flexgen: MethodDefinition = {
   name: 'flexgen',
   family: 'quantization',
+  tokenwise: true,
   phases: ['after-prefill', 'decode'],
   summary: 'group-wise asymmetric quantization of keys and values along the hidden dimension',
   params: [

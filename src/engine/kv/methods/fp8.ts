@@ -5,6 +5,7 @@ import type { MethodDefinition } from '../definition';
 export const fp8: MethodDefinition = {
   name: 'fp8',
   family: 'quantization',
+  tokenwise: true,
   phases: ['after-prefill', 'decode'],
   summary: 'FP8 E4M3 codes with a per-token, per-head absmax scale',
   params: [],

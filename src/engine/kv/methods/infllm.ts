@@ -242,6 +242,7 @@ function size(promptLength: number, params: Params, config: ModelConfig): SizePr
 export const infllm: MethodDefinition = {
   name: 'infllm',
   family: 'token-dropping',
+  ownLayout: true,
   phases: ['after-prefill', 'decode'],
   summary: 'sinks + local window resident; the middle in blocks, of which attention reads the top-k by query relevance',
   params: [

@@ -5,6 +5,7 @@ import type { MethodDefinition } from '../definition';
 export const int8: MethodDefinition = {
   name: 'int8',
   family: 'quantization',
+  tokenwise: true,
   phases: ['after-prefill', 'decode'],
   summary: 'symmetric int8 with an fp16 absmax scale per block of 32 channels (q8_0 layout)',
   params: [{ name: 'group', default: 32, min: 1, max: 1024, integer: true, description: 'channels per scale block' }],

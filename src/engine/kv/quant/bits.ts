@@ -35,6 +35,23 @@ export class BitStream {
     }
   }
 
+  get codeCount(): number {
+    return this.bitLength / this.bits;
+  }
+
+  /** Removes `count` codes starting at code `index`, moving the later codes down. */
+  removeCodes(index: number, count: number): void {
+    if (index < 0 || count < 0 || index + count > this.codeCount) throw new Error(`removeCodes: ${index}+${count} outside ${this.codeCount} codes`);
+    const tail = new Uint8Array(this.codeCount - index - count);
+    this.read((index + count) * this.bits, tail);
+    const end = Math.ceil(this.bitLength / 8);
+    this.bitLength = index * this.bits;
+    const byte = this.bitLength >>> 3;
+    this.buffer[byte] &= (1 << (this.bitLength & 7)) - 1;
+    this.buffer.fill(0, byte + 1, end + 1);
+    this.write(tail);
+  }
+
   /** The bytes in use (codes are packed back to back, so only the last byte may be partly filled). */
   used(): Uint8Array {
     return this.buffer.subarray(0, Math.ceil(this.bitLength / 8));
@@ -63,6 +80,11 @@ export class ParamList {
 
   get(index: number): number {
     return this.buffer[index];
+  }
+
+  remove(index: number, count: number): void {
+    this.buffer.copyWithin(index, index + count, this.length);
+    this.length -= count;
   }
 
   used(): Uint16Array | Float32Array {

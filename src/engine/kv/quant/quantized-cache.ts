@@ -1,9 +1,16 @@
 // A quantized KV cache: per KV head, bit-packed codes with their scales/zero-points, plus an fp32 residual of recent tokens.
 // Attention reads a dequantized copy kept in step with the store (a fused kernel would read the codes directly), so it is not counted as held.
+import type { LayerAttention } from '../../model/types';
 import type { DenseLayerCache, LayerKV } from '../cache';
+import type { LayerDecodeEviction } from '../definition';
 import { type CacheBytes, type MethodCache, ZERO_BYTES, addBytes } from '../method';
 import { BitStream, ParamList } from './bits';
 import { type Codec, type QuantScheme, loadParam, makeCodec, storeParam } from './scheme';
+
+/** Groups in one token's row of `d` channels; fp8's group is the whole row (Infinity). */
+function groupsPerRow(d: number, group: number): number {
+  return Math.ceil(d / Math.min(group, d));
+}
 
 /** Codes, scales and zero-points of one tensor (keys or values) of one head. */
 class GroupStore {
@@ -35,6 +42,25 @@ class GroupStore {
       zero: this.zeros ? loadParam(this.zeros.get(index), this.scheme.scaleStorage) : 0,
     };
     this.codec.decode(codes, stored, out);
+  }
+
+  /** Dequantizes the stored group `group`, whose `out.length` codes start at code `firstCode`. */
+  readGroup(group: number, firstCode: number, out: Float32Array): void {
+    if (this.scratch.length < out.length) this.scratch = new Uint8Array(out.length);
+    const codes = this.scratch.subarray(0, out.length);
+    this.codes.read(firstCode * this.scheme.bits, codes);
+    const stored = {
+      scale: loadParam(this.scales.get(group), this.scheme.scaleStorage),
+      zero: this.zeros ? loadParam(this.zeros.get(group), this.scheme.scaleStorage) : 0,
+    };
+    this.codec.decode(codes, stored, out);
+  }
+
+  /** Removes one token stored as `groups` consecutive groups of `codes` codes in all (per-token layouts only). */
+  removeToken(token: number, groups: number, codes: number): void {
+    this.codes.removeCodes(token * codes, codes);
+    this.scales.remove(token * groups, groups);
+    this.zeros?.remove(token * groups, groups);
   }
 }
 
@@ -176,6 +202,67 @@ class QuantizedLayer {
     }
   }
 
+  /** Evicts one token per head (decode-time eviction over a per-token layout): from the store and from the view. */
+  removePerHead(victims: number[]): void {
+    const d = this.view.headDim;
+    if (this.scheme.keyAxis !== 'channels' || this.scheme.residual > 0) {
+      throw new Error(`${this.scheme.name} stores tokens in shared groups and cannot evict single tokens`);
+    }
+    victims.forEach((slot, h) => {
+      const head = this.heads[h];
+      const index = head.slots.indexOf(slot);
+      if (index < 0 || index >= head.quantized) throw new Error(`removePerHead: slot ${slot} is not a quantized token of head ${h}`);
+      head.keys.removeToken(index, groupsPerRow(d, this.scheme.keyGroup), d);
+      head.values.removeToken(index, groupsPerRow(d, this.scheme.valueGroup), d);
+      head.quantized--;
+      head.slots.splice(index, 1);
+      for (let i = index; i < head.slots.length; i++) head.slots[i]--;
+    });
+    this.quantizedElements -= 2 * d * victims.length;
+    this.view.removePerHead(victims);
+  }
+
+  /**
+   * Rebuilds keys and values from the store alone (packed codes, scales, zero-points, residual), laid out like the view:
+   * the view attention reads must be exactly this.
+   */
+  readBack(): { keys: Float32Array; values: Float32Array } {
+    const { numKvHeads: heads, headDim: d, length } = this.view;
+    const keys = new Float32Array(length * heads * d);
+    const values = new Float32Array(length * heads * d);
+    const at = (slot: number, h: number) => (slot * heads + h) * d;
+    const perToken = (store: GroupStore, group: number, target: Float32Array, token: number, slot: number, h: number) => {
+      const width = Math.min(group, d);
+      const groups = groupsPerRow(d, group);
+      for (let g = 0; g < groups; g++) {
+        const start = g * width;
+        const end = Math.min(d, start + width);
+        store.readGroup(token * groups + g, token * d + start, target.subarray(at(slot, h) + start, at(slot, h) + end));
+      }
+    };
+    this.heads.forEach((head, h) => {
+      for (let t = 0; t < head.quantized; t++) {
+        perToken(head.values, this.scheme.valueGroup, values, t, head.slots[t], h);
+        if (this.scheme.keyAxis === 'channels') perToken(head.keys, this.scheme.keyGroup, keys, t, head.slots[t], h);
+      }
+      if (this.scheme.keyAxis === 'tokens') {
+        const n = this.scheme.keyGroup;
+        const out = new Float32Array(n);
+        for (let chunk = 0; chunk * n < head.quantized; chunk++) {
+          for (let c = 0; c < d; c++) {
+            head.keys.readGroup(chunk * d + c, (chunk * d + c) * n, out);
+            for (let t = 0; t < n; t++) keys[at(head.slots[chunk * n + t], h) + c] = out[t];
+          }
+        }
+      }
+      for (let r = 0; r < head.residualKeys.count; r++) {
+        keys.set(head.residualKeys.row(r), at(head.slots[head.quantized + r], h));
+        values.set(head.residualValues.row(r), at(head.slots[head.quantized + r], h));
+      }
+    });
+    return { keys, values };
+  }
+
   /** Tokens per head as the store holds them: quantized plus residual. */
   tokensPerHead(): number[] {
     return this.heads.map((head) => head.quantized + head.residualKeys.count);
@@ -203,10 +290,29 @@ export class QuantizedCache implements MethodCache {
   private readonly layers: QuantizedLayer[];
   readonly bits: number;
 
-  /** Takes ownership of `layers` (already cloned and, when composed with eviction, already reduced to the selection). */
-  constructor(layers: DenseLayerCache[], scheme: QuantScheme) {
+  /**
+   * Takes ownership of `layers` (already cloned and, when composed with eviction, already reduced to the selection).
+   * `evictions` (per layer) keep evicting while decoding; only per-token layouts support them.
+   */
+  constructor(
+    layers: DenseLayerCache[],
+    scheme: QuantScheme,
+    private readonly evictions: (LayerDecodeEviction | null)[] = [],
+  ) {
     this.bits = scheme.bits;
     this.layers = layers.map((layer) => new QuantizedLayer(layer, scheme));
+  }
+
+  afterStep(attention: LayerAttention[] | null): void {
+    this.evictions.forEach((eviction, l) => {
+      const victims = eviction?.afterStep(this.layers[l].view, attention?.[l] ?? null);
+      if (victims) this.layers[l].removePerHead(victims);
+    });
+  }
+
+  /** Keys and values of one layer decoded from the store alone, in the view's layout. */
+  readBack(layer: number): { keys: Float32Array; values: Float32Array } {
+    return this.layers[layer].readBack();
   }
 
   views(): LayerKV[] {
