@@ -34,6 +34,8 @@ const specs = [
   'fp8',
   'snapkv:ratio=0.5+kivi:bits=4,residual=32',
   'adakv:ratio=0.5+int8',
+  'h2o:ratio=0.5+int8',
+  'streamingllm:ratio=0.5+fp8',
 ];
 const methods = specs.map((s) => createMethod(s));
 const shared = prefill(forward, tokens, { chunkSize: 64, attention: mergeNeeds(...methods.map((m) => m.needs(tokens.length))) });

@@ -4,7 +4,7 @@ import type { ModelConfig } from '../model/config';
 import type { AttentionRequest } from '../model/types';
 import type { DenseLayerCache } from './cache';
 import { DenseMethodCache } from './dense-cache';
-import type { CustomCacheStage, Selection, SizePromise, Stage, TokenSelector } from './definition';
+import type { CustomCacheStage, LayerDecodeEviction, Selection, SizePromise, Stage, TokenSelector } from './definition';
 import type { CompressInput, CompressionPromise, KvMethod, MethodCache, PromptCompressionContext } from './method';
 import { mergeNeeds } from './method';
 import { QuantizedCache } from './quant/quantized-cache';
@@ -66,15 +66,15 @@ export function createMethod(spec: string | ParsedSpec): KvMethod {
       checkInput(input, canonical);
       if (custom) return custom.compress(input);
       const layers = input.layers.map((layer) => layer.clone());
-      let kept: number[][][] | null = null;
+      let evictions: (LayerDecodeEviction | null)[] = [];
       if (selector) {
         const selection = selector.select(input);
         checkSelection(selection, input.layers, canonical);
-        kept = selection.map((heads) => heads.map((slots) => slots.slice().sort((a, b) => a - b)));
-        layers.forEach((layer, l) => layer.retain((kept as number[][][])[l]));
+        const kept = selection.map((heads) => heads.map((slots) => slots.slice().sort((a, b) => a - b)));
+        layers.forEach((layer, l) => layer.retain(kept[l]));
+        const decode = selector.decode;
+        if (decode) evictions = kept.map((heads, l) => decode.start(l, heads, input));
       }
-      const decode = selector?.decode;
-      const evictions = decode && kept ? kept.map((heads, l) => decode.start(l, heads, input)) : [];
       if (scheme) return new QuantizedCache(layers, scheme, evictions);
       return new DenseMethodCache(layers, evictions);
     },
