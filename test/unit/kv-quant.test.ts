@@ -265,7 +265,10 @@ test('verify catches a quantized cache that lies about its bit width', () => {
   const method = createMethod('flexgen:bits=4');
   const cache = method.compress({ layers: prefill.layers, stats: prefill.stats, config: prefill.config });
   const liar: MethodCache = Object.assign(Object.create(Object.getPrototypeOf(cache)), cache, {
-    bytes: () => ({ ...cache.bytes(), packed: cache.bytes().packed * 2 }),
+    bytes: () => {
+      const b = cache.bytes();
+      return { ...b, packed: b.packed * 2, held: b.held + b.packed, active: b.active + b.packed };
+    },
   });
   assert.throws(() => verifyCompression(method, liar, prefill.layers, prefill.config), /not 4 bits each/);
   const wrongBits: MethodCache = Object.assign(Object.create(Object.getPrototypeOf(cache)), cache, { bits: 8 });

@@ -162,3 +162,16 @@ test('compress rejects a cache that does not match the model', () => {
   assert.throws(() => method.compress({ layers: prefill.layers.slice(1), stats: prefill.stats, config: prefill.config }), /expected 3 layers/);
   assert.throws(() => method.compress({ layers: prefill.layers, stats: null, config: prefill.config }), /snapkv needs attention probabilities/);
 });
+
+test('verify: a cache whose counts or bytes disagree with its arrays is rejected', () => {
+  const prefill = makePrefill(60);
+  const method = createMethod('snapkv:ratio=0.5');
+  const cache = method.compress({ layers: prefill.layers, stats: prefill.stats, config: prefill.config });
+  const lie = (patch: object) => Object.assign(Object.create(Object.getPrototypeOf(cache)), cache, patch);
+  assert.throws(() => verifyCompression(method, lie({ tokensPerHead: () => [[31, 30], [30, 30], [30, 30]] }), prefill.layers, prefill.config), /promised/);
+  const views = cache.views();
+  const doubled = views.map((v) => ({ ...v, positions: v.positions.map((p, i) => (i === 2 ? v.positions[0] : p)) }));
+  assert.throws(() => verifyCompression(method, lie({ views: () => doubled }), prefill.layers, prefill.config), /twice/);
+  assert.throws(() => verifyCompression(method, lie({ bytes: () => ({ ...cache.bytes(), held: cache.bytes().held + 1 }) }), prefill.layers, prefill.config), /inconsistent/);
+  assert.doesNotThrow(() => verifyCompression(method, cache, prefill.layers, prefill.config));
+});

@@ -37,6 +37,22 @@ function checkTokens(spec: string, promise: CompressionPromise, tokens: number[]
   });
 }
 
+/** What attention reads must hold exactly the reported tokens per head, each original position at most once. */
+function checkViews(cache: MethodCache, tokens: number[][], where: string): void {
+  cache.views().forEach((view, l) => {
+    for (let h = 0; h < view.numKvHeads; h++) {
+      const seen = new Set<number>();
+      for (let s = 0; s < view.length; s++) {
+        if (view.valid && !view.valid[s * view.numKvHeads + h]) continue;
+        const position = view.positions[s * view.numKvHeads + h];
+        if (position < 0 || seen.has(position)) throw new KvlensError(`layer ${l} head ${h} holds position ${position} twice or invalid`, where);
+        seen.add(position);
+      }
+      if (seen.size !== tokens[l][h]) throw new KvlensError(`layer ${l} head ${h}: attention reads ${seen.size} tokens, tokensPerHead() says ${tokens[l][h]}`, where);
+    }
+  });
+}
+
 /** Checks a freshly compressed cache against the method's promise for the prefilled prompt; throws a KvlensError on any gap. */
 export function verifyCompression(method: KvMethod, cache: MethodCache, prefill: DenseLayerCache[], config: ModelConfig): Verification {
   const promptLength = prefill[0].length;
@@ -47,8 +63,13 @@ export function verifyCompression(method: KvMethod, cache: MethodCache, prefill:
     throw new KvlensError(`tokensPerHead() reports ${tokens.length} layers, expected ${config.numLayers} x ${config.numKvHeads} heads`, where);
   }
   checkTokens(method.spec, promise, tokens, 0);
+  checkViews(cache, tokens, where);
   if (cache.bits !== promise.bits) throw new KvlensError(`cache stores ${cache.bits ?? 'fp32'} bits, the method declares ${promise.bits ?? 'fp32'}`, where);
   const bytes = cache.bytes();
+  const parts = bytes.packed + bytes.scales + bytes.zeroPoints + bytes.fullPrecision + bytes.positions + bytes.blockStore + bytes.blockIndex;
+  if (parts !== bytes.held || bytes.active > bytes.held) {
+    throw new KvlensError(`bytes() is inconsistent: held ${bytes.held}, parts sum to ${parts}, active ${bytes.active}`, where);
+  }
   if (promise.bits !== null) {
     const elements = cache.quantizedElements();
     if (elements === 0) {
