@@ -1,7 +1,6 @@
 // What the editor shows above each profiled site: one verdict per method, e.g. `full ✓ · kivi:bits=2 ✓ · streamingllm:ratio=0.5 ✗`.
 import type { ProfiledRow } from './resultsModel';
-import { methodOrder } from './resultsSummary';
-import { formatBytes } from './resultsSummary';
+import { formatBytes, methodOrder } from './resultsSummary';
 
 export interface ProfiledSite {
   file: string;
