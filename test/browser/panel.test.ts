@@ -309,6 +309,16 @@ test('the samples table gives each method\'s verdict and selects a sample or ope
   await page.screenshot({ path: join(artifacts, 'panel-samples.png'), fullPage: true });
 });
 
+test('the retained-context picker works from the keyboard and tells the host', { skip: skipReason }, async () => {
+  await page.focus('#retained-select');
+  await page.keyboard.press('Enter');
+  await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => (window as unknown as { __posted: Array<{ type: string }> }).__posted.some((m) => m.type === 'showRetained'));
+  const sent = (await posted()).filter((m) => m.type === 'showRetained');
+  assert.deepEqual(sent, [{ type: 'showRetained', method: 'streamingllm:ratio=0.5' }]);
+});
+
 test('the panel restores from its saved state after a reload', { skip: skipReason }, async () => {
   await page.reload();
   await page.waitForSelector('#methods-table');
