@@ -1,5 +1,5 @@
 // Stores keys and values as 1-byte FP8 E4M3 after scaling each token's head row by its absmax/448 (one fp32 scale per token and head).
-// As vLLM's fp8 KV cache (Kwon et al. 2023, "Efficient Memory Management for Large Language Model Serving with PagedAttention", arXiv 2309.06180), with per-token scales.
+// The E4M3 format of Micikevicius et al. 2022, "FP8 Formats for Deep Learning" (arXiv 2209.05433), as vLLM's fp8 KV cache stores it, here with per-token scales.
 import type { MethodDefinition } from '../definition';
 
 export const fp8: MethodDefinition = {
@@ -9,12 +9,7 @@ export const fp8: MethodDefinition = {
   phases: ['after-prefill', 'decode'],
   summary: 'FP8 E4M3 codes with a per-token, per-head absmax scale',
   params: [],
-  paper: {
-    authors: 'Kwon, Li, Zhuang, Sheng, Zheng, Yu, Gonzalez, Zhang, Stoica',
-    year: 2023,
-    title: 'Efficient Memory Management for Large Language Model Serving with PagedAttention',
-    arxiv: '2309.06180',
-  },
+  paper: { authors: 'Micikevicius et al.', year: 2022, title: 'FP8 Formats for Deep Learning', arxiv: '2209.05433' },
   build: () => ({
     kind: 'quantizer',
     scheme: {

@@ -253,7 +253,7 @@ export const infllm: MethodDefinition = {
     { name: 'reprs', default: 4, min: 1, max: 64, integer: true, description: 'representative keys per block and head used for retrieval' },
   ],
   paper: {
-    authors: 'Xiao, Zhang, Han, Xiao, Li, Lin, Xiong, Hu, Liu, Sun',
+    authors: 'Xiao et al.',
     year: 2024,
     title: 'InfLLM: Training-Free Long-Context Extrapolation for LLMs with an Efficient Context Memory',
     arxiv: '2402.04623',
