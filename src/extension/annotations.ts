@@ -64,6 +64,12 @@ class RetainedDecorations implements vscode.Disposable {
     overviewRulerColor: new vscode.ThemeColor('editorOverviewRuler.addedForeground'),
     overviewRulerLane: vscode.OverviewRulerLane.Left,
   });
+  private readonly partial = vscode.window.createTextEditorDecorationType({
+    isWholeLine: true,
+    opacity: '0.8',
+    overviewRulerColor: new vscode.ThemeColor('editorOverviewRuler.modifiedForeground'),
+    overviewRulerLane: vscode.OverviewRulerLane.Left,
+  });
   private readonly dropped = vscode.window.createTextEditorDecorationType({
     isWholeLine: true,
     opacity: '0.5',
@@ -84,6 +90,7 @@ class RetainedDecorations implements vscode.Disposable {
       const view = results && method && this.source.visible() ? retainedView(results.rows, method, relativePath(editor.document)) : null;
       if (!view) {
         editor.setDecorations(this.kept, []);
+        editor.setDecorations(this.partial, []);
         editor.setDecorations(this.dropped, []);
         continue;
       }
@@ -93,9 +100,10 @@ class RetainedDecorations implements vscode.Disposable {
           .filter(([start]) => start <= last)
           .map(([start, end]) => ({
             range: new vscode.Range(start, 0, Math.min(end, last), 0),
-            hoverMessage: new vscode.MarkdownString(`kvlens: \`${method}\` ${what} lines ${start + 1}–${end + 1} (over ${view.samples} sample${view.samples === 1 ? '' : 's'})`),
+            hoverMessage: new vscode.MarkdownString(`kvlens: \`${method}\` ${what}: lines ${start + 1}–${end + 1} (over ${view.samples} sample${view.samples === 1 ? '' : 's'})`),
           }));
       editor.setDecorations(this.kept, toOptions(view.kept, 'kept'));
+      editor.setDecorations(this.partial, toOptions(view.partial, 'kept in only some samples'));
       editor.setDecorations(this.dropped, toOptions(view.dropped, 'evicted'));
     }
   }
@@ -103,6 +111,7 @@ class RetainedDecorations implements vscode.Disposable {
   dispose(): void {
     for (const s of this.subscriptions) s.dispose();
     this.kept.dispose();
+    this.partial.dispose();
     this.dropped.dispose();
   }
 }

@@ -1,6 +1,6 @@
 // The results file as the extension and the panel read it, checked at runtime because it arrives from disk,
 // from the engine process or through the webview message channel.
-import { RESULTS_SCHEMA_VERSION, type ResultRow, type ResultsFile } from '../engine/bench/results';
+import { RESULTS_SCHEMA_VERSION, type ResultRow, type ResultsFile, type RetainedContext } from '../engine/bench/results';
 import {
   type Problem,
   isRecord,
@@ -17,19 +17,14 @@ import {
 } from './validate';
 
 /**
- * Which source lines a method's compressed cache still held for one sample (the retained-context map).
- * Optional and additive: the engine may attach it to a row as `retained`. Lines are 0-based and each
- * `[start, end]` range is inclusive at both ends; `file` is workspace-relative like `source.file`.
- * An array because a cross-file sample spans several files.
+ * Which source lines a method's compressed cache still held for one sample (the retained-context map):
+ * 0-based line ranges, inclusive at both ends, of workspace-relative files; an array because a cross-file
+ * sample spans several files. Defined with the results file types; re-exported for the extension.
  */
-export interface RetainedContext {
-  method: string;
-  file: string;
-  keptLines: Array<[number, number]>;
-}
+export type { RetainedContext };
 
-export type ProfiledRow = ResultRow & { retained?: RetainedContext[] };
-export type ProfiledResults = Omit<ResultsFile, 'rows'> & { rows: ProfiledRow[] };
+export type ProfiledRow = ResultRow;
+export type ProfiledResults = ResultsFile;
 
 function checkRetained(value: unknown, path: string): Problem {
   if (!isRecord(value)) return `${path} must be an object, found ${describeValue(value)}`;

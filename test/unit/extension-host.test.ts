@@ -112,10 +112,10 @@ test('the retained-context map decorates kept and evicted lines of visible edito
   host.addEditor(fakeDocument(join(workspace, 'src/server/router.ts'), 100));
   host.panels[0].webview.receive({ type: 'showRetained', method: 'streamingllm:ratio=0.5' });
   const ranges = host.decorations.map((d) => d.ranges.map((r) => [r.range.start.line, r.range.end.line]));
-  // Kept [0,15] and [90,110] (clipped to the file's 100 lines), evicted [16,89].
-  assert.deepEqual(ranges, [[[0, 15], [90, 99]], [[16, 89]]]);
+  // Kept [0,15] and [90,110] (clipped to the file's 100 lines), none partly kept, evicted [16,89].
+  assert.deepEqual(ranges, [[[0, 15], [90, 99]], [], [[16, 89]]]);
   await run('kvlens.clearDecorations');
-  assert.deepEqual(host.decorations.map((d) => d.ranges.length), [0, 0]);
+  assert.deepEqual(host.decorations.map((d) => d.ranges.length), [0, 0, 0]);
   assert.deepEqual(host.codeLensProviders[0].provideCodeLenses(fakeDocument(join(workspace, 'src/db/pool.ts'), 300)), []);
 });
 

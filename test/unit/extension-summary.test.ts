@@ -89,9 +89,26 @@ test('retained-context ranges merge and leave the evicted gaps', () => {
   assert.deepEqual(mergeRanges([[10, 12], [0, 3], [4, 6], [11, 20]]), [[0, 6], [10, 20]]);
   assert.deepEqual(gapsBetween([[0, 6], [10, 20], [25, 25]]), [[7, 9], [21, 24]]);
   const results = fixture();
-  assert.deepEqual(retainedView(results.rows, 'streamingllm:ratio=0.5', 'src/server/router.ts'), { kept: [[0, 15], [90, 110]], dropped: [[16, 89]], samples: 3 });
+  // No `full` map in the fixture: each sample's context is the span of what the method kept.
+  assert.deepEqual(retainedView(results.rows, 'streamingllm:ratio=0.5', 'src/server/router.ts'), { kept: [[0, 15], [90, 110]], partial: [], dropped: [[16, 89]], samples: 3 });
   assert.deepEqual(retainedView(results.rows, 'snapkv:ratio=0.5', './src/db/pool.ts', 'needle-2048-d0')?.dropped, [[5, 114], [126, 229]]);
   assert.equal(retainedView(results.rows, 'full', 'src/server/router.ts'), null);
+});
+
+test('retained-context view: full gives each sample its context, lines split into kept, partly kept and dropped', () => {
+  const base = fixture().rows[0];
+  const row = (sampleId: string, method: string, keptLines: Array<[number, number]>) => ({
+    ...base, sampleId, method, retained: [{ method, file: 'a.ts', keptLines }],
+  });
+  const rows = [
+    row('A', 'full', [[0, 30]]), row('A', 'snapkv:ratio=0.5', [[0, 10]]),
+    row('B', 'full', [[0, 30]]), row('B', 'snapkv:ratio=0.5', [[0, 20]]),
+    // Sample C only saw lines 40-50 of the file, and the method kept all of them.
+    row('C', 'full', [[40, 50]]), row('C', 'snapkv:ratio=0.5', [[40, 50]]),
+  ];
+  assert.deepEqual(retainedView(rows, 'snapkv:ratio=0.5', 'a.ts'), { kept: [[0, 10], [40, 50]], partial: [[11, 20]], dropped: [[21, 30]], samples: 3 });
+  assert.deepEqual(retainedView(rows, 'snapkv:ratio=0.5', 'a.ts', 'B'), { kept: [[0, 20]], partial: [], dropped: [[21, 30]], samples: 1 });
+  assert.equal(retainedView(rows, 'snapkv:ratio=0.5', 'b.ts'), null);
 });
 
 test('byte formatting', () => {
@@ -101,10 +118,8 @@ test('byte formatting', () => {
   assert.equal(formatBytes(Number.NaN), '–');
 });
 
-test('the fixture follows the engine results schema (apart from the proposed retained field)', () => {
-  const results = fixture() as unknown as { rows: Array<Record<string, unknown>> };
-  for (const row of results.rows) delete row.retained;
-  assert.deepEqual(resultsSchemaErrors(results), []);
+test('the fixture follows the engine results schema, retained-context map included', () => {
+  assert.deepEqual(resultsSchemaErrors(fixture()), []);
 });
 
 test('the panel frontier agrees with the engine summary on the fixture', () => {
