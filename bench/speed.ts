@@ -4,6 +4,7 @@
 // Not a test: it takes minutes and several GB of memory.
 
 import { existsSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createOnnxForward } from '../src/engine/model/onnx/onnxForward';
@@ -123,6 +124,8 @@ async function benchModel(label: string, model: { config: ModelConfig; weights: 
 async function main(): Promise<void> {
   const bandwidth = measureCopyBandwidth();
   console.log(`memcpy bandwidth: ${bandwidth.toFixed(1)} GB/s (bound = bytes read per decoded token / this)`);
+  // Other processes share the cores and the memory bus: every figure below depends on them.
+  console.log(`load average: ${loadavg().map((v) => v.toFixed(1)).join(' ')}`);
   console.log(`contexts ${contexts.join(', ')}, ${decodeSteps} decode steps each (median reported)\n`);
 
   if (only === 'all' || only === 'default') {
