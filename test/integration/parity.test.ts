@@ -200,6 +200,22 @@ test('onnx statistics: a session built for a wide window serves narrower request
   }
 });
 
+test('onnx vs reference at large positions (RoPE angles of tens of thousands of radians)', async () => {
+  const config = testConfig({ headDim: 16, hiddenSize: 48, ropeTheta: 1000000 });
+  const weights = randomWeights(config, 91);
+  const ref = new ReferenceForward(config, weights);
+  const onnx = await createOnnxForward({ config, weights }, { provider: 'cpu', threads: 1 });
+  try {
+    const tokens = randomTokens(config, 6, 9);
+    for (const base of [4093, 31999, 130000]) {
+      const input = { tokens, positions: tokens.map((_, i) => base + i), past: emptyPast(config), logits: 'all' as const };
+      assertSameOutput(await onnx.forward(input), await ref.forward(input), `positions from ${base}`);
+    }
+  } finally {
+    await onnx.dispose();
+  }
+});
+
 test('onnx with weights in an external data file (the >2 GB path) equals the reference, plain and with stats', async () => {
   const config = testConfig({ tieWordEmbeddings: true });
   const weights = randomWeights(config, 61);
