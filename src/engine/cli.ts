@@ -212,6 +212,8 @@ const commands: Record<string, Command> = {
       csv: { type: 'string' },
       md: { type: 'string' },
       'max-new-tokens': { type: 'string' },
+      import: { type: 'string' },
+      'import-limit': { type: 'string' },
     },
     async run(values, positionals) {
       const folder = resolve(positionals[0] ?? '.');
@@ -227,7 +229,10 @@ const commands: Record<string, Command> = {
         workspace: folder,
         model: String(values.model),
         methods: typeof values.methods === 'string' ? splitMethods(values.methods) : DEFAULT_BENCH.methods,
-        tasks: list(values.tasks, DEFAULT_BENCH.tasks),
+        // Imported sets run alone unless tasks are named too.
+        tasks: list(values.tasks, typeof values.import === 'string' ? [] : DEFAULT_BENCH.tasks).filter((t) => t !== 'none'),
+        imports: list(values.import, []),
+        importLimit: values['import-limit'] === undefined ? undefined : integer('import-limit', 0, 1),
         lengths: typeof values.lengths === 'string' ? list(values.lengths, []).map(parseLength) : DEFAULT_BENCH.lengths,
         depths: typeof values.depths === 'string' ? list(values.depths, []).map(Number) : DEFAULT_BENCH.depths,
         samples: integer('samples', DEFAULT_BENCH.samples, 1),

@@ -169,3 +169,22 @@ test('a model with a chat template gets chat-formatted prompts, and prompt compr
     await qwen.dispose();
   }
 });
+
+test('imported LongBench rows run on their own when no workspace task is named', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kvlens-import-'));
+  const file = join(dir, 'lcc.jsonl');
+  const rows = [0, 1].map((i) => ({
+    _id: `row${i}`,
+    dataset: 'lcc',
+    length: 60,
+    context: `def total(items):\n    result = 0\n    for item in items:\n        result += item * ${i + 2}\n`,
+    input: '',
+    answers: ['    return result'],
+  }));
+  writeFileSync(file, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  const results = await runBench(await session(), request(null, { tasks: [], imports: [file], methods: ['full', 'int8'] }));
+  assert.equal(results.rows.length, 4);
+  assert.deepEqual([...new Set(results.rows.map((r) => r.expected.trim()))], ['return result']);
+  assert.ok(results.rows.every((r) => r.error === null && r.source === null));
+  assert.ok(results.log.some((line) => line.includes('imported 2 samples')));
+});

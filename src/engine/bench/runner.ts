@@ -2,11 +2,12 @@
 import { cpus, totalmem, platform, arch } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { relative, resolve } from 'node:path';
-import { describeError } from '../errors';
+import { KvlensError, describeError } from '../errors';
+import type { ChatMessage } from '../tasks';
 import type { BenchRequest, ProgressEvent } from '../host/protocol';
 import { prefill } from '../model/prefill';
 import { createMethod, mergeNeeds, verifyCompression, verifyDecode, type KvMethod } from '../kv';
-import { scanWorkspace, buildSamples, scoreContinuation, type Sample } from '../tasks';
+import { scanWorkspace, buildSamples, importJsonl, scoreContinuation, type Sample } from '../tasks';
 import { decodeWithCache } from './decode';
 import { keptFractions, retainedContext, tokenLines } from './retained';
 import { DenseLayerCache } from '../kv/cache';
@@ -84,17 +85,27 @@ export async function runBench(session: ModelSession, request: BenchRequest, hoo
   say(`scan: ${scan.files.length} files used, skipped ${JSON.stringify(scan.skipped)}`);
 
   const counter = { encode: (text: string) => encodePrompt(session, text) };
-  const allSamples = buildSamples(scan.files, {
-    focus,
-    tasks: request.tasks,
-    lengths: request.lengths,
-    depths: request.depths,
-    samplesPerCell: request.samples,
-    seed: request.seed,
-    counter,
-    style: session.tokenizer.hasChatTemplate ? { formatChat: (messages) => session.tokenizer.applyChatTemplate(messages) } : {},
-    onLog: say,
-  });
+  const style = session.tokenizer.hasChatTemplate ? { formatChat: (messages: ChatMessage[]) => session.tokenizer.applyChatTemplate(messages) } : {};
+  const allSamples: Sample[] =
+    request.tasks.length === 0
+      ? []
+      : buildSamples(scan.files, {
+          focus,
+          tasks: request.tasks,
+          lengths: request.lengths,
+          depths: request.depths,
+          samplesPerCell: request.samples,
+          seed: request.seed,
+          counter,
+          style,
+          onLog: say,
+        });
+  for (const file of request.imports ?? []) {
+    const imported = importJsonl(resolve(file), { counter, maxTokens: Math.max(...request.lengths), limit: request.importLimit, style });
+    say(`imported ${imported.length} samples from ${file}`);
+    allSamples.push(...imported);
+  }
+  if (allSamples.length === 0) throw new KvlensError('nothing to run: no tasks and no imported samples');
   const shard = request.shard ?? null;
   const samples = shard ? shardSlice(allSamples, shard.index, shard.count) : allSamples;
   const work: WorkItem[] = samples.map((sample) => ({ sample }));

@@ -16,6 +16,10 @@ export interface BenchRequest {
   shard?: { index: number; count: number } | null;
   /** Restrict the scan to these workspace-relative files (Profile Current File / Selection). */
   files?: string[];
+  /** LongBench / RULER / needle JSONL files whose samples are run beside (or, with no tasks, instead of) the workspace's. */
+  imports?: string[];
+  /** Rows read at most from each imported file. */
+  importLimit?: number;
   /** Build samples only around these 0-based line ranges of `files[0]` (Profile Selection). */
   selection?: { file: string; startLine: number; endLine: number } | null;
 }
@@ -70,7 +74,8 @@ function isBenchRequest(value: unknown): value is BenchRequest {
       provider: isProvider,
       outFile: (v) => v === null || isString(v),
     }) &&
-    (value.files === undefined || isStringArray(value.files))
+    (value.files === undefined || isStringArray(value.files)) &&
+    (value.imports === undefined || isStringArray(value.imports))
   );
 }
 
