@@ -2,8 +2,8 @@
 // Execution providers are tried in order (CUDA, WebGPU, CPU); each failure is kept as a one-line reason.
 
 import { availableParallelism, tmpdir } from 'node:os';
-import { mkdtempSync, openSync, writeSync, closeSync, writeFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdtempSync, openSync, writeSync, closeSync, writeFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { ModelConfig } from '../config';
 import type { DecoderForward, ForwardInput, ForwardOutput, LayerAttention, WeightMap } from '../types';
@@ -32,6 +32,23 @@ const FALLBACK_ORDER: ProviderName[] = ['cuda', 'webgpu', 'cpu'];
 function providerChain(choice: ProviderChoice): ProviderName[] {
   if (choice === 'auto') return FALLBACK_ORDER;
   return FALLBACK_ORDER.slice(FALLBACK_ORDER.indexOf(choice));
+}
+
+/**
+ * Why the CUDA provider cannot load, known without trying: onnxruntime-node ships CUDA as a separate
+ * shared library next to its binding, installed only on request. Trying anyway makes onnxruntime print
+ * a multi-line error to stderr, so an absent library is reported here instead. Null means "try it".
+ */
+function cudaUnavailableReason(): string | null {
+  if (process.platform === 'darwin') return 'no CUDA on macOS';
+  let bindingDir: string;
+  try {
+    bindingDir = join(dirname(require.resolve('onnxruntime-node/package.json')), 'bin', 'napi-v6', process.platform, process.arch);
+  } catch {
+    return null;
+  }
+  const library = process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
+  return existsSync(join(bindingDir, library)) ? null : `onnxruntime-node was installed without its CUDA provider (${library} not found)`;
 }
 
 function sessionOptions(provider: ProviderName, threads: number): ort.InferenceSession.SessionOptions {
@@ -116,6 +133,11 @@ export class OnnxForward implements DecoderForward {
     const graph = buildDecoderGraph(model.config, model.weights, graphOptions);
     const reasons: string[] = [];
     for (const provider of providerChain(options.provider ?? 'auto')) {
+      const knownFailure = provider === 'cuda' ? cudaUnavailableReason() : null;
+      if (knownFailure) {
+        reasons.push(`cuda: ${knownFailure}`);
+        continue;
+      }
       try {
         const session = await createSession(graph, sessionOptions(provider, threads));
         const forward = new OnnxForward(model.config, model.weights, graphOptions, provider, reasons, threads);
