@@ -81,7 +81,8 @@ export async function runBench(session: ModelSession, request: BenchRequest, hoo
   const scan = await scanWorkspace(workspace, { signal: hooks.signal });
   for (const line of scan.log) say(`scan: ${line}`);
   // Profile Current File / Selection: these files open every context and supply the completion targets.
-  const focus = request.files?.map((f) => relative(workspace, resolve(workspace, f)).split('\\').join('/'));
+  const focusFiles = request.files && request.files.length > 0 ? request.files : request.selection ? [request.selection.file] : undefined;
+  const focus = focusFiles?.map((f) => relative(workspace, resolve(workspace, f)).split('\\').join('/'));
   say(`scan: ${scan.files.length} files used, skipped ${JSON.stringify(scan.skipped)}`);
 
   const counter = { encode: (text: string) => encodePrompt(session, text) };
