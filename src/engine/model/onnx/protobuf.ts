@@ -124,11 +124,6 @@ export class MessageWriter {
 
 // ---- onnx.proto messages (field numbers from onnx/onnx.proto3) ----
 
-export interface TensorShapeDim {
-  /** A fixed size, or a symbolic name for a dynamic dimension. */
-  value: number | string;
-}
-
 /** A typed value; `shape` undefined leaves the shape unknown (allowed for subgraph outputs). */
 export function valueInfo(name: string, elemType: OnnxDataTypeCode, shape?: (number | string)[]): MessageWriter {
   const tensorType = new MessageWriter().int(1, elemType);
