@@ -2,18 +2,7 @@
 // No paper: the random-eviction baseline of kvpress-style comparisons.
 import { SIZE_PARAMS, type MethodDefinition } from '../definition';
 import { keptTokens, uniformSize } from '../scores';
-
-/** mulberry32: small, fast, and identical on every platform for a given seed. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../../random';
 
 export const random: MethodDefinition = {
   name: 'random',
@@ -35,7 +24,7 @@ export const random: MethodDefinition = {
         const kept = keptTokens(length, params, 'random');
         return layers.map((layer, l) =>
           Array.from({ length: layer.numKvHeads }, (_, h) => {
-            const next = seededRandom(((params.seed ?? 0) * 1000003 + l * 131 + h) >>> 0);
+            const next = mulberry32(((params.seed ?? 0) * 1000003 + l * 131 + h) >>> 0);
             const order = Array.from({ length }, (_, i) => i);
             // Partial Fisher-Yates: the first `kept` entries are a uniform sample without replacement.
             for (let i = 0; i < kept; i++) {
