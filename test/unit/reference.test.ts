@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { ReferenceForward, ropeInverseFrequencies } from '../../src/engine/model/reference';
 import { DenseLayerCache, type LayerKV } from '../../src/engine/kv/cache';
 import { KvlensError } from '../../src/engine/errors';
+import { prefill, greedyDecode } from '../../src/engine/model/prefill';
 import { testConfig, randomWeights } from '../helpers/random-model';
 import type { ModelConfig } from '../../src/engine/model/config';
 
@@ -167,4 +168,16 @@ test('reference: bad inputs are rejected with a clear error', async () => {
   const weights = randomWeights(config, 1);
   weights.delete('model.layers.1.mlp.up_proj.weight');
   assert.throws(() => new ReferenceForward(config, weights), /missing weight model\.layers\.1\.mlp\.up_proj\.weight/);
+});
+
+test('prefill and greedy decode reject bad arguments with clear errors', async () => {
+  const config = testConfig();
+  const model = new ReferenceForward(config, randomWeights(config, 2));
+  await assert.rejects(prefill(model, []), /prompt is empty/);
+  await assert.rejects(prefill(model, [1, 2], { chunkSize: 0 }), /chunkSize/);
+  const pre = await prefill(model, [1, 2, 3], { chunkSize: 2 });
+  assert.equal(pre.layers[0].length, 3);
+  assert.deepEqual(Array.from(pre.layers[0].view().positions.filter((_, i) => i % config.numKvHeads === 0)), [0, 1, 2]);
+  await assert.rejects(greedyDecode(model, pre.layers, pre.lastLogits, { maxNewTokens: 0, startPosition: 3 }), /maxNewTokens/);
+  await assert.rejects(greedyDecode(model, pre.layers.slice(1), pre.lastLogits, { maxNewTokens: 2, startPosition: 3 }), /layer caches/);
 });
