@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import { MessageWriter, modelProto, nodeProto, tensorProto, valueInfo, OnnxDataType } from '../../src/engine/model/onnx/protobuf';
 import { buildDecoderGraph, quantizeInt4, dequantizeInt4 } from '../../src/engine/model/onnx/graph';
-import { chunkBoundaries } from '../../src/engine/model/prefill';
+import { chunkBoundaries, defaultChunkSize } from '../../src/engine/model/prefill';
 import { testConfig, randomWeights, seededRandom } from '../helpers/random-model';
 
 test('protobuf: varints, negative int64s and nested lengths are encoded as the wire format specifies', () => {
@@ -135,4 +135,7 @@ test('prefill chunking: covers every token once, final chunk holds the attention
   assert.deepEqual(chunkBoundaries(10, 4), [[0, 4], [4, 8], [8, 10]]);
   assert.deepEqual(chunkBoundaries(10, 4, 3), [[0, 4], [4, 7], [7, 10]]);
   assert.throws(() => chunkBoundaries(10, 0), /chunkSize/);
+  assert.equal(defaultChunkSize(6, 8192), 512);
+  const longChunk = defaultChunkSize(14, 32768);
+  assert.ok(longChunk < 512 && longChunk >= 64 && 14 * longChunk * 32768 * 4 <= 256 * 1024 * 1024);
 });

@@ -27,10 +27,20 @@ export interface PrefillResult {
 }
 
 export interface PrefillOptions {
+  /** Tokens per forward call (default: defaultChunkSize). */
   chunkSize?: number;
   attention?: AttentionRequest;
   /** RoPE position of the first prompt token (default 0). */
   startPosition?: number;
+}
+
+/**
+ * 512 tokens per call, fewer for long prompts: a call's attention scores are numHeads x chunk x n floats,
+ * kept near 256 MB so a 32k-token prompt does not need gigabytes of transient memory.
+ */
+export function defaultChunkSize(numHeads: number, n: number): number {
+  const budget = (256 * 1024 * 1024) / 4;
+  return Math.max(64, Math.min(512, Math.floor(budget / (numHeads * Math.max(n, 1)))));
 }
 
 /**
@@ -65,7 +75,7 @@ export async function prefill(forward: DecoderForward, tokens: ArrayLike<number>
 
   const began = performance.now();
   let lastLogits: Float32Array | null = null;
-  for (const [from, to] of chunkBoundaries(n, options.chunkSize ?? 512, window)) {
+  for (const [from, to] of chunkBoundaries(n, options.chunkSize ?? defaultChunkSize(numHeads, n), window)) {
     const chunk = Array.from({ length: to - from }, (_, i) => tokens[from + i]);
     const positions = chunk.map((_, i) => start + from + i);
     const isLast = to === n;
