@@ -6,7 +6,7 @@ import { openModel } from '../src/engine/session';
 import { prefill } from '../src/engine/model/prefill';
 import { decodeWithCache } from '../src/engine/bench/decode';
 import { createMethod, mergeNeeds, verifyCompression } from '../src/engine/kv';
-import { formatBytes } from '../src/engine/bench/export';
+import { formatBytes } from '../src/engine/format';
 
 const { values } = parseArgs({
   options: {

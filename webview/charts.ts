@@ -6,7 +6,7 @@ import { GridComponent, LegendComponent, TooltipComponent, VisualMapComponent } 
 import { CanvasRenderer } from 'echarts/renderers';
 import { LabelLayout } from 'echarts/features';
 import type { ChartTheme } from './theme';
-import { formatBytes, formatNumber, type MethodSummary, type NeedleGrid } from '../src/extension/resultsSummary';
+import { formatBytes, formatNumber, type MethodSummary, type NeedleGrid } from '../src/engine/bench/summary';
 
 echarts.use([ScatterChart, LineChart, HeatmapChart, BarChart, GridComponent, TooltipComponent, LegendComponent, VisualMapComponent, LabelLayout, CanvasRenderer]);
 

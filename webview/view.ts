@@ -17,7 +17,7 @@ import {
   summarizeMethods,
   taskOrder,
   type MethodSummary,
-} from '../src/extension/resultsSummary';
+} from '../src/engine/bench/summary';
 import { methodsWithRetained } from '../src/extension/retainedMap';
 import { methodVerdict } from '../src/extension/codeLensText';
 import { disposeCharts, methodColor, renderHeatmap, renderLatency, renderPareto } from './charts';

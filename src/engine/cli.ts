@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import { KvlensError, describeError } from './errors';
 import { KVLENS_VERSION } from './version';
 import { openModel } from './session';
-import { modelInfo } from './model/info';
+import { formatModelInfo, modelInfo } from './model/info';
 import { greedyDecode, prefill } from './model/prefill';
 import { createMethod, listMethods } from './kv';
 import { TASKS } from './tasks';
@@ -95,9 +95,10 @@ const commands: Record<string, Command> = {
     async run(values) {
       const session = await open(values);
       try {
-        const info = { ...modelInfo(session.model), executionProvider: session.provider, providerFallbacks: session.fallbackReasons };
-        const lines = Object.entries(info).map(([k, v]) => `${k.padEnd(22)} ${Array.isArray(v) ? v.join('; ') || '-' : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}`);
-        print(values, lines.join('\n'), info);
+        const details = modelInfo(session.model);
+        const info = { ...details, executionProvider: session.provider, providerFallbacks: session.fallbackReasons };
+        const fallbacks = session.fallbackReasons.map((reason) => `  (not used: ${reason})`);
+        print(values, [formatModelInfo(details), `${'execution provider'.padEnd(22)}  ${session.provider}`, ...fallbacks].join('\n'), info);
       } finally {
         await session.dispose();
       }

@@ -1,6 +1,6 @@
 // What the editor shows above each profiled site: one verdict per method, e.g. `full ✓ · kivi:bits=2 ✓ · streamingllm:ratio=0.5 ✗`.
 import type { ProfiledRow } from './resultsModel';
-import { formatBytes, methodOrder } from './resultsSummary';
+import { formatBytes, methodOrder } from '../engine/bench/summary';
 
 export interface ProfiledSite {
   file: string;

@@ -14,7 +14,7 @@ import type { ProfiledResults } from './resultsModel';
 import { listResultsFiles, readProfiledResults, resultsFromAnswer } from './resultsFiles';
 import { methodsWithRetained } from './retainedMap';
 import { METHOD_CATALOG, isMethodSpec, parseSettings, resolveResultsFolder, resultsFileName, type KvlensSettings } from './settings';
-import { formatBytes } from './resultsSummary';
+import { formatBytes } from '../engine/bench/summary';
 import { isRecord } from './validate';
 
 const COMPARE_METHODS_KEY = 'kvlens.compareMethods';

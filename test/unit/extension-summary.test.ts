@@ -3,10 +3,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkResultsFile, type ProfiledResults } from '../../src/extension/resultsModel';
-import { formatBytes, needleGrid, needleMethods, paretoFrontier, summarizeMethods, taskScores } from '../../src/extension/resultsSummary';
+import { formatBytes, needleGrid, needleMethods, paretoFrontier, summarizeMethods, taskScores } from '../../src/engine/bench/summary';
 import { gapsBetween, mergeRanges, retainedView } from '../../src/extension/retainedMap';
 import { resultsSchemaErrors } from '../../src/engine/bench/validate';
-import { summarizeByMethod } from '../../src/engine/bench/summary';
 
 const fixturePath = join(__dirname, '..', 'fixtures', 'extension', 'results-fixture.json');
 function fixture(): ProfiledResults {
@@ -120,11 +119,4 @@ test('byte formatting', () => {
 
 test('the fixture follows the engine results schema, retained-context map included', () => {
   assert.deepEqual(resultsSchemaErrors(fixture()), []);
-});
-
-test('the panel frontier agrees with the engine summary on the fixture', () => {
-  const rows = fixture().rows;
-  const engineFrontier = summarizeByMethod(rows).filter((s) => s.paretoOptimal).map((s) => s.method).sort();
-  const points = summarizeMethods(rows).map((s) => ({ method: s.method, bytes: s.meanBytesHeld, score: s.meanScore }));
-  assert.deepEqual(paretoFrontier(points).sort(), engineFrontier);
 });

@@ -1,5 +1,5 @@
 import type { ResultRow, ResultsFile } from './results';
-import { summarizeByMethod } from './summary';
+import { formatBytes, formatNumber, paretoFrontier, summarizeMethods } from './summary';
 
 const ROW_COLUMNS: (keyof ResultRow)[] = [
   'task', 'sampleId', 'length', 'targetLength', 'depth', 'method', 'family', 'score', 'exact', 'answer', 'expected',
@@ -19,17 +19,6 @@ export function toCsv(results: ResultsFile): string {
   return lines.join('\n') + '\n';
 }
 
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
-}
-
 function mdCell(text: string): string {
   return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 }
@@ -40,9 +29,12 @@ export function summaryMarkdown(results: ResultsFile): string {
     '| method | family | score | exact | memory vs full | bytes held (mean) | decode tok/s | verified | Pareto |',
     '|---|---|---:|---:|---:|---:|---:|---|---|',
   ];
-  for (const s of summarizeByMethod(results.rows)) {
+  const summaries = summarizeMethods(results.rows, results.config.methods);
+  const frontier = new Set(paretoFrontier(summaries.map((s) => ({ method: s.method, bytes: s.meanBytesHeld, score: s.meanScore }))));
+  for (const s of summaries) {
+    const memory = Number.isFinite(s.compressionRatio) ? `${(100 / s.compressionRatio).toFixed(1)}%` : '–';
     lines.push(
-      `| ${mdCell(s.method)} | ${s.family} | ${s.meanScore.toFixed(3)} | ${(s.exactRate * 100).toFixed(0)}% | ${(s.memoryFraction * 100).toFixed(1)}% | ${formatBytes(s.meanBytesHeld)} | ${s.meanDecodeTokensPerSecond.toFixed(1)} | ${s.verified ? 'yes' : 'NO'} | ${s.paretoOptimal ? '★' : ''} |` +
+      `| ${mdCell(s.method)} | ${s.family} | ${formatNumber(s.meanScore)} | ${Number.isFinite(s.exactRate) ? `${(s.exactRate * 100).toFixed(0)}%` : '–'} | ${memory} | ${formatBytes(s.meanBytesHeld)} | ${formatNumber(s.meanDecodeTokensPerSecond, 1)} | ${s.allVerified ? 'yes' : 'NO'} | ${frontier.has(s.method) ? '★' : ''} |` +
         (s.errors > 0 ? ` ${s.errors} errors` : ''),
     );
   }

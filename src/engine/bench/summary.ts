@@ -1,6 +1,10 @@
+// Aggregates of a results file shared by the CLI summary, the exports, the panel and the editor annotations.
+// Rows that carry an engine error are counted but left out of the means, so one failed sample
+// does not read as a score of zero.
 import type { ResultRow } from './results';
 
-/** One method's aggregate over every row it produced. */
+export { formatBytes, formatNumber } from '../format';
+
 export interface MethodSummary {
   method: string;
   family: string;
@@ -8,58 +12,110 @@ export interface MethodSummary {
   errors: number;
   meanScore: number;
   exactRate: number;
-  /** Mean over rows of bytesHeld / bytesFull: the fraction of the full cache the method holds. */
-  memoryFraction: number;
   meanBytesHeld: number;
+  meanBytesFull: number;
+  /** bytesFull / bytesHeld over the summed bytes (how many times smaller the cache is). */
+  compressionRatio: number;
+  meanPrefillMs: number;
   meanCompressMs: number;
   meanDecodeTokensPerSecond: number;
-  verified: boolean;
-  paretoOptimal: boolean;
+  allVerified: boolean;
 }
 
-const mean = (values: number[]): number => (values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length);
-
-export function summarizeByMethod(rows: ResultRow[]): MethodSummary[] {
-  const groups = new Map<string, ResultRow[]>();
-  for (const row of rows) {
-    const list = groups.get(row.method) ?? [];
-    list.push(row);
-    groups.set(row.method, list);
-  }
-  const summaries: MethodSummary[] = [];
-  for (const [method, group] of groups) {
-    const ok = group.filter((r) => r.error === null);
-    summaries.push({
-      method,
-      family: group[0].family,
-      rows: group.length,
-      errors: group.length - ok.length,
-      meanScore: mean(ok.map((r) => r.score)),
-      exactRate: mean(ok.map((r) => (r.exact ? 1 : 0))),
-      memoryFraction: mean(ok.filter((r) => r.bytesFull > 0).map((r) => r.bytesHeld / r.bytesFull)),
-      meanBytesHeld: mean(ok.map((r) => r.bytesHeld)),
-      meanCompressMs: mean(ok.map((r) => r.compressMs)),
-      meanDecodeTokensPerSecond: mean(ok.map((r) => r.decodeTokensPerSecond)),
-      verified: ok.length > 0 && ok.every((r) => r.verified),
-      paretoOptimal: false,
-    });
-  }
-  markParetoFrontier(summaries);
-  return summaries;
+function mean(values: number[]): number {
+  if (values.length === 0) return Number.NaN;
+  let sum = 0;
+  for (const v of values) sum += v;
+  return sum / values.length;
 }
 
-/** A method is Pareto-optimal when no other holds at most as much memory with at least the score, better in one. */
-export function markParetoFrontier(summaries: MethodSummary[]): void {
-  for (const candidate of summaries) {
-    candidate.paretoOptimal =
-      candidate.rows > candidate.errors &&
-      !summaries.some(
-        (other) =>
-          other !== candidate &&
-          other.rows > other.errors &&
-          other.memoryFraction <= candidate.memoryFraction &&
-          other.meanScore >= candidate.meanScore &&
-          (other.memoryFraction < candidate.memoryFraction || other.meanScore > candidate.meanScore),
-      );
+/** Methods in the order the run listed them (falling back to first appearance in the rows). */
+export function methodOrder(rows: ResultRow[], configured: string[] = []): string[] {
+  const seen = new Set<string>();
+  const order: string[] = [];
+  for (const m of configured) if (rows.some((r) => r.method === m) && !seen.has(m)) { seen.add(m); order.push(m); }
+  for (const r of rows) if (!seen.has(r.method)) { seen.add(r.method); order.push(r.method); }
+  return order;
+}
+
+export function taskOrder(rows: ResultRow[], configured: string[] = []): string[] {
+  const seen = new Set<string>();
+  const order: string[] = [];
+  for (const t of configured) if (rows.some((r) => r.task === t) && !seen.has(t)) { seen.add(t); order.push(t); }
+  for (const r of rows) if (!seen.has(r.task)) { seen.add(r.task); order.push(r.task); }
+  return order;
+}
+
+export function summarizeMethod(method: string, rows: ResultRow[]): MethodSummary {
+  const mine = rows.filter((r) => r.method === method);
+  const ok = mine.filter((r) => r.error === null);
+  const held = ok.reduce((s, r) => s + r.bytesHeld, 0);
+  const full = ok.reduce((s, r) => s + r.bytesFull, 0);
+  return {
+    method,
+    family: mine[0]?.family ?? '',
+    rows: mine.length,
+    errors: mine.length - ok.length,
+    meanScore: mean(ok.map((r) => r.score)),
+    exactRate: mean(ok.map((r) => (r.exact ? 1 : 0))),
+    meanBytesHeld: mean(ok.map((r) => r.bytesHeld)),
+    meanBytesFull: mean(ok.map((r) => r.bytesFull)),
+    compressionRatio: held > 0 ? full / held : Number.NaN,
+    meanPrefillMs: mean(ok.map((r) => r.prefillMs)),
+    meanCompressMs: mean(ok.map((r) => r.compressMs)),
+    meanDecodeTokensPerSecond: mean(ok.map((r) => r.decodeTokensPerSecond)),
+    allVerified: ok.length > 0 && ok.every((r) => r.verified),
+  };
+}
+
+export function summarizeMethods(rows: ResultRow[], configuredMethods: string[] = []): MethodSummary[] {
+  return methodOrder(rows, configuredMethods).map((m) => summarizeMethod(m, rows));
+}
+
+/** Mean score per (method, task); NaN where a method has no usable row for a task. */
+export function taskScores(rows: ResultRow[], methods: string[], tasks: string[]): Map<string, Map<string, number>> {
+  const table = new Map<string, Map<string, number>>();
+  for (const m of methods) {
+    const byTask = new Map<string, number>();
+    for (const t of tasks) byTask.set(t, mean(rows.filter((r) => r.method === m && r.task === t && r.error === null).map((r) => r.score)));
+    table.set(m, byTask);
   }
+  return table;
+}
+
+/**
+ * Methods not dominated on (bytes held, score): no other method holds no more bytes and scores at least as
+ * well with one of the two strictly better. Returned sorted by bytes held, ready to draw as a line.
+ */
+export function paretoFrontier(points: Array<{ method: string; bytes: number; score: number }>): string[] {
+  const usable = points.filter((p) => Number.isFinite(p.bytes) && Number.isFinite(p.score));
+  const frontier = usable.filter(
+    (p) => !usable.some((q) => q !== p && q.bytes <= p.bytes && q.score >= p.score && (q.bytes < p.bytes || q.score > p.score)),
+  );
+  return frontier.sort((a, b) => a.bytes - b.bytes || b.score - a.score).map((p) => p.method);
+}
+
+export interface NeedleGrid {
+  lengths: number[];
+  depths: number[];
+  /** cells[lengthIndex][depthIndex] = mean score, NaN where no sample ran. */
+  cells: number[][];
+}
+
+/** Mean score of one method's rows for a depth-carrying task, by target length and needle depth. */
+export function needleGrid(rows: ResultRow[], method: string, task = 'needle'): NeedleGrid {
+  const mine = rows.filter((r) => r.method === method && r.task === task && r.depth !== null && r.error === null);
+  const all = rows.filter((r) => r.task === task && r.depth !== null);
+  const lengths = [...new Set(all.map((r) => r.targetLength))].sort((a, b) => a - b);
+  const depths = [...new Set(all.map((r) => r.depth as number))].sort((a, b) => a - b);
+  const cells = lengths.map((len) =>
+    depths.map((d) => mean(mine.filter((r) => r.targetLength === len && r.depth === d).map((r) => r.score))),
+  );
+  return { lengths, depths, cells };
+}
+
+/** Methods, full first, that have at least one needle row. */
+export function needleMethods(rows: ResultRow[], configured: string[] = [], task = 'needle'): string[] {
+  const withNeedle = methodOrder(rows, configured).filter((m) => rows.some((r) => r.method === m && r.task === task && r.depth !== null));
+  return withNeedle.sort((a, b) => (a === 'full' ? -1 : b === 'full' ? 1 : 0));
 }

@@ -1,5 +1,6 @@
 // The facts `kvlens info` prints about a model.
 import { kvBytesPerToken } from './config';
+import { formatBytes } from '../format';
 import type { LoadedModel, StorageDtype } from './types';
 
 export interface ModelInfo {
@@ -55,17 +56,6 @@ export function modelInfo(loaded: LoadedModel): ModelInfo {
       ? `${scaling.type} (factor ${scaling.factor}, low ${scaling.lowFreqFactor}, high ${scaling.highFreqFactor}, original context ${scaling.originalMaxPositionEmbeddings})`
       : 'none',
   };
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
 /** Aligned "label  value" lines for a terminal. */
