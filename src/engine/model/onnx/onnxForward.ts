@@ -154,6 +154,7 @@ export class OnnxForward implements DecoderForward {
    * The statistics variant is a second session, built the first time a call asks for attention statistics.
    * Its window is fixed at build time; a session with a wider window serves narrower requests (rows are
    * cut in forward), so it is rebuilt only when a call asks for more rows than it was built for.
+   * onnxruntime gives it its own copy of the weights: using both variants costs twice the weight memory.
    */
   private async statsSession(window: number): Promise<SessionVariant> {
     if (this.stats && (this.stats.statsWindow ?? 0) >= window) return this.stats;
