@@ -1,6 +1,8 @@
 // Prefill and decode speed of the ONNX forward, next to the memory-bandwidth bound of decoding.
 // Run: npx tsx bench/speed.ts [--contexts 1024,4096] [--decode-steps 8] [--only default|qwen] [--quant fp32,int4,int4-128]
 // (int4 = 4-bit MatMulNBits weights in 32-wide blocks, like llama.cpp's Q4_0; int4-128 uses 128-wide blocks)
+// [--bandwidth 12.9] uses a known copy bandwidth (GB/s) instead of measuring one, which on a busy machine
+// reads low and makes every bound look loose.
 // Not a test: it takes minutes and several GB of memory.
 
 import { existsSync } from 'node:fs';
@@ -122,8 +124,9 @@ async function benchModel(label: string, model: { config: ModelConfig; weights: 
 }
 
 async function main(): Promise<void> {
-  const bandwidth = measureCopyBandwidth();
-  console.log(`memcpy bandwidth: ${bandwidth.toFixed(1)} GB/s (bound = bytes read per decoded token / this)`);
+  const given = Number(argument('bandwidth', 'NaN'));
+  const bandwidth = Number.isFinite(given) && given > 0 ? given : measureCopyBandwidth();
+  console.log(`memcpy bandwidth: ${bandwidth.toFixed(1)} GB/s${Number.isFinite(given) ? ' (given)' : ''} (bound = bytes read per decoded token / this)`);
   // Other processes share the cores and the memory bus: every figure below depends on them.
   console.log(`load average: ${loadavg().map((v) => v.toFixed(1)).join(' ')}`);
   console.log(`contexts ${contexts.join(', ')}, ${decodeSteps} decode steps each (median reported)\n`);
