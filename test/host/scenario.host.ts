@@ -435,48 +435,59 @@ async function scenario(scratch: string): Promise<void> {
     { required: true, shot: 'workbench' },
   );
 
-  // The engine writes its results file as rows finish, so "new files" are counted from before the first run.
-  const filesBeforeFirstRun = resultsFiles(workspace).length;
+  /** Starts the long run from the palette and waits until its notification counts finished rows. */
+  async function startLongRun(): Promise<string> {
+    await runCommand('kvlens: Profile Workspace', 120_000);
+    await notificationText(/kvlens: profiling the workspace/, 30_000);
+    // Progress counts like "3/2720" appear once the engine has built the queries and finished a row.
+    return notificationText(/kvlens: profiling the workspace.*\b[1-9]\d*\/\d+/, 180_000);
+  }
+
+  /** After a cancel: the notification, the idle status bar, and a saved file holding exactly the rows it names. */
+  async function checkCancelled(filesBefore: Set<string>, shot: string): Promise<string> {
+    const text = await notificationText(/kvlens: run cancelled/, 120_000);
+    await page!.waitForTimeout(800); // toasts slide in
+    await screenshot(shot);
+    await page!.locator('.notification-toast', { hasText: /kvlens: profiling the workspace/ }).waitFor({ state: 'hidden', timeout: 60_000 });
+    await page!.locator('.statusbar-item', { hasText: /kvlens: .*·/ }).first().waitFor({ state: 'visible', timeout: 30_000 });
+    const match = /showing the (\d+) rows/.exec(text);
+    if (!match) return `${text} (cancelled before any row finished)`;
+    const fresh = resultsFiles(workspace).filter((f) => !filesBefore.has(f));
+    if (fresh.length !== 1) throw new Error(`"${text}" but ${fresh.length} new results files in ${join(workspace, '.kvlens')}`);
+    const saved = JSON.parse(readFileSync(fresh[0], 'utf8')) as ResultsFile;
+    if (saved.status !== 'cancelled') throw new Error(`${fresh[0]} has status ${saved.status}, expected cancelled`);
+    if (saved.rows.length !== Number(match[1])) throw new Error(`the notification counts ${match[1]} rows, ${fresh[0]} holds ${saved.rows.length}`);
+    if (saved.config?.samples !== longRun['kvlens.samples']) throw new Error(`${fresh[0]} has samples=${saved.config?.samples}, not the ${longRun['kvlens.samples']} from settings`);
+    return text;
+  }
+
+  let filesBefore = new Set(resultsFiles(workspace));
   await step(
     '"kvlens: Profile Workspace" from the palette shows a progress notification',
-    async () => {
-      await runCommand('kvlens: Profile Workspace', 120_000);
-      await notificationText(/kvlens: profiling the workspace/, 30_000);
-      // Progress counts like "3/420" appear once the engine has built the queries and finished a row.
-      const text = await notificationText(/kvlens: profiling the workspace.*\b[1-9]\d*\/\d+/, 180_000);
-      return text;
-    },
+    () => startLongRun(),
     { required: true, shot: 'progress' },
   );
 
-  await step(
-    'the status bar follows the run',
-    async () => {
-      const item = page!.locator('.statusbar-item', { hasText: /kvlens \d+\/\d+/ }).first();
-      await item.waitFor({ state: 'visible', timeout: 30_000 });
-      return (await item.innerText()).trim();
-    },
-  );
+  await step('the status bar follows the run', async () => {
+    const item = page!.locator('.statusbar-item', { hasText: /kvlens \d+\/\d+/ }).first();
+    await item.waitFor({ state: 'visible', timeout: 30_000 });
+    return (await item.innerText()).trim();
+  });
 
-  await step(
-    '"kvlens: Cancel Run" stops the run and keeps the finished rows',
-    async () => {
-      await runCommand('kvlens: Cancel Run');
-      const text = await notificationText(/kvlens: run cancelled/, 120_000);
-      await page!.locator('.notification-toast', { hasText: /kvlens: profiling the workspace/ }).waitFor({ state: 'hidden', timeout: 60_000 });
-      await page!.locator('.statusbar-item', { hasText: /kvlens: .*·/ }).first().waitFor({ state: 'visible', timeout: 30_000 });
-      const match = /showing the (\d+) rows/.exec(text);
-      if (match) {
-        const files = resultsFiles(workspace);
-        if (files.length <= filesBeforeFirstRun) throw new Error(`"${text}" but no results file was written to ${join(workspace, '.kvlens')}`);
-        const saved = JSON.parse(readFileSync(files[files.length - 1], 'utf8')) as ResultsFile;
-        if (saved.rows.length !== Number(match[1])) throw new Error(`the notification counts ${match[1]} rows, the saved file ${saved.rows.length}`);
-        if ((saved.config?.samples ?? 0) !== 40) throw new Error(`the cancelled run's file has samples=${saved.config?.samples}, expected the 40 from settings.json`);
-      }
-      return text;
-    },
-    { shot: 'cancelled' },
-  );
+  await step('"kvlens: Cancel Run" stops the run and keeps the finished rows', async () => {
+    await runCommand('kvlens: Cancel Run');
+    return checkCancelled(filesBefore, 'cancelled-by-command');
+  });
+
+  await dismissNotifications();
+  filesBefore = new Set(resultsFiles(workspace));
+  await step('the progress notification\'s Cancel button stops a run too', async () => {
+    await startLongRun();
+    const toast = page!.locator('.notification-toast', { hasText: /kvlens: profiling the workspace/ }).first();
+    await toast.hover();
+    await toast.locator('.monaco-button', { hasText: 'Cancel' }).first().click();
+    return checkCancelled(filesBefore, 'cancelled-by-notification');
+  });
 
   await dismissNotifications();
   await step(
@@ -499,7 +510,7 @@ async function scenario(scratch: string): Promise<void> {
       const before = new Set(resultsFiles(workspace));
       await runCommand('kvlens: Profile Workspace');
       await notificationText(/kvlens: profiling the workspace/, 30_000);
-      await page!.locator('.tab', { hasText: /kvlens/i }).first().waitFor({ state: 'visible', timeout: 300_000 });
+      await page!.locator('.tab', { hasText: 'kvlens results' }).first().waitFor({ state: 'visible', timeout: 300_000 });
       const fresh = resultsFiles(workspace).filter((f) => !before.has(f));
       if (fresh.length !== 1) throw new Error(`expected one new results file, found ${fresh.length}`);
       finishedFile = fresh[0];
@@ -612,6 +623,7 @@ async function scenario(scratch: string): Promise<void> {
       const text = await hover.innerText();
       const missing = shortRun['kvlens.methods'].filter((m) => !text.includes(m));
       if (missing.length > 0) throw new Error(`the hover names no row of ${missing.join(', ')}: ${text.slice(0, 300)}`);
+      await page!.waitForTimeout(500); // the hover fades in
       return `${text.split('\n')[0]}`;
     },
     { shot: 'hover' },
