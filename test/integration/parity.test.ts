@@ -232,23 +232,39 @@ test('onnx with weights in an external data file (the >2 GB path) equals the ref
   }
 });
 
-test('onnx int4 (MatMulNBits, fp32 activations) equals the reference on the int4 round-tripped weights', async () => {
-  const config = testConfig({ hiddenSize: 64, intermediateSize: 96, headDim: 16, tieWordEmbeddings: true });
-  const weights = randomWeights(config, 41);
-  const onnx = await createOnnxForward({ config, weights }, { provider: 'cpu', quantization: 'int4', int4AccuracyLevel: 0, threads: 1 });
-  try {
-    const ref = new ReferenceForward(config, int4RoundTripWeights(config, weights));
-    const fp32 = new ReferenceForward(config, weights);
-    const tokens = randomTokens(config, 9, 3);
-    const input = { tokens, positions: tokens.map((_, i) => i), past: emptyPast(config), logits: 'all' as const };
-    const outOnnx = await onnx.forward(input);
-    assertClose(outOnnx.logits, (await ref.forward(input)).logits, 'int4 logits');
-    // ...and int4 is a real approximation, not the fp32 weights.
-    assert.ok(maxAbsDiff(outOnnx.logits, (await fp32.forward(input)).logits, 'int4 vs fp32') > 1e-3);
-  } finally {
-    await onnx.dispose();
-  }
-});
+const INT4_CASES: [string, Partial<ModelConfig>, number][] = [
+  ['tied, rows of whole blocks (4-bit embedding)', { hiddenSize: 64, intermediateSize: 96, headDim: 16, tieWordEmbeddings: true }, 32],
+  ['qwen2 biases, rows padded to the block (fp32 embedding)', { architecture: 'qwen2', attentionBias: true, hiddenSize: 48, intermediateSize: 80, headDim: 12 }, 32],
+  ['16-wide blocks', { hiddenSize: 32, intermediateSize: 48 }, 16],
+];
+for (const [label, overrides, blockSize] of INT4_CASES) {
+  test(`onnx int4 (MatMulNBits, fp32 activations) equals the reference on the int4 round-tripped weights: ${label}`, async () => {
+    const config = testConfig(overrides);
+    const weights = randomWeights(config, 41);
+    const onnx = await createOnnxForward(
+      { config, weights },
+      { provider: 'cpu', quantization: 'int4', int4AccuracyLevel: 0, int4BlockSize: blockSize, threads: 1 },
+    );
+    try {
+      const ref = new ReferenceForward(config, int4RoundTripWeights(config, weights, blockSize));
+      const fp32 = new ReferenceForward(config, weights);
+      const tokens = randomTokens(config, 9, 3);
+      const input = { tokens, positions: tokens.map((_, i) => i), past: emptyPast(config), logits: 'all' as const };
+      const outOnnx = await onnx.forward(input);
+      assertClose(outOnnx.logits, (await ref.forward(input)).logits, 'int4 logits');
+      // ...and int4 is a real approximation, not the fp32 weights.
+      assert.ok(maxAbsDiff(outOnnx.logits, (await fp32.forward(input)).logits, 'int4 vs fp32') > 1e-3);
+      // Decode (one-query path) on the prompt's cache.
+      const caches = emptyPast(config).map(() => new DenseLayerCache(config.numKvHeads, config.headDim));
+      const prompt = await onnx.forward({ ...input, logits: 'last' });
+      caches.forEach((c, l) => c.append(prompt.newKeys[l], prompt.newValues[l], input.positions));
+      const step = { tokens: [4], positions: [tokens.length], past: caches.map((c) => c.view()) };
+      assertSameOutput(await onnx.forward(step), await ref.forward(step), 'int4 decode');
+    } finally {
+      await onnx.dispose();
+    }
+  });
+}
 
 test('greedy decode: onnx and reference generate the same tokens and stop at a stop token', async () => {
   const config = testConfig();
