@@ -89,8 +89,13 @@ async function createSession(graph: BuiltGraph, options: ort.InferenceSession.Se
   }
 }
 
+/** One readable line from an onnxruntime error: no source location, no failed-assertion text. */
 function firstLine(error: unknown): string {
-  return describeError(error).split('\n')[0].slice(0, 300);
+  let line = describeError(error).split('\n')[0];
+  line = line.replace(/^\S+\.(?:cc|cpp|h):\d+\s+/, '');
+  const assertion = line.indexOf(' was false. ');
+  if (assertion >= 0) line = line.slice(assertion + ' was false. '.length);
+  return line.slice(0, 300);
 }
 
 interface SessionVariant {
