@@ -118,6 +118,16 @@ export class EngineClient {
     });
   }
 
+  /** Memory a run will need (weights + KV cache per method at the longest context) and whether it fits now. */
+  estimate(model: string, lengths: number[], methods: string[]): Promise<unknown> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const child = this.ensureChild();
+      this.pending.set(id, { kind: 'info', resolve, reject, child });
+      this.send(child, { type: 'estimate', id, model, lengths, methods });
+    });
+  }
+
   /** The engine's method registry (names, families, parameters and one-line summaries). */
   methods(): Promise<unknown> {
     const id = this.nextId++;

@@ -15,6 +15,7 @@ import { listResultsFiles, readProfiledResults, resultsFromAnswer } from './resu
 import { methodsWithRetained } from './retainedMap';
 import { METHOD_CATALOG, isMethodSpec, parseSettings, resolveResultsFolder, resultsFileName, type KvlensSettings } from './settings';
 import { formatBytes } from '../engine/bench/summary';
+import type { RunEstimate } from '../engine/bench/estimate';
 import { isRecord } from './validate';
 
 const COMPARE_METHODS_KEY = 'kvlens.compareMethods';
@@ -206,8 +207,25 @@ class Kvlens implements vscode.Disposable, PanelHost {
       this.engine.lastCrash = null;
     }
     this.log.info(`run: ${JSON.stringify(request)}`);
+    // Refuse up front, with the numbers, a run that cannot fit; otherwise say what it will take.
+    let estimate: RunEstimate;
+    try {
+      estimate = (await this.engine.estimate(request.model, request.lengths, request.methods)) as RunEstimate;
+    } catch (error) {
+      void vscode.window.showErrorMessage(`kvlens: ${describeError(error)}`);
+      return;
+    }
+    this.log.info(`memory estimate: ${estimate.summary}`);
+    for (const m of estimate.methods) {
+      this.log.info(`  ${m.method}: ${m.kvBytes === null ? `cannot run (${m.problem})` : `KV ≈ ${formatBytes(m.kvBytes)}`}`);
+    }
+    if (!estimate.fits) {
+      void vscode.window.showErrorMessage(`kvlens: this run will not fit in memory: it needs ${estimate.summary}. Use shorter lengths or a smaller model.`);
+      return;
+    }
     const title = scope.kind === 'workspace' ? 'kvlens: profiling the workspace' : `kvlens: profiling ${scope.kind === 'file' ? scope.file : `${scope.file}:${scope.startLine + 1}-${scope.endLine + 1}`}`;
     await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, async (progress, token) => {
+      progress.report({ message: `needs ${estimate.summary}` });
       let reported = 0;
       const handle = this.engine.run(request, (p) => {
         const percent = p.total > 0 ? (100 * p.done) / p.total : 0;

@@ -130,6 +130,16 @@ test('an engine crash is reported, and the next run starts a fresh engine', asyn
   assert.equal(readdirSync(join(workspace, '.kvlens')).length, 2);
 });
 
+test('a run that will not fit is refused up front with the memory estimate, and nothing is written', async () => {
+  const before = readdirSync(join(workspace, '.kvlens')).length;
+  settings.model = 'huge';
+  await run('kvlens.profileWorkspace');
+  settings.model = 'default';
+  const error = host.messages.filter((m) => m.level === 'error').at(-1);
+  assert.match(error?.text ?? '', /^kvlens: this run will not fit in memory: it needs about 85\.7 GiB \(weights 83\.8 GiB/);
+  assert.equal(readdirSync(join(workspace, '.kvlens')).length, before);
+});
+
 test('bad settings warn with the setting name and the run uses defaults', async () => {
   settings.samples = 0;
   settings.executionProvider = 'tpu';

@@ -3,6 +3,7 @@
 import { describeError } from '../errors';
 import { openModel, type ModelSession } from '../session';
 import { runBench } from '../bench/runner';
+import { estimateRun } from '../bench/estimate';
 import { listMethods } from '../kv';
 import { modelInfo } from '../model/info';
 import { parseClientMessage, type ClientMessage, type EngineMessage, type ExecutionProviderChoice } from './protocol';
@@ -29,6 +30,9 @@ async function handle(message: ClientMessage): Promise<void> {
       return;
     case 'methods':
       send({ type: 'result', id: message.id, result: listMethods() });
+      return;
+    case 'estimate':
+      send({ type: 'result', id: message.id, result: estimateRun(message.model, message.lengths, message.methods) });
       return;
     case 'info': {
       const s = await session(message.model, message.provider, 4096);

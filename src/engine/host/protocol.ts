@@ -38,6 +38,7 @@ export type ClientMessage =
   | { type: 'bench'; id: number; request: BenchRequest }
   | { type: 'info'; id: number; model: string; provider: ExecutionProviderChoice }
   | { type: 'methods'; id: number }
+  | { type: 'estimate'; id: number; model: string; lengths: number[]; methods: string[] }
   | { type: 'cancel'; id: number };
 
 export type EngineMessage =
@@ -87,6 +88,10 @@ export function parseClientMessage(value: unknown): ClientMessage | null {
       return isBenchRequest(value.request) ? (value as ClientMessage) : null;
     case 'info':
       return isString(value.model) && isProvider(value.provider) ? (value as ClientMessage) : null;
+    case 'estimate':
+      return isString(value.model) && isNumberArray(value.lengths) && (value.lengths as number[]).length > 0 && isStringArray(value.methods)
+        ? (value as ClientMessage)
+        : null;
     case 'methods':
     case 'cancel':
       return value as ClientMessage;

@@ -1,0 +1,67 @@
+// What a sweep will need before it starts: weights plus the KV cache at the longest context, per method,
+// from config.json and the methods' own promises alone (no weight is read).
+import { freemem, totalmem } from 'node:os';
+import { inspectModel, resolveModelDir, estimateMemory } from '../model/loader';
+import { formatBytes } from '../format';
+import { createMethod } from '../kv';
+import { describeError } from '../errors';
+
+export interface MethodEstimate {
+  method: string;
+  /** KV bytes the method is expected to hold at the longest context, or null if the method cannot run there. */
+  kvBytes: number | null;
+  problem: string | null;
+}
+
+export interface RunEstimate {
+  modelPath: string;
+  contextTokens: number;
+  /** fp32 weights as the engine holds them (the ONNX session keeps its own copy too). */
+  weightBytes: number;
+  /** The full-precision cache at the longest context: the most any method holds, and what `full` holds. */
+  fullKvBytes: number;
+  methods: MethodEstimate[];
+  /** Peak need: weights + the full cache (every sample is prefilled with it before methods fork it). */
+  totalBytes: number;
+  freeBytes: number;
+  totalMemoryBytes: number;
+  fits: boolean;
+  summary: string;
+}
+
+export function estimateRun(model: string, lengths: number[], methods: string[]): RunEstimate {
+  const modelPath = resolveModelDir(model);
+  const plan = inspectModel(modelPath);
+  const contextTokens = Math.max(...lengths) + 64;
+  const memory = estimateMemory(plan.config, contextTokens, { weightCopies: 2 });
+  const tokensFull = contextTokens * plan.config.numLayers * plan.config.numKvHeads;
+  const perMethod = methods.map((spec): MethodEstimate => {
+    try {
+      const method = createMethod(spec);
+      const promise = method.promise(contextTokens, plan.config);
+      // Quantized codes carry about one more bit per element in group scales and zero-points.
+      const bits = promise.bits === null ? 32 : promise.bits + 1;
+      return { method: method.spec, kvBytes: Math.round((memory.kvBytes * promise.totalTokens * bits) / (tokensFull * 32)), problem: null };
+    } catch (error) {
+      return { method: spec, kvBytes: null, problem: describeError(error) };
+    }
+  });
+  const freeBytes = freemem();
+  const totalBytes = memory.weightBytes + memory.kvBytes;
+  const fits = totalBytes <= freeBytes;
+  const summary =
+    `about ${formatBytes(totalBytes)} (weights ${formatBytes(memory.weightBytes)} + full KV cache ${formatBytes(memory.kvBytes)} at ${contextTokens} tokens)` +
+    ` of ${formatBytes(freeBytes)} free`;
+  return {
+    modelPath,
+    contextTokens,
+    weightBytes: memory.weightBytes,
+    fullKvBytes: memory.kvBytes,
+    methods: perMethod,
+    totalBytes,
+    freeBytes,
+    totalMemoryBytes: totalmem(),
+    fits,
+    summary,
+  };
+}

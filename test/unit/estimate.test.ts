@@ -1,0 +1,27 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { estimateRun } from '../../src/engine/bench/estimate';
+
+const FIXTURE = join(__dirname, '..', 'fixtures', 'models', 'qwen2-bias-untied-f32');
+
+test('the run estimate comes from config.json: fp32 weights twice, the full cache at the longest length, less for compressed methods', () => {
+  const e = estimateRun(FIXTURE, [512, 1024], ['full', 'kivi:bits=2', 'snapkv:ratio=0.75', 'h2o:budget=99999']);
+  // Qwen2 fixture: 2 layers, 2 KV heads, head dim 16 → K+V fp32 per token = 2 * 2 * 2 * 16 * 4 bytes.
+  const context = 1024 + 64;
+  assert.equal(e.contextTokens, context);
+  assert.equal(e.fullKvBytes, context * 2 * 2 * 2 * 16 * 4);
+  assert.equal(e.methods[0].kvBytes, e.fullKvBytes);
+  // kivi-2: 2 bits of code + about 1 bit of group scale/zero per element, against 32 bits.
+  assert.equal(e.methods[1].kvBytes, Math.round((e.fullKvBytes * 3) / 32));
+  assert.equal(e.methods[2].kvBytes, Math.round(e.fullKvBytes * (Math.floor(context * 0.25) / context)));
+  assert.equal(e.methods[3].kvBytes, null);
+  assert.match(e.methods[3].problem ?? '', /budget 99999 is not below the prompt length/);
+  assert.equal(e.totalBytes, e.weightBytes + e.fullKvBytes);
+  assert.equal(e.fits, e.totalBytes <= e.freeBytes);
+  assert.match(e.summary, /weights .* \+ full KV cache .* at 1088 tokens\) of .* free/);
+});
+
+test('estimating an unknown model names it', () => {
+  assert.throws(() => estimateRun('/no/such/model', [1024], ['full']), /\/no\/such\/model/);
+});
