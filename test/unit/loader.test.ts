@@ -277,7 +277,7 @@ test('info: model facts for `kvlens info`', () => {
   assert.equal(info.ropeScaling, 'llama3 (factor 8, low 1, high 4, original context 32)');
   const text = formatModelInfo(info);
   assert.match(text, /parameters\s+94,528/);
-  assert.match(text, /KV cache per 1k tokens\s+500\.0 KiB fp32, 250\.0 KiB fp16/);
+  assert.match(text, /KV cache per 1k tokens\s+500 KiB fp32, 250 KiB fp16/);
 });
 
 test('fixtures: every reference.json matches its checkpoint (vocab, layers, KV shapes) and the documented layout', () => {
