@@ -122,6 +122,17 @@ async function stopEverything(): Promise<void> {
   if (stragglers.length > 0) log(`killed ${stragglers.length} leftover process(es): ${stragglers.join(', ')}`);
 }
 
+/** Last resort on exit: no waiting is possible there, so everything still marked gets SIGKILL. */
+function killMarkedNow(): void {
+  for (const pid of markedPids()) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // exited meanwhile
+    }
+  }
+}
+
 function run(command: string, args: string[], options: { cwd?: string; logFile: string; timeoutMs: number }): string {
   const result = spawnSync(command, args, { cwd: options.cwd ?? repo, env: markerEnv(), encoding: 'utf8', timeout: options.timeoutMs, maxBuffer: 64 * 1024 * 1024 });
   writeFileSync(options.logFile, `$ ${command} ${args.join(' ')}\n--- stdout\n${result.stdout ?? ''}\n--- stderr\n${result.stderr ?? ''}\n`);
@@ -419,6 +430,10 @@ async function scenario(scratch: string): Promise<void> {
       browser = await chromium.launch({
         executablePath: chromiumPath,
         env: markerEnv(),
+        // Playwright's own handlers would exit this process on a signal before the cleanup here has run.
+        handleSIGINT: false,
+        handleSIGTERM: false,
+        handleSIGHUP: false,
         args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'],
       });
       const context = await browser.newContext({ viewport: { width: 1600, height: 1000 } });
@@ -659,12 +674,22 @@ async function main(): Promise<number> {
   for (const old of readdirSync(artifacts)) if (old.endsWith('.png')) rmSync(join(artifacts, old));
   const scratch = mkdtempSync(join(tmpdir(), 'kvlens-host-'));
   log(`scratch folder ${scratch}; screenshots in ${artifacts}`);
+  // tsx relays the terminal's Ctrl+C a second time, so every later signal must be caught too (a default action
+  // would end this process before cleanup), and whatever happens the exit still ends what was started.
+  let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
     log(`${signal}: stopping`);
-    void stopEverything().finally(() => process.exit(1));
+    void stopEverything().finally(() => {
+      if (!keepTemp) rmSync(scratch, { recursive: true, force: true });
+      console.log(`${passed} passed, ${failed + 1} failed`);
+      process.exit(1);
+    });
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('exit', killMarkedNow);
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
