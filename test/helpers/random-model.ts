@@ -1,18 +1,10 @@
 // In-memory decoders with seeded random weights, for tests and benchmarks that must not depend on a checkpoint.
 import type { ModelConfig } from '../../src/engine/model/config';
+import { mulberry32 } from '../../src/engine/random';
 import type { WeightMap } from '../../src/engine/model/types';
 
-/** Deterministic uniform [0, 1) numbers (mulberry32). */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic uniform [0, 1) numbers: the engine's own seeded generator. */
+export const seededRandom = mulberry32;
 
 export function testConfig(overrides: Partial<ModelConfig> = {}): ModelConfig {
   return {
