@@ -6,8 +6,8 @@ import { join, resolve } from 'node:path';
 import { loadModel } from '../../src/engine/model/loader';
 import { ggufConfig, openGguf } from '../../src/engine/model/gguf';
 import { readSafetensorsHeader, readSafetensorsTensors } from '../../src/engine/model/safetensors';
-import { KvlensError } from '../../src/engine/errors';
 import type { LoadedModel } from '../../src/engine/model/types';
+import { assertKvlensError } from '../helpers/errors';
 
 const MODELS = resolve(__dirname, '..', 'fixtures', 'models');
 
@@ -260,14 +260,6 @@ function writeTmp(name: string, bytes: Buffer): string {
   return file;
 }
 
-function assertKvlensError(fn: () => unknown, file: string, pattern: RegExp): void {
-  assert.throws(fn, (error: unknown) => {
-    assert.ok(error instanceof KvlensError, `expected KvlensError, got ${String(error)}`);
-    assert.ok(error.message.includes(file), `message should name ${file}: ${error.message}`);
-    assert.match(error.message, pattern);
-    return true;
-  });
-}
 
 const llamaF32 = loadModel(join(MODELS, 'llama-gqa-tied-rope3-f32'));
 

@@ -14,6 +14,7 @@ import {
 import { modelInfo, formatModelInfo } from '../../src/engine/model/info';
 import { KvlensError } from '../../src/engine/errors';
 import type { WeightMap } from '../../src/engine/model/types';
+import { assertKvlensError } from '../helpers/errors';
 
 const MODELS = resolve(__dirname, '..', 'fixtures', 'models');
 const LLAMA = join(MODELS, 'llama-gqa-tied-rope3-f32');
@@ -53,14 +54,6 @@ function writeF32Safetensors(file: string, weights: WeightMap): void {
   writeFileSync(file, Buffer.concat([prefix, json, ...chunks]));
 }
 
-function assertKvlensError(fn: () => unknown, file: string, pattern: RegExp): void {
-  assert.throws(fn, (error: unknown) => {
-    assert.ok(error instanceof KvlensError, `expected KvlensError, got ${String(error)}`);
-    assert.ok(error.message.includes(file), `message should name ${file}: ${error.message}`);
-    assert.match(error.message, pattern);
-    return true;
-  });
-}
 
 test('loader: llama fixture (GQA, tied, llama3 rope) loads with config, counts and bytes', () => {
   const model = loadModel(LLAMA);

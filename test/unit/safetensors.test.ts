@@ -9,7 +9,7 @@ import {
   readSafetensorsHeader,
   readSafetensorsTensors,
 } from '../../src/engine/model/safetensors';
-import { KvlensError } from '../../src/engine/errors';
+import { assertKvlensError } from '../helpers/errors';
 
 const MODELS = resolve(__dirname, '..', 'fixtures', 'models');
 const LLAMA_F32 = join(MODELS, 'llama-gqa-tied-rope3-f32', 'model.safetensors');
@@ -34,14 +34,6 @@ function tmpDir(): string {
   return mkdtempSync(join(tmpdir(), 'kvlens-st-'));
 }
 
-function assertKvlensError(fn: () => unknown, file: string, pattern: RegExp): void {
-  assert.throws(fn, (error: unknown) => {
-    assert.ok(error instanceof KvlensError, `expected KvlensError, got ${String(error)}`);
-    assert.ok(error.message.includes(file), `message should name ${file}: ${error.message}`);
-    assert.match(error.message, pattern);
-    return true;
-  });
-}
 
 test('safetensors: F32 tensors equal the raw little-endian floats at their offsets', () => {
   const { header, data } = splitFile(LLAMA_F32);

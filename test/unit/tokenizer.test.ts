@@ -4,7 +4,7 @@ import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ModelTokenizer, loadTokenizer } from '../../src/engine/tokenizer/tokenizer';
-import { KvlensError } from '../../src/engine/errors';
+import { assertKvlensError } from '../helpers/errors';
 
 const ROOT = resolve(__dirname, '..', '..');
 const FIXTURE_LLAMA = join(ROOT, 'test/fixtures/models/llama-gqa-tied-rope3-f32');
@@ -79,14 +79,6 @@ function tmpWithFixtureTokenizer(): string {
   return dir;
 }
 
-function assertKvlensError(fn: () => unknown, file: string, pattern: RegExp): void {
-  assert.throws(fn, (error: unknown) => {
-    assert.ok(error instanceof KvlensError, `expected KvlensError, got ${String(error)}`);
-    assert.ok(error.message.includes(file), `message should name ${file}: ${error.message}`);
-    assert.match(error.message, pattern);
-    return true;
-  });
-}
 
 test('tokenizer errors: missing tokenizer.json names the file; GGUF hint says to put one beside the file', () => {
   const dir = mkdtempSync(join(tmpdir(), 'kvlens-tok-'));
