@@ -17,6 +17,9 @@ stamp="$install_dir/.kvlens-installed"
 
 say() { printf 'install-code-server: %s\n' "$*" >&2; }
 
+# code-server writes a default config.yaml under $XDG_CONFIG_HOME on every start; keep that in the cache.
+export XDG_CONFIG_HOME="$cache_dir/config"
+
 if [[ -f "$stamp" && -f "$launcher" ]] && node "$launcher" --version >/dev/null 2>&1; then
   say "code-server $version already installed in $install_dir"
   echo "$install_dir/node_modules/.bin/code-server"
