@@ -2,6 +2,7 @@
 // warning naming the setting, so one typo in settings.json does not block every run.
 import type { ExecutionProviderChoice } from '../engine/host/protocol';
 import { describeValue } from './validate';
+import type { SweepSpec } from '../engine/bench/results';
 
 export const EXECUTION_PROVIDERS: readonly ExecutionProviderChoice[] = ['auto', 'cuda', 'webgpu', 'cpu'];
 
@@ -23,14 +24,8 @@ export const METHOD_CATALOG = [
   'h2o:budget=1024',
 ] as const;
 
-export interface KvlensSettings {
+export interface KvlensSettings extends SweepSpec {
   model: string;
-  methods: string[];
-  tasks: string[];
-  lengths: number[];
-  depths: number[];
-  samples: number;
-  seed: number;
   executionProvider: ExecutionProviderChoice;
   maxContextTokens: number;
   /** As configured: empty means `.kvlens` in the workspace; relative paths are resolved against the workspace. */

@@ -58,17 +58,21 @@ export interface SampleSource {
   line: number;
 }
 
-export interface RunConfigSnapshot {
-  kvlensVersion: string;
-  model: { path: string; contentHash: string; architecture: string; dtype: string; parameters: number };
-  tokenizer: string;
-  executionProvider: string;
+/** What a sweep runs: shared by a run request, a saved run's snapshot and the extension's settings. */
+export interface SweepSpec {
   methods: string[];
   tasks: string[];
   lengths: number[];
   depths: number[];
   samples: number;
   seed: number;
+}
+
+export interface RunConfigSnapshot extends SweepSpec {
+  kvlensVersion: string;
+  model: { path: string; contentHash: string; architecture: string; dtype: string; parameters: number };
+  tokenizer: string;
+  executionProvider: string;
   shard: { index: number; count: number } | null;
   workspace: string;
   machine: { platform: string; arch: string; cpus: number; cpuModel: string; totalMemoryBytes: number; node: string };

@@ -1,15 +1,11 @@
 // The message table between the extension (or any client) and the engine child process.
 // One interface, identical in-process (the CLI calls the Engine directly) and across the process boundary.
 
-export interface BenchRequest {
+import type { SweepSpec } from '../bench/results';
+
+export interface BenchRequest extends SweepSpec {
   workspace: string;
   model: string;
-  methods: string[];
-  tasks: string[];
-  lengths: number[];
-  depths: number[];
-  samples: number;
-  seed: number;
   provider: ExecutionProviderChoice;
   outFile: string | null;
   maxNewTokens?: number;
