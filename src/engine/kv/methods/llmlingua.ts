@@ -1,8 +1,11 @@
 // Drops the prompt tokens with the lowest self-information (−log p under the model) before prefill, keeping the first tokens and the question.
 // Jiang et al. 2023, "LLMLingua: Compressing Prompts for Accelerated Inference of Large Language Models" (arXiv 2310.05736); token-level, without its segment budget controller.
 import { KvlensError } from '../../errors';
-import type { MethodDefinition } from '../definition';
+import { SIZE_PARAMS, type MethodDefinition } from '../definition';
 import { range, topK } from '../scores';
+
+// The same ratio as token dropping (fraction removed), applied to prompt tokens instead of cache entries.
+const RATIO_PARAM = SIZE_PARAMS.find((p) => p.name === 'ratio')!;
 
 export const llmlingua: MethodDefinition = {
   name: 'llmlingua',
@@ -10,17 +13,7 @@ export const llmlingua: MethodDefinition = {
   phases: ['before-prefill'],
   summary: 'drops the least informative prompt tokens before prefill, keeping the start and the question',
   params: [
-    {
-      name: 'ratio',
-      default: 0.5,
-      min: 0,
-      max: 1,
-      minExclusive: true,
-      maxExclusive: true,
-      integer: false,
-      canonical: true,
-      description: 'fraction of the compressible tokens (between the kept start and the question) removed',
-    },
+    { ...RATIO_PARAM, description: 'fraction of the compressible tokens (between the kept start and the question) removed' },
     { name: 'prefix', default: 4, min: 0, max: 1024, integer: true, description: 'first tokens always kept (BOS, system preamble)' },
   ],
   paper: {
