@@ -35,8 +35,8 @@ const MODEL_OPTIONS = {
 export const DEFAULT_BENCH = {
   methods: ['full', 'kivi:bits=4', 'kivi:bits=2', 'int8', 'snapkv:ratio=0.75', 'h2o:ratio=0.75', 'streamingllm:ratio=0.75', 'llmlingua:ratio=0.5'],
   tasks: ['needle', 'completion'],
-  lengths: [1024, 2048],
-  depths: [0, 0.5, 1],
+  lengths: [1024, 2048, 4096],
+  depths: [0, 0.25, 0.5, 0.75, 1],
   samples: 1,
   seed: 0,
 };
