@@ -266,9 +266,80 @@ async function canvasPaint(frame: FrameLocator, selector: string): Promise<{ pai
   });
 }
 
+/** The editor showing `file` (by its tab), focused so keyboard commands apply to it. */
+async function focusEditorOf(file: string): Promise<void> {
+  await page!.locator('.tabs-container .tab', { hasText: basename(file) }).first().click();
+}
+
+/**
+ * 0-based line numbers of the visible editor of `file` carrying kvlens's two retained-context decorations: a
+ * whole-line background (rendered in the view overlays) for kept lines, dimmed text (an inline class on the
+ * line's spans) for evicted ones. Both kinds of decoration get VS Code's generated "ced-" classes.
+ */
+async function decoratedLines(file: string): Promise<{ kept: Set<number>; dropped: Set<number> }> {
+  const editor = page!.locator('.editor-group-container', { has: page!.locator('.tab.active', { hasText: basename(file) }) }).locator('.monaco-editor').first();
+  const found = await editor.evaluate((root) => {
+    const lineAt = new Map<string, number>();
+    for (const number of Array.from(root.querySelectorAll('.margin-view-overlays > div'))) {
+      const text = (number.querySelector('.line-numbers') as HTMLElement | null)?.textContent?.trim();
+      if (text) lineAt.set((number as HTMLElement).style.top, Number(text) - 1);
+    }
+    const kept: number[] = [];
+    const dropped: number[] = [];
+    for (const row of Array.from(root.querySelectorAll('.view-overlays > div'))) {
+      const line = lineAt.get((row as HTMLElement).style.top);
+      if (line !== undefined && row.querySelector('[class*="ced-"]')) kept.push(line);
+    }
+    for (const row of Array.from(root.querySelectorAll('.view-lines > .view-line'))) {
+      const line = lineAt.get((row as HTMLElement).style.top);
+      if (line !== undefined && row.querySelector('span[class*="ced-"]')) dropped.push(line);
+    }
+    return { kept, dropped };
+  });
+  return { kept: new Set(found.kept), dropped: new Set(found.dropped) };
+}
+
+/**
+ * What the results file says `method` did to each line of `file`, worked out from the raw rows: a sample's context
+ * is the lines full kept of the file (all the prompt held); a line counts as kept when the method kept it in every
+ * sample whose context held it, as evicted when it kept it in none.
+ */
+function expectedRetained(resultsPath: string, file: string, method: string): { kept: Set<number>; dropped: Set<number> } {
+  const saved = JSON.parse(readFileSync(resultsPath, 'utf8')) as ResultsFile;
+  const linesOf = (row: ResultsRow, who: string): Set<number> | null => {
+    const entries = (row.retained ?? []).filter((e) => e.method === who && e.file === file);
+    if (entries.length === 0) return null;
+    const lines = new Set<number>();
+    for (const entry of entries) for (const [start, end] of entry.keptLines) for (let l = start; l <= end; l++) lines.add(l);
+    return lines;
+  };
+  const keptCount = new Map<number, number>();
+  const seenCount = new Map<number, number>();
+  for (const fullRow of saved.rows.filter((r) => r.method === 'full')) {
+    const context = linesOf(fullRow, 'full');
+    const methodRow = saved.rows.find((r) => r.method === method && r.sampleId === fullRow.sampleId && r.task === fullRow.task);
+    const kept = methodRow ? linesOf(methodRow, method) : null;
+    if (!context || !kept) continue;
+    for (const line of context) {
+      seenCount.set(line, (seenCount.get(line) ?? 0) + 1);
+      if (kept.has(line)) keptCount.set(line, (keptCount.get(line) ?? 0) + 1);
+    }
+  }
+  const kept = new Set<number>();
+  const dropped = new Set<number>();
+  for (const [line, seen] of seenCount) {
+    const k = keptCount.get(line) ?? 0;
+    if (k === seen) kept.add(line);
+    else if (k === 0) dropped.add(line);
+  }
+  return { kept, dropped };
+}
+
 interface ResultsRow {
   method: string;
+  task: string;
   sampleId: string;
+  retained?: Array<{ method: string; file: string; keptLines: Array<[number, number]> }>;
   source?: { file: string; line: number };
 }
 interface ResultsFile {
@@ -652,6 +723,38 @@ async function scenario(scratch: string): Promise<void> {
       return clickLensAndReadFocus(sites.length - 1);
     },
     { shot: 'codelens-click-beside' },
+  );
+
+  await step(
+    '"kvlens: Show Retained Context…" marks the lines a method kept and evicted',
+    async () => {
+      const method = 'snapkv:ratio=0.5';
+      const expected = expectedRetained(finishedFile, file, method);
+      if (expected.kept.size === 0 || expected.dropped.size === 0) {
+        throw new Error(`the results give ${method} ${expected.kept.size} kept and ${expected.dropped.size} evicted lines in ${file}; the check needs both`);
+      }
+      await focusEditorOf(file);
+      await runCommand('kvlens: Show Retained Context…');
+      const input = page!.locator('.quick-input-widget input.input');
+      await input.waitFor({ state: 'visible', timeout: 15_000 });
+      await input.fill(method);
+      await page!.locator('.quick-input-list .monaco-list-row', { hasText: method }).first().waitFor({ state: 'visible', timeout: 15_000 });
+      await input.press('Enter');
+      await page!.keyboard.press('Control+Home');
+      let seen = await decoratedLines(file);
+      for (let i = 0; i < 20 && seen.kept.size === 0; i++) {
+        await page!.waitForTimeout(500);
+        seen = await decoratedLines(file);
+      }
+      // Dimmed text cannot show on a blank line, so blank lines are left out of the evicted comparison.
+      const text = readFileSync(join(workspace, file), 'utf8').split('\n');
+      for (const line of [...expected.dropped]) if ((text[line] ?? '').trim() === '') expected.dropped.delete(line);
+      const show = (lines: Set<number>) => [...lines].sort((a, b) => a - b).map((l) => l + 1).join(',');
+      if (show(seen.kept) !== show(expected.kept)) throw new Error(`kept lines shown ${show(seen.kept)}, the results say ${show(expected.kept)}`);
+      if (show(seen.dropped) !== show(expected.dropped)) throw new Error(`evicted lines shown ${show(seen.dropped)}, the results say ${show(expected.dropped)}`);
+      return `${method} in ${file}: kept ${show(seen.kept)}; evicted ${show(seen.dropped)}`;
+    },
+    { shot: 'retained-context' },
   );
 
   await step(
