@@ -1,7 +1,9 @@
 // The extension in a real VS Code workbench: code-server serves the workbench and runs the packaged .vsix in its
 // extension host; headless Chromium plays the person at the keyboard. One scenario, checked step by step:
-// command palette → progress notification → Cancel Run → a finished run → the results panel's chart → CodeLens in a
-// profiled file. Screenshots of every step land in test-artifacts/host/.
+// command palette → progress notification and status bar → Cancel Run, and the notification's Cancel → settings
+// changed → a finished run → the results panel's chart → CodeLens, hover and retained-context decorations in a
+// profiled file → a lens click focusing its sample in the panel. Screenshots of the steps land in
+// test-artifacts/host/, with code-server's log. The last line reads `N passed, N failed`.
 //
 // Run with `npm run test:host`. Environment:
 //   KVLENS_HOST_CACHE   where tools/install-code-server.sh keeps code-server (default ~/.cache/kvlens-host)
@@ -607,7 +609,6 @@ async function scenario(scratch: string): Promise<void> {
       if (saved.status !== 'complete') throw new Error(`results status is ${saved.status}`);
       return `${saved.rows.length} rows in ${finishedFile}`;
     },
-    { shot: 'finished' },
   );
 
   await step(
