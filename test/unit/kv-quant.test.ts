@@ -6,6 +6,7 @@ import { decodeE4M3, encodeE4M3 } from '../../src/engine/kv/quant/fp8';
 import { fromHalfBits, roundHalfUp, toHalfBits } from '../../src/engine/kv/quant/half';
 import type { MethodCache } from '../../src/engine/kv/method';
 import { RowQueue } from '../../src/engine/kv/quant/quantized-cache';
+import { makeCodec, type QuantScheme } from '../../src/engine/kv/quant/scheme';
 import { decode, makePrefill, positionOf, rowOf, type Prefill } from './kv-fixture';
 
 /** Decodes an E4M3 byte from its bit fields as the OCP FP8 spec tabulates them (independent of the library). */
@@ -322,5 +323,94 @@ test('bit packing: removing codes moves the later ones down and clears the freed
     const again = new Uint8Array(model.length + 3);
     stream.read(0, again);
     assert.deepEqual(Array.from(again), [...model, 2 ** bits - 1, 0, 1]);
+  }
+});
+
+/**
+ * Distinct Float32Array buffers reachable from `root` through object properties and array elements (closures are not
+ * followed): what the cache keeps alive in fp32, whatever bytes() says. Capacity counts, not only the used part.
+ */
+function reachableFloat32(root: unknown): { total: number; largest: number } {
+  const seen = new Set<object>();
+  const buffers = new Set<ArrayBufferLike>();
+  const stack: unknown[] = [root];
+  while (stack.length) {
+    const item = stack.pop();
+    if (item === null || typeof item !== 'object' || seen.has(item)) continue;
+    seen.add(item);
+    if (ArrayBuffer.isView(item)) {
+      if (item instanceof Float32Array) buffers.add(item.buffer);
+      continue;
+    }
+    if (item instanceof Map || item instanceof Set) stack.push(...item.values(), ...(item instanceof Map ? item.keys() : []));
+    for (const key of Reflect.ownKeys(item)) {
+      const descriptor = Object.getOwnPropertyDescriptor(item, key);
+      if (descriptor && 'value' in descriptor) stack.push(descriptor.value);
+    }
+  }
+  const sizes = Array.from(buffers, (b) => b.byteLength);
+  return { total: sizes.reduce((a, b) => a + b, 0), largest: Math.max(0, ...sizes) };
+}
+
+const QL = 3; // layers, KV heads, head size of the fixture
+const QH = 2;
+const QD = 64;
+
+for (const { spec, residualTokens, queueRows, fp32Scales } of [
+  // Per-token schemes pass each row straight through the residual queue, which therefore never holds more than 2 rows.
+  { spec: 'int8', residualTokens: () => 0, queueRows: 2, fp32Scales: false },
+  { spec: 'flexgen:bits=4', residualTokens: () => 0, queueRows: 2, fp32Scales: false },
+  { spec: 'streamingllm:ratio=0.5+int8', residualTokens: () => 0, queueRows: 2, fp32Scales: false },
+  { spec: 'h2o:budget=120+fp8', residualTokens: () => 0, queueRows: 2, fp32Scales: true },
+  // KIVI: 300 tokens leave 140 in the residual, 40 decode steps 148; the queue peaks at 128 + 32 rows before a group moves out.
+  { spec: 'kivi:bits=2', residualTokens: (decoded: number) => (decoded ? 148 : 140), queueRows: 2 * (128 + 32 + 1), fp32Scales: false },
+]) {
+  test(`${spec}: between steps the cache keeps no fp32 copy of its keys and values, only the residual`, () => {
+    const prefill = makePrefill(300);
+    const method = createMethod(spec);
+    const cache = method.compress({ layers: prefill.layers, stats: prefill.stats, config: prefill.config });
+    for (const decoded of [0, 40]) {
+      if (decoded) decode(method, cache, prefill, decoded);
+      const views = cache.views(); // what attention read this step; the runner drops it before the next
+      const tokens = Math.max(...cache.tokensPerHead().flat());
+      const denseLayer = tokens * QH * QD * 4;
+      assert.equal(views[0].keys.byteLength, denseLayer, 'the views are not the full dequantized cache');
+      const reachable = reachableFloat32(cache);
+      const residual = residualTokens(decoded) * QH * QD * 4 * 2 * QL;
+      const b = cache.bytes();
+      assert.equal(b.fullPrecision, residual, 'reported residual vs the size computed here');
+      const queues = QL * QH * 2;
+      // fp32 scale lists start at 64 entries and at most double past what they hold.
+      const scaleRoom = fp32Scales ? 2 * b.scales + queues * 64 * 4 : 0;
+      assert.ok(reachable.total >= residual, `only ${reachable.total} fp32 bytes reachable, the residual alone is ${residual}`);
+      assert.ok(
+        reachable.total <= queues * queueRows * QD * 4 + scaleRoom,
+        `${reachable.total} fp32 bytes reachable from the cache: more than the residual queues (${residual} used) and fp32 scales can hold`,
+      );
+      assert.ok(reachable.largest < denseLayer, `a ${reachable.largest}-byte fp32 array is alive, as large as a layer's dense keys`);
+      // The views are fresh each call: writing into one must not reach the cache or the next views.
+      views[0].keys.fill(1e6);
+      assert.ok(cache.views()[0].keys.every((x) => x !== 1e6));
+    }
+  });
+}
+
+test('codecs: the per-code table views() decodes with gives what decode() gives, for every code', () => {
+  const schemes: QuantScheme[] = [
+    { name: 'uniform-4', bits: 4, codec: 'uniform', keyAxis: 'channels', keyGroup: 32, valueGroup: 32, residual: 0, scaleStorage: 'fp16' },
+    { name: 'uniform-2', bits: 2, codec: 'uniform', keyAxis: 'tokens', keyGroup: 32, valueGroup: 32, residual: 0, scaleStorage: 'fp16' },
+    { name: 'int8', bits: 8, codec: 'absmax-int8', keyAxis: 'channels', keyGroup: 32, valueGroup: 32, residual: 0, scaleStorage: 'fp16' },
+    { name: 'e4m3', bits: 8, codec: 'e4m3', keyAxis: 'channels', keyGroup: Infinity, valueGroup: Infinity, residual: 0, scaleStorage: 'fp32' },
+  ];
+  for (const scheme of schemes) {
+    const codec = makeCodec(scheme);
+    const codes = Uint8Array.from({ length: 2 ** scheme.bits }, (_, c) => c);
+    const params = { scale: 0.37, zero: codec.hasZero ? -1.25 : 0 };
+    const expected = new Float32Array(codes.length);
+    codec.decode(codes, params, expected);
+    codes.forEach((code) => {
+      const got = Math.fround(params.zero + codec.levels[code] * params.scale);
+      assert.ok(got === expected[code] || (Number.isNaN(got) && Number.isNaN(expected[code])), `${scheme.name} code ${code}: ${got} vs ${expected[code]}`);
+    });
   }
 });

@@ -35,6 +35,14 @@ export class BitStream {
     }
   }
 
+  /**
+   * The packed bytes, with at least one byte past the last code (`write` keeps that spare byte), so any code can be read
+   * as the two bytes it starts in without a bounds check. Read-only use: decoding a whole stream in one pass.
+   */
+  get packed(): Uint8Array {
+    return this.buffer;
+  }
+
   get codeCount(): number {
     return this.bitLength / this.bits;
   }

@@ -38,6 +38,14 @@ export function fromHalfBits(h: number): number {
   return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
 }
 
+let halfValues: Float64Array | null = null;
+
+/** fromHalfBits for every 16-bit pattern (512 KiB, built on first use): decoding a whole cache's scales every step reads it. */
+export function halfTable(): Float64Array {
+  if (!halfValues) halfValues = Float64Array.from({ length: 0x10000 }, (_, h) => fromHalfBits(h));
+  return halfValues;
+}
+
 /** The fp16 value nearest to `value`. */
 export function roundHalf(value: number): number {
   return fromHalfBits(toHalfBits(value));

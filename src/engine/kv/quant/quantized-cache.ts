@@ -1,11 +1,16 @@
 // A quantized KV cache: per KV head, bit-packed codes with their scales/zero-points, plus an fp32 residual of recent tokens.
-// Attention reads a dequantized copy kept in step with the store (a fused kernel would read the codes directly), so it is not counted as held.
+// Between decode steps the cache holds only that store and the slot bookkeeping (original positions, validity), which is
+// exactly what bytes().held counts. views() dequantizes the store into fresh arrays on every call and keeps no reference
+// to them: the fp32 copy lives only while the forward pass reads it (as a non-fused kernel's scratch would), so it is
+// transient working memory, not cache, and is not part of held.
 import type { LayerAttention } from '../../model/types';
-import type { DenseLayerCache, LayerKV } from '../cache';
+import { DenseLayerCache, type LayerKV } from '../cache';
+import { KvlensError } from '../../errors';
 import type { LayerDecodeEviction } from '../definition';
 import { type CacheBytes, type MethodCache, ZERO_BYTES, addBytes } from '../method';
 import { BitStream, ParamList } from './bits';
-import { type Codec, type QuantScheme, loadParam, makeCodec, storeParam } from './scheme';
+import { halfTable } from './half';
+import { type Codec, type QuantScheme, makeCodec, storeParam } from './scheme';
 
 /** Groups in one token's row of `d` channels; fp8's group is the whole row (Infinity). */
 function groupsPerRow(d: number, group: number): number {
@@ -28,32 +33,30 @@ class GroupStore {
     this.zeros = codec.hasZero ? new ParamList(scheme.scaleStorage) : null;
   }
 
-  /** Quantizes one group, stores it, and returns the dequantized values read back from the store into `out`. */
-  roundTrip(group: Float32Array, out: Float32Array): void {
+  /** Quantizes one group and appends its codes and parameters. */
+  store(group: Float32Array): void {
     if (this.scratch.length < group.length) this.scratch = new Uint8Array(group.length);
     const codes = this.scratch.subarray(0, group.length);
     const params = this.codec.encode(group, codes);
-    const start = this.codes.write(codes);
-    const index = this.scales.push(storeParam(params.scale, this.scheme.scaleStorage));
+    this.codes.write(codes);
+    this.scales.push(storeParam(params.scale, this.scheme.scaleStorage));
     if (this.zeros) this.zeros.push(storeParam(params.zero, this.scheme.scaleStorage));
-    this.codes.read(start, codes);
-    const stored = {
-      scale: loadParam(this.scales.get(index), this.scheme.scaleStorage),
-      zero: this.zeros ? loadParam(this.zeros.get(index), this.scheme.scaleStorage) : 0,
-    };
-    this.codec.decode(codes, stored, out);
   }
 
-  /** Dequantizes the stored group `group`, whose `out.length` codes start at code `firstCode`. */
-  readGroup(group: number, firstCode: number, out: Float32Array): void {
-    if (this.scratch.length < out.length) this.scratch = new Uint8Array(out.length);
-    const codes = this.scratch.subarray(0, out.length);
-    this.codes.read(firstCode * this.scheme.bits, codes);
-    const stored = {
-      scale: loadParam(this.scales.get(group), this.scheme.scaleStorage),
-      zero: this.zeros ? loadParam(this.zeros.get(group), this.scheme.scaleStorage) : 0,
+  /** The stream as decodePerToken/decodePerChannel read it: packed codes and the parameters as numbers (transient, for one views() call). */
+  unpack(): { codes: PackedCodes; scales: Float64Array; zeros: Float64Array | null } {
+    const load = (list: ParamList) => {
+      const stored = list.used();
+      const params = new Float64Array(stored.length);
+      if (this.scheme.scaleStorage === 'fp16') {
+        const table = halfTable();
+        for (let i = 0; i < stored.length; i++) params[i] = table[stored[i]];
+      } else {
+        params.set(stored);
+      }
+      return params;
     };
-    this.codec.decode(codes, stored, out);
+    return { codes: { bytes: this.codes.packed, bits: this.scheme.bits }, scales: load(this.scales), zeros: this.zeros ? load(this.zeros) : null };
   }
 
   /** Removes one token stored as `groups` consecutive groups of `codes` codes in all (per-token layouts only). */
@@ -66,13 +69,12 @@ class GroupStore {
 
 /** Growable fp32 rows, oldest first (the residual window). Dropping from the front only moves a start index. */
 export class RowQueue {
-  private buffer: Float32Array;
+  // Starts empty: schemes without a residual pass each row straight through, so the queue never needs more than two rows.
+  private buffer = new Float32Array(0);
   private front = 0;
   count = 0;
 
-  constructor(private readonly width: number) {
-    this.buffer = new Float32Array(64 * width);
-  }
+  constructor(private readonly width: number) {}
 
   push(row: Float32Array): void {
     if ((this.front + this.count + 1) * this.width > this.buffer.length) {
@@ -110,7 +112,7 @@ export class RowQueue {
 }
 
 class HeadStore {
-  /** This head's view slots, oldest first; the first `quantized` are stored quantized, the rest in the residual. */
+  /** This head's slots, oldest first; the first `quantized` are stored quantized, the rest in the residual. */
   readonly slots: number[] = [];
   quantized = 0;
   readonly residualKeys: RowQueue;
@@ -126,85 +128,193 @@ class HeadStore {
   }
 }
 
+/** Codes packed back to back at `bits` each, little-endian within a byte, with a spare byte after the last (BitStream.packed). */
+interface PackedCodes {
+  bytes: Uint8Array;
+  bits: number;
+}
+
+/**
+ * Dequantizes `count` tokens of one head in a per-token layout into `target` ([slot, heads, d]): token t's d codes are
+ * contiguous from t·d, its groups of `width` channels from t·ceil(d / width). Module level and monomorphic: it runs
+ * over the whole cache every decode step.
+ */
+function decodePerToken(
+  codes: PackedCodes,
+  scales: Float64Array,
+  zeros: Float64Array | null,
+  levels: Float64Array,
+  slots: number[],
+  count: number,
+  layout: { heads: number; h: number; d: number; width: number },
+  target: Float32Array,
+): void {
+  const { heads, h, d, width } = layout;
+  const groups = Math.ceil(d / width);
+  const { bytes, bits } = codes;
+  const mask = (1 << bits) - 1;
+  for (let t = 0; t < count; t++) {
+    const out = (slots[t] * heads + h) * d;
+    const from = t * d;
+    for (let g = 0; g < groups; g++) {
+      const scale = scales[t * groups + g];
+      const zero = zeros === null ? 0 : zeros[t * groups + g];
+      const end = Math.min(d, (g + 1) * width);
+      for (let c = g * width; c < end; c++) {
+        const bit = (from + c) * bits;
+        const code = ((bytes[bit >>> 3] | (bytes[(bit >>> 3) + 1] << 8)) >>> (bit & 7)) & mask;
+        target[out + c] = zero + levels[code] * scale;
+      }
+    }
+  }
+}
+
+/**
+ * Dequantizes KIVI's keys of one head: group chunk·d + c holds channel c of the chunk's `width` tokens, whose codes are
+ * contiguous from (chunk·d + c)·width. Token-major loops, so each token's row is written contiguously.
+ */
+function decodePerChannel(
+  codes: PackedCodes,
+  scales: Float64Array,
+  zeros: Float64Array | null,
+  levels: Float64Array,
+  slots: number[],
+  count: number,
+  layout: { heads: number; h: number; d: number; width: number },
+  target: Float32Array,
+): void {
+  const { heads, h, d, width: n } = layout;
+  const { bytes, bits } = codes;
+  const mask = (1 << bits) - 1;
+  for (let t = 0; t < count; t++) {
+    const out = (slots[t] * heads + h) * d;
+    const chunk = Math.floor(t / n);
+    const within = t - chunk * n;
+    for (let c = 0; c < d; c++) {
+      const group = chunk * d + c;
+      const bit = (group * n + within) * bits;
+      const code = ((bytes[bit >>> 3] | (bytes[(bit >>> 3) + 1] << 8)) >>> (bit & 7)) & mask;
+      target[out + c] = (zeros === null ? 0 : zeros[group]) + levels[code] * scales[group];
+    }
+  }
+}
+
+const NO_DATA = new Float32Array(0);
+
+/**
+ * The slot layout of `source` (length, original positions per head, validity) in a DenseLayerCache of head size 0, so it
+ * holds no keys or values. Decode-time evictions receive it: they decide from the slot count and attention statistics alone.
+ */
+function slotBook(source: DenseLayerCache, name: string): DenseLayerCache {
+  const heads = source.numKvHeads;
+  const kv = source.view();
+  const perHead: number[][] = Array.from({ length: heads }, () => []);
+  for (let s = 0; s < kv.length; s++) {
+    for (let h = 0; h < heads; h++) if (!kv.valid || kv.valid[s * heads + h]) perHead[h].push(kv.positions[s * heads + h]);
+  }
+  // One slot per distinct position, then each head keeps its own: DenseLayerCache offers no way to write positions per head.
+  const distinct = Array.from(new Set(perHead.flat())).sort((a, b) => a - b);
+  const book = new DenseLayerCache(heads, 0, Math.max(distinct.length, 1));
+  book.append(NO_DATA, NO_DATA, distinct);
+  const index = new Map(distinct.map((p, i) => [p, i]));
+  const identical = !kv.valid && kv.length === distinct.length && perHead.every((positions) => positions.every((p, i) => p === distinct[i]));
+  if (!identical) book.retain(perHead.map((positions) => positions.map((p) => index.get(p) as number)));
+  const rebuilt = book.view();
+  const same =
+    rebuilt.length === kv.length &&
+    rebuilt.positions.every((p, i) => p === kv.positions[i]) &&
+    (kv.valid ? rebuilt.valid !== null && rebuilt.valid.every((v, i) => v === kv.valid?.[i]) : rebuilt.valid === null);
+  if (!same) {
+    throw new KvlensError('the selected cache keeps a head\'s tokens out of position order, which the quantized store cannot lay out', `quantize(${name})`);
+  }
+  return book;
+}
+
 class QuantizedLayer {
   private readonly heads: HeadStore[];
   /** Tokens moved out of the residual at once: a whole key group when keys are grouped along tokens. */
   private readonly chunk: number;
+  /** Slot count, original positions and validity of what the store holds; no keys or values (head size 0). */
+  readonly book: DenseLayerCache;
+  readonly numKvHeads: number;
+  readonly headDim: number;
+  private readonly codec: Codec;
   quantizedElements = 0;
 
+  /** Reads `source` (the already selected full-precision prefill cache) into the store; keeps no reference to it. */
   constructor(
-    /** The dequantized view; starts as the (already selected) full-precision prefill cache and is owned from now on. */
-    readonly view: DenseLayerCache,
+    source: DenseLayerCache,
     private readonly scheme: QuantScheme,
   ) {
     const codec = makeCodec(scheme);
+    this.codec = codec;
+    this.numKvHeads = source.numKvHeads;
+    this.headDim = source.headDim;
     this.chunk = scheme.keyAxis === 'tokens' ? scheme.keyGroup : 1;
-    this.heads = Array.from({ length: view.numKvHeads }, () => new HeadStore(codec, scheme, view.headDim));
-    const kv = view.view();
-    for (let slot = 0; slot < kv.length; slot++) this.admit(kv, slot);
-    this.flush();
+    this.heads = Array.from({ length: this.numKvHeads }, () => new HeadStore(codec, scheme, this.headDim));
+    this.book = slotBook(source, scheme.name);
+    const kv = source.view();
+    const { numKvHeads: heads, headDim: d } = this;
+    for (let slot = 0; slot < kv.length; slot++) {
+      for (let h = 0; h < heads; h++) {
+        if (kv.valid && !kv.valid[slot * heads + h]) continue;
+        this.admit(h, slot, kv.keys.subarray((slot * heads + h) * d, (slot * heads + h + 1) * d), kv.values.subarray((slot * heads + h) * d, (slot * heads + h + 1) * d));
+      }
+    }
   }
 
-  private admit(kv: LayerKV, slot: number): void {
-    const { numKvHeads: heads, headDim: d } = this.view;
-    for (let h = 0; h < heads; h++) {
-      if (kv.valid && !kv.valid[slot * heads + h]) continue;
-      const head = this.heads[h];
-      head.slots.push(slot);
-      head.residualKeys.push(kv.keys.subarray((slot * heads + h) * d, (slot * heads + h + 1) * d));
-      head.residualValues.push(kv.values.subarray((slot * heads + h) * d, (slot * heads + h + 1) * d));
-    }
+  /** Puts one token of head `h` in the residual, then moves whatever no longer fits the residual into the store. */
+  private admit(h: number, slot: number, keys: Float32Array, values: Float32Array): void {
+    const head = this.heads[h];
+    head.slots.push(slot);
+    head.residualKeys.push(keys);
+    head.residualValues.push(values);
+    while (head.residualKeys.count - this.scheme.residual >= this.chunk) this.quantizeOldest(h, this.chunk);
   }
 
   append(keys: Float32Array, values: Float32Array, positions: ArrayLike<number>): void {
-    this.view.append(keys, values, positions);
-    const kv = this.view.view();
-    for (let slot = kv.length - positions.length; slot < kv.length; slot++) this.admit(kv, slot);
-    this.flush();
-  }
-
-  private flush(): void {
-    const kv = this.view.view();
-    for (let h = 0; h < this.heads.length; h++) {
-      const head = this.heads[h];
-      while (head.residualKeys.count - this.scheme.residual >= this.chunk) this.quantizeOldest(kv, h, this.chunk);
+    const { numKvHeads: heads, headDim: d } = this;
+    const q = positions.length;
+    if (keys.length !== q * heads * d || values.length !== q * heads * d) {
+      throw new Error(`append: expected ${q * heads * d} key/value elements for ${q} tokens, got ${keys.length}/${values.length}`);
+    }
+    const first = this.book.length;
+    this.book.append(NO_DATA, NO_DATA, positions);
+    for (let t = 0; t < q; t++) {
+      for (let h = 0; h < heads; h++) {
+        const at = (t * heads + h) * d;
+        this.admit(h, first + t, keys.subarray(at, at + d), values.subarray(at, at + d));
+      }
     }
   }
 
-  /** Moves the oldest `n` residual tokens of head `h` into the quantized store and writes their dequantized values to the view. */
-  private quantizeOldest(kv: LayerKV, h: number, n: number): void {
-    const { numKvHeads: heads, headDim: d } = this.view;
+  /** Moves the oldest `n` residual tokens of head `h` into the quantized store. */
+  private quantizeOldest(h: number, n: number): void {
+    const d = this.headDim;
     const head = this.heads[h];
-    const slots = head.slots.slice(head.quantized, head.quantized + n);
-    const at = (slot: number, c: number) => (slot * heads + h) * d + c;
     if (this.scheme.keyAxis === 'tokens') {
       const group = new Float32Array(n);
-      const out = new Float32Array(n);
       for (let c = 0; c < d; c++) {
         for (let t = 0; t < n; t++) group[t] = head.residualKeys.value(t, c);
-        head.keys.roundTrip(group, out);
-        for (let t = 0; t < n; t++) kv.keys[at(slots[t], c)] = out[t];
+        head.keys.store(group);
       }
     } else {
-      for (let t = 0; t < n; t++) this.quantizeRow(head.keys, head.residualKeys.row(t), kv.keys, at(slots[t], 0), this.scheme.keyGroup);
+      for (let t = 0; t < n; t++) this.quantizeRow(head.keys, head.residualKeys.row(t), this.scheme.keyGroup);
     }
-    for (let t = 0; t < n; t++) this.quantizeRow(head.values, head.residualValues.row(t), kv.values, at(slots[t], 0), this.scheme.valueGroup);
+    for (let t = 0; t < n; t++) this.quantizeRow(head.values, head.residualValues.row(t), this.scheme.valueGroup);
     head.residualKeys.dropFront(n);
     head.residualValues.dropFront(n);
     head.quantized += n;
     this.quantizedElements += 2 * n * d;
   }
 
-  private quantizeRow(store: GroupStore, row: Float32Array, target: Float32Array, offset: number, group: number): void {
-    for (let c = 0; c < row.length; c += group) {
-      const end = Math.min(row.length, c + group);
-      store.roundTrip(row.subarray(c, end), target.subarray(offset + c, offset + end));
-    }
+  private quantizeRow(store: GroupStore, row: Float32Array, group: number): void {
+    for (let c = 0; c < row.length; c += group) store.store(row.subarray(c, Math.min(row.length, c + group)));
   }
 
-  /** Evicts one token per head (decode-time eviction over a per-token layout): from the store and from the view. */
+  /** Evicts one token per head (decode-time eviction over a per-token layout): from the store and from the slot book. */
   removePerHead(victims: number[]): void {
-    const d = this.view.headDim;
+    const d = this.headDim;
     if (this.scheme.keyAxis !== 'channels' || this.scheme.residual > 0) {
       throw new Error(`${this.scheme.name} stores tokens in shared groups and cannot evict single tokens`);
     }
@@ -219,48 +329,42 @@ class QuantizedLayer {
       for (let i = index; i < head.slots.length; i++) head.slots[i]--;
     });
     this.quantizedElements -= 2 * d * victims.length;
-    this.view.removePerHead(victims);
+    this.book.removePerHead(victims);
   }
 
-  /**
-   * Rebuilds keys and values from the store alone (packed codes, scales, zero-points, residual), laid out like the view:
-   * the view attention reads must be exactly this.
-   */
+  /** Keys and values rebuilt from the store alone (packed codes, scales, zero-points, residual), in slot layout; fresh arrays. */
   readBack(): { keys: Float32Array; values: Float32Array } {
-    const { numKvHeads: heads, headDim: d, length } = this.view;
+    const { numKvHeads: heads, headDim: d } = this;
+    const length = this.book.length;
     const keys = new Float32Array(length * heads * d);
     const values = new Float32Array(length * heads * d);
-    const at = (slot: number, h: number) => (slot * heads + h) * d;
-    const perToken = (store: GroupStore, group: number, target: Float32Array, token: number, slot: number, h: number) => {
-      const width = Math.min(group, d);
-      const groups = groupsPerRow(d, group);
-      for (let g = 0; g < groups; g++) {
-        const start = g * width;
-        const end = Math.min(d, start + width);
-        store.readGroup(token * groups + g, token * d + start, target.subarray(at(slot, h) + start, at(slot, h) + end));
-      }
+    const levels = this.codec.levels;
+    const perToken = (store: GroupStore, group: number, target: Float32Array, head: HeadStore, h: number) => {
+      const { codes, scales, zeros } = store.unpack();
+      decodePerToken(codes, scales, zeros, levels, head.slots, head.quantized, { heads, h, d, width: Math.min(group, d) }, target);
     };
     this.heads.forEach((head, h) => {
-      for (let t = 0; t < head.quantized; t++) {
-        perToken(head.values, this.scheme.valueGroup, values, t, head.slots[t], h);
-        if (this.scheme.keyAxis === 'channels') perToken(head.keys, this.scheme.keyGroup, keys, t, head.slots[t], h);
-      }
-      if (this.scheme.keyAxis === 'tokens') {
-        const n = this.scheme.keyGroup;
-        const out = new Float32Array(n);
-        for (let chunk = 0; chunk * n < head.quantized; chunk++) {
-          for (let c = 0; c < d; c++) {
-            head.keys.readGroup(chunk * d + c, (chunk * d + c) * n, out);
-            for (let t = 0; t < n; t++) keys[at(head.slots[chunk * n + t], h) + c] = out[t];
-          }
-        }
+      perToken(head.values, this.scheme.valueGroup, values, head, h);
+      if (this.scheme.keyAxis === 'channels') {
+        perToken(head.keys, this.scheme.keyGroup, keys, head, h);
+      } else {
+        const { codes, scales, zeros } = head.keys.unpack();
+        decodePerChannel(codes, scales, zeros, levels, head.slots, head.quantized, { heads, h, d, width: this.scheme.keyGroup }, keys);
       }
       for (let r = 0; r < head.residualKeys.count; r++) {
-        keys.set(head.residualKeys.row(r), at(head.slots[head.quantized + r], h));
-        values.set(head.residualValues.row(r), at(head.slots[head.quantized + r], h));
+        const out = (head.slots[head.quantized + r] * heads + h) * d;
+        keys.set(head.residualKeys.row(r), out);
+        values.set(head.residualValues.row(r), out);
       }
     });
     return { keys, values };
+  }
+
+  /** What attention reads: the store dequantized into fresh arrays, with the slot book's positions and validity. */
+  view(): LayerKV {
+    const slots = this.book.view();
+    const { keys, values } = this.readBack();
+    return { ...slots, numKvHeads: this.numKvHeads, headDim: this.headDim, keys, values };
   }
 
   /** Tokens per head as the store holds them: quantized plus residual. */
@@ -269,7 +373,7 @@ class QuantizedLayer {
   }
 
   bytes(): CacheBytes {
-    const kv = this.view.view();
+    const slots = this.book.view();
     const b = { ...ZERO_BYTES };
     for (const head of this.heads) {
       for (const store of [head.keys, head.values]) {
@@ -279,7 +383,7 @@ class QuantizedLayer {
       }
       b.fullPrecision += head.residualKeys.used().byteLength + head.residualValues.used().byteLength;
     }
-    b.positions = kv.positions.byteLength + (kv.valid ? kv.valid.byteLength : 0);
+    b.positions = slots.positions.byteLength + (slots.valid ? slots.valid.byteLength : 0);
     b.held = b.packed + b.scales + b.zeroPoints + b.fullPrecision + b.positions;
     b.active = b.held;
     return b;
@@ -291,8 +395,8 @@ export class QuantizedCache implements MethodCache {
   readonly bits: number;
 
   /**
-   * Takes ownership of `layers` (already cloned and, when composed with eviction, already reduced to the selection).
-   * `evictions` (per layer) keep evicting while decoding; only per-token layouts support them.
+   * Reads `layers` (already cloned and, when composed with eviction, already reduced to the selection) into the store and
+   * keeps no reference to them. `evictions` (per layer) keep evicting while decoding; only per-token layouts support them.
    */
   constructor(
     layers: DenseLayerCache[],
@@ -305,18 +409,19 @@ export class QuantizedCache implements MethodCache {
 
   afterStep(attention: LayerAttention[] | null): void {
     this.evictions.forEach((eviction, l) => {
-      const victims = eviction?.afterStep(this.layers[l].view, attention?.[l] ?? null);
+      const victims = eviction?.afterStep(this.layers[l].book, attention?.[l] ?? null);
       if (victims) this.layers[l].removePerHead(victims);
     });
   }
 
-  /** Keys and values of one layer decoded from the store alone, in the view's layout. */
+  /** Keys and values of one layer decoded from the store alone, in slot layout. */
   readBack(layer: number): { keys: Float32Array; values: Float32Array } {
     return this.layers[layer].readBack();
   }
 
+  /** Dequantizes every layer into new arrays on each call; the cache keeps none of them (see the file header). */
   views(): LayerKV[] {
-    return this.layers.map((layer) => layer.view.view());
+    return this.layers.map((layer) => layer.view());
   }
 
   append(layer: number, keys: Float32Array, values: Float32Array, positions: ArrayLike<number>): void {

@@ -32,6 +32,8 @@ export interface GroupParams {
 
 export interface Codec {
   readonly hasZero: boolean;
+  /** The number each 8-bit code stands for: a group decodes element-wise to zero + levels[code] * scale, as `decode` does. */
+  readonly levels: Float64Array;
   encode(x: Float32Array, codes: Uint8Array): GroupParams;
   decode(codes: Uint8Array, params: GroupParams, out: Float32Array): void;
 }
@@ -76,6 +78,7 @@ function uniform(bits: number, storage: ScaleStorage): Codec {
   const round = rounders(storage);
   return {
     hasZero: true,
+    levels: Float64Array.from({ length: 256 }, (_, code) => code),
     encode(x, codes) {
       const { min, max } = extent(x);
       const zero = round.nearest(min);
@@ -95,6 +98,7 @@ function absmaxInt8(storage: ScaleStorage): Codec {
   const round = rounders(storage);
   return {
     hasZero: false,
+    levels: Float64Array.from({ length: 256 }, (_, code) => (code > 127 ? code - 256 : code)),
     encode(x, codes) {
       const scale = round.up(extent(x).absmax / 127);
       for (let i = 0; i < x.length; i++) {
@@ -116,6 +120,7 @@ function e4m3(storage: ScaleStorage): Codec {
   const decodeE4M3 = decode;
   return {
     hasZero: false,
+    levels: Float64Array.from({ length: 256 }, (_, code) => decodeE4M3(code)),
     encode(x, codes) {
       const scale = round.up(extent(x).absmax / E4M3_MAX);
       for (let i = 0; i < x.length; i++) codes[i] = scale > 0 ? encodeE4M3(x[i] / scale) : 0;
