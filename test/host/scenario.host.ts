@@ -350,6 +350,15 @@ interface ResultsFile {
   rows: ResultsRow[];
 }
 
+/** The results file, or null while the engine is still writing it. */
+function readResultsIfWhole(path: string): ResultsFile | null {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as ResultsFile;
+  } catch {
+    return null;
+  }
+}
+
 function resultsFiles(workspace: string): string[] {
   const folder = join(workspace, '.kvlens');
   if (!existsSync(folder)) return [];
@@ -371,10 +380,10 @@ async function scenario(scratch: string): Promise<void> {
 
   const fixtureModel = (name: string) => join(repo, 'test', 'fixtures', 'models', name);
   const longRunModel = fixtureModel('llama-gqa-tied-rope3-f32');
-  // The finished run uses the shipped model when its weights are there (a checkout with them, or after the tools
-  // made them); a second fixture model otherwise. A different model from the cancelled run's also shows in the
-  // status bar, which is how the scenario knows the changed settings reached the extension.
-  const shortRunModel = existsSync(join(repo, 'models', 'default', 'model.safetensors')) ? 'default' : fixtureModel('qwen2-bias-untied-f32');
+  // The finished run uses the shipped model when the installed extension carries its weights; a second fixture
+  // model otherwise (decided once the .vsix is installed). A different model from the cancelled run's also shows in
+  // the status bar, which is how the scenario knows the changed settings reached the extension.
+  let shortRunModel = fixtureModel('qwen2-bias-untied-f32');
   const modelLabel = (model: string) => (model === 'default' ? 'default model' : basename(model));
   writeFileSync(
     join(userData, 'User', 'settings.json'),
@@ -462,7 +471,11 @@ async function scenario(scratch: string): Promise<void> {
       const out = run(codeServer, [...common, '--install-extension', vsix], { logFile: join(logs, 'install-extension.log'), timeoutMs: 5 * 60_000 });
       const installed = readdirSync(extensions).filter((d) => d.startsWith('kvlens.kvlens-'));
       if (installed.length !== 1) throw new Error(`expected one kvlens.kvlens-* folder in ${extensions}, found [${installed.join(', ')}]: ${out.trim()}`);
-      return installed[0];
+      if (existsSync(join(extensions, installed[0], 'models', 'default', 'model.safetensors'))) {
+        shortRunModel = 'default';
+        shortRun['kvlens.model'] = shortRunModel;
+      }
+      return `${installed[0]}; the finished run will use ${shortRunModel === 'default' ? 'its default model' : basename(shortRunModel)}`;
     },
     { required: true },
   );
@@ -598,7 +611,11 @@ async function scenario(scratch: string): Promise<void> {
       const before = new Set(resultsFiles(workspace));
       await runCommand('kvlens: Profile Workspace');
       await notificationText(/kvlens: profiling the workspace/, 30_000);
-      await page!.locator('.tab', { hasText: 'kvlens results' }).first().waitFor({ state: 'visible', timeout: 300_000 });
+      // A failed run says so in an error toast with a Show Log button; no need to wait out the timeout then.
+      const panelTab = page!.locator('.tab', { hasText: 'kvlens results' }).first();
+      const errorToast = page!.locator('.notification-toast', { hasText: 'Show Log' }).first();
+      await Promise.race([panelTab.waitFor({ state: 'visible', timeout: 300_000 }), errorToast.waitFor({ state: 'visible', timeout: 300_000 })]);
+      if (await errorToast.isVisible()) throw new Error(`the run failed: ${(await errorToast.innerText()).replace(/\s+/g, ' ')}`);
       const fresh = resultsFiles(workspace).filter((f) => !before.has(f));
       if (fresh.length !== 1) throw new Error(`expected one new results file, found ${fresh.length}`);
       finishedFile = fresh[0];
@@ -770,6 +787,31 @@ async function scenario(scratch: string): Promise<void> {
       return clickLensAndReadFocus(0);
     },
     { shot: 'codelens-click-hidden' },
+  );
+
+  await step(
+    '"kvlens: Profile Current File" profiles the file in the active editor',
+    async () => {
+      await dismissNotifications();
+      await focusEditorOf(file);
+      const before = new Set(resultsFiles(workspace));
+      await runCommand('kvlens: Profile Current File');
+      const title = await notificationText(new RegExp(`kvlens: profiling ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`), 30_000);
+      let fresh: string[] = [];
+      for (let i = 0; i < 240 && fresh.length === 0; i++) {
+        await page!.waitForTimeout(500);
+        fresh = resultsFiles(workspace).filter((f) => !before.has(f) && readResultsIfWhole(f)?.status === 'complete');
+      }
+      if (fresh.length !== 1) throw new Error(`expected one finished results file for the file run, found ${fresh.length}`);
+      if (!basename(fresh[0]).includes(`file-${basename(file).replace(/[^A-Za-z0-9_-]+/g, '-')}`)) throw new Error(`the results file ${basename(fresh[0])} is not labelled with ${basename(file)}`);
+      const saved = JSON.parse(readFileSync(fresh[0], 'utf8')) as ResultsFile;
+      const completions = saved.rows.filter((r) => r.task === 'completion');
+      if (completions.length === 0) throw new Error('the file run has no completion rows');
+      const elsewhere = completions.filter((r) => r.source?.file !== file);
+      if (elsewhere.length > 0) throw new Error(`${elsewhere.length} completion row(s) target ${elsewhere[0].source?.file ?? 'no file'}, not ${file}`);
+      return `${title.replace(/^.*?(kvlens: profiling)/, '$1')} → ${basename(fresh[0])}, ${saved.rows.length} rows`;
+    },
+    { shot: 'profile-current-file' },
   );
 }
 
