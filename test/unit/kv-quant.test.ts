@@ -5,7 +5,8 @@ import { BitStream } from '../../src/engine/kv/quant/bits';
 import { decodeE4M3, encodeE4M3 } from '../../src/engine/kv/quant/fp8';
 import { fromHalfBits, roundHalfUp, toHalfBits } from '../../src/engine/kv/quant/half';
 import type { MethodCache } from '../../src/engine/kv/method';
-import { RowQueue } from '../../src/engine/kv/quant/quantized-cache';
+import { QuantizedCache, RowQueue } from '../../src/engine/kv/quant/quantized-cache';
+import { DenseLayerCache } from '../../src/engine/kv/cache';
 import { makeCodec, type QuantScheme } from '../../src/engine/kv/quant/scheme';
 import { decode, makePrefill, positionOf, rowOf, type Prefill } from './kv-fixture';
 
@@ -413,4 +414,17 @@ test('codecs: the per-code table views() decodes with gives what decode() gives,
       assert.ok(got === expected[code] || (Number.isNaN(got) && Number.isNaN(expected[code])), `${scheme.name} code ${code}: ${got} vs ${expected[code]}`);
     });
   }
+});
+
+test('quantized cache: a prefill cache whose slots are not in position order is refused with a clear error', () => {
+  const layer = new DenseLayerCache(2, 32);
+  const row = new Float32Array(2 * 32).map((_, i) => Math.sin(i));
+  layer.append(row, row, [9]);
+  layer.append(row, row, [4]);
+  const scheme: QuantScheme = { name: 'int8', bits: 8, codec: 'absmax-int8', keyAxis: 'channels', keyGroup: 32, valueGroup: 32, residual: 0, scaleStorage: 'fp16' };
+  assert.throws(() => new QuantizedCache([layer], scheme), /quantize\(int8\): a head holds its tokens out of position order/);
+  const ordered = new DenseLayerCache(2, 32);
+  ordered.append(row, row, [4]);
+  ordered.append(row, row, [9]);
+  assert.deepEqual(Array.from(new QuantizedCache([ordered], scheme).views()[0].positions), [4, 4, 9, 9]);
 });

@@ -1,6 +1,6 @@
 // A quantized KV cache: per KV head, bit-packed codes with their scales/zero-points, plus an fp32 residual of recent tokens.
-// Between decode steps the cache holds only that store and the slot bookkeeping (original positions, validity), which is
-// exactly what bytes().held counts. views() dequantizes the store into fresh arrays on every call and keeps no reference
+// Between decode steps the cache holds only that store and the slot bookkeeping (original positions, validity), whose used
+// part is exactly what bytes().held counts (growable buffers keep at most about as much again as spare capacity). views() dequantizes the store into fresh arrays on every call and keeps no reference
 // to them: the fp32 copy lives only while the forward pass reads it (as a non-fused kernel's scratch would), so it is
 // transient working memory, not cache, and is not part of held.
 import type { LayerAttention } from '../../model/types';
@@ -225,7 +225,10 @@ function slotBook(source: DenseLayerCache, name: string): DenseLayerCache {
     rebuilt.positions.every((p, i) => p === kv.positions[i]) &&
     (kv.valid ? rebuilt.valid !== null && rebuilt.valid.every((v, i) => v === kv.valid?.[i]) : rebuilt.valid === null);
   if (!same) {
-    throw new KvlensError('the selected cache keeps a head\'s tokens out of position order, which the quantized store cannot lay out', `quantize(${name})`);
+    throw new KvlensError(
+      'a head holds its tokens out of position order (or with gaps before its last slot), a layout the quantized store cannot rebuild',
+      `quantize(${name})`,
+    );
   }
   return book;
 }
