@@ -5,6 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { KvlensError } from '../errors';
 import { kvBytesPerToken, readConfig, type ModelConfig } from './config';
 import { ggufConfig, ggufHfTensors, openGguf, readGgufTensors } from './gguf';
+import { cachedSnapshotDir, hfCacheDir, isRepoId } from './download';
 import { openSafetensorsCheckpoint, readCheckpointTensors } from './safetensors';
 import type { LoadedModel, StorageDtype, WeightMap } from './types';
 
@@ -17,7 +18,7 @@ export function defaultModelCandidates(): string[] {
   ];
 }
 
-/** 'default' -> the bundled model folder; otherwise a model folder or a .gguf file. */
+/** 'default' -> the bundled model folder; 'org/name' -> its cached Hugging Face snapshot; otherwise a model folder or a .gguf file. */
 export function resolveModelDir(spec: string): string {
   if (spec === 'default') {
     const candidates = defaultModelCandidates();
@@ -26,6 +27,12 @@ export function resolveModelDir(spec: string): string {
     return found;
   }
   const path = resolve(spec);
+  if (!existsSync(path) && isRepoId(spec)) {
+    // "org/name" that is not a local path: the snapshot a previous `kvlens download` left in the Hugging Face cache.
+    const snapshot = cachedSnapshotDir(spec);
+    if (snapshot) return resolveModelDir(snapshot);
+    throw new KvlensError(`not a local folder and not in the Hugging Face cache (${hfCacheDir()}): run \`kvlens download ${spec}\` first`, spec);
+  }
   if (!existsSync(path)) throw new KvlensError('no such model folder or .gguf file', spec);
   const stats = statSync(path);
   if (stats.isDirectory()) {

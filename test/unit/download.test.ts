@@ -1,0 +1,287 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { downloadModel, selectModelFiles, type DownloadProgress } from '../../src/engine/model/download';
+import { loadModel, resolveModelDir } from '../../src/engine/model/loader';
+import { KvlensError } from '../../src/engine/errors';
+
+const FIXTURE = resolve(__dirname, '..', 'fixtures', 'models', 'qwen2-bias-untied-f32');
+const REPO = 'fixture-org/qwen2-tiny';
+const COMMIT = 'c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00';
+const WEIGHTS = 'model.safetensors';
+
+// The repo as the Hub would describe it: small files are git blobs, weights are LFS objects.
+const fixtureFiles = new Map<string, Buffer>(readdirSync(FIXTURE).map((name) => [name, readFileSync(join(FIXTURE, name))]));
+fixtureFiles.set('pytorch_model.bin', Buffer.from('not fetched: only safetensors are'));
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+const gitBlobId = (data: Buffer) => createHash('sha1').update(`blob ${data.length}\0`).update(data).digest('hex');
+const isLfs = (name: string) => name.endsWith('.safetensors') || name.endsWith('.bin');
+
+interface FakeHub {
+  endpoint: string;
+  /** Paths of every file request (metadata requests excluded). */
+  fileRequests: string[];
+  rangeRequests: string[];
+  close(): Promise<void>;
+}
+
+interface HubBehaviour {
+  /** Serve the weights with one byte flipped. */
+  corrupt?: boolean;
+  /** Answer file requests with a redirect to a "CDN" path on the same server. */
+  redirect?: boolean;
+  /** Send the first part of the weights and then stall until the client goes away. */
+  stallWeightsAfter?: number;
+}
+
+function metadata(): unknown {
+  return {
+    id: REPO,
+    sha: COMMIT,
+    siblings: [...fixtureFiles].map(([name, data]) =>
+      isLfs(name) ? { rfilename: name, size: data.length, blobId: gitBlobId(Buffer.from(`lfs pointer ${name}`)), lfs: { sha256: sha256(data), size: data.length } } : { rfilename: name, size: data.length, blobId: gitBlobId(data) },
+    ),
+  };
+}
+
+async function startHub(behaviour: HubBehaviour = {}): Promise<FakeHub> {
+  const fileRequests: string[] = [];
+  const rangeRequests: string[] = [];
+  const serveFile = (request: IncomingMessage, response: ServerResponse, name: string) => {
+    let data = fixtureFiles.get(name);
+    if (!data) {
+      response.writeHead(404).end('Entry not found');
+      return;
+    }
+    if (behaviour.corrupt && name === WEIGHTS) {
+      data = Buffer.from(data);
+      data[data.length >> 1] ^= 0xff;
+    }
+    const range = /^bytes=(\d+)-$/.exec(request.headers.range ?? '');
+    const start = range ? Number(range[1]) : 0;
+    if (range) rangeRequests.push(`${name} ${request.headers.range}`);
+    if (start >= data.length) {
+      response.writeHead(416).end();
+      return;
+    }
+    const headers = { 'Content-Length': String(data.length - start), ETag: `"${isLfs(name) ? sha256(data) : gitBlobId(data)}"` };
+    if (range) response.writeHead(206, { ...headers, 'Content-Range': `bytes ${start}-${data.length - 1}/${data.length}` });
+    else response.writeHead(200, headers);
+    if (behaviour.stallWeightsAfter !== undefined && name === WEIGHTS && !range) {
+      response.write(data.subarray(0, behaviour.stallWeightsAfter));
+      return; // never ends: the client has to cancel
+    }
+    response.end(data.subarray(start));
+  };
+  const server: Server = createServer((request, response) => {
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    if (url.pathname === `/api/models/${REPO}/revision/main` && url.searchParams.get('blobs') === 'true') {
+      response.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(metadata()));
+      return;
+    }
+    const resolvePrefix = `/${REPO}/resolve/${COMMIT}/`;
+    if (url.pathname.startsWith(resolvePrefix)) {
+      const name = decodeURIComponent(url.pathname.slice(resolvePrefix.length));
+      fileRequests.push(name);
+      if (behaviour.redirect) response.writeHead(302, { Location: `/cdn/${encodeURIComponent(name)}` }).end();
+      else serveFile(request, response, name);
+      return;
+    }
+    if (url.pathname.startsWith('/cdn/')) {
+      serveFile(request, response, decodeURIComponent(url.pathname.slice('/cdn/'.length)));
+      return;
+    }
+    response.writeHead(404, { 'Content-Type': 'application/json' }).end('{"error":"Repository not found"}');
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const { port } = server.address() as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    fileRequests,
+    rangeRequests,
+    close: () =>
+      new Promise<void>((done) => {
+        server.closeAllConnections();
+        server.close(() => done());
+      }),
+  };
+}
+
+const EXPECTED_FILES = ['config.json', 'generation_config.json', WEIGHTS, 'tokenizer.json', 'tokenizer_config.json'];
+const freshCache = () => mkdtempSync(join(tmpdir(), 'kvlens-hfcache-'));
+const repoDir = (cache: string) => join(cache, 'models--fixture-org--qwen2-tiny');
+
+test('selectModelFiles keeps config, tokenizer and safetensors files and skips other weight formats', () => {
+  const names = ['config.json', 'model-00001-of-00002.safetensors', 'model.safetensors.index.json', 'pytorch_model.bin', 'model.onnx', 'q4.gguf', 'README.md', 'onnx/model.safetensors', 'special_tokens_map.json'];
+  assert.deepEqual(selectModelFiles(names), ['config.json', 'model-00001-of-00002.safetensors', 'model.safetensors.index.json', 'special_tokens_map.json']);
+  assert.deepEqual(selectModelFiles(names, ['*.gguf']), ['config.json', 'model-00001-of-00002.safetensors', 'model.safetensors.index.json', 'q4.gguf', 'special_tokens_map.json']);
+});
+
+test('a download lands in the Hugging Face cache layout and the snapshot loads as a model', async () => {
+  const hub = await startHub();
+  const cache = freshCache();
+  try {
+    const progress: DownloadProgress[] = [];
+    const result = await downloadModel(REPO, { endpoint: hub.endpoint, cacheDir: cache, env: {}, onProgress: (p) => progress.push(p) });
+    assert.equal(result.commit, COMMIT);
+    assert.equal(result.snapshotDir, join(repoDir(cache), 'snapshots', COMMIT));
+    assert.equal(readFileSync(join(repoDir(cache), 'refs', 'main'), 'utf8'), COMMIT);
+    assert.deepEqual(readdirSync(result.snapshotDir).sort(), EXPECTED_FILES);
+    assert.deepEqual([...hub.fileRequests].sort(), EXPECTED_FILES, 'reference.json and pytorch_model.bin are not model-folder files');
+    for (const name of EXPECTED_FILES) {
+      const entry = join(result.snapshotDir, name);
+      const original = fixtureFiles.get(name)!;
+      assert.ok(lstatSync(entry).isSymbolicLink(), `${name} is a symlink into blobs/`);
+      const blobName = isLfs(name) ? sha256(original) : gitBlobId(original);
+      assert.equal(readlinkSync(entry), join('..', '..', 'blobs', blobName));
+      assert.ok(readFileSync(entry).equals(original), `${name} has the served bytes`);
+    }
+    assert.equal(readdirSync(join(repoDir(cache), 'blobs')).filter((f) => f.endsWith('.incomplete')).length, 0);
+    const total = EXPECTED_FILES.reduce((sum, name) => sum + fixtureFiles.get(name)!.length, 0);
+    assert.equal(result.bytesDownloaded, total);
+    assert.deepEqual(progress.at(-1) && [progress.at(-1)!.bytesDone, progress.at(-1)!.bytesTotal], [total, total]);
+    assert.ok(progress.every((p, i) => i === 0 || p.bytesDone >= progress[i - 1].bytesDone), 'progress never goes backwards');
+
+    const model = loadModel(result.snapshotDir);
+    assert.equal(model.config.architecture, 'qwen2');
+    assert.deepEqual(Object.keys(model.weights).sort(), Object.keys(loadModel(FIXTURE).weights).sort());
+
+    // The repo id resolves to the cached snapshot through HF_HUB_CACHE; an uncached one says how to fetch it.
+    const saved = process.env.HF_HUB_CACHE;
+    process.env.HF_HUB_CACHE = cache;
+    try {
+      assert.equal(resolveModelDir(REPO), result.snapshotDir);
+      assert.throws(() => resolveModelDir('fixture-org/not-downloaded'), (e: unknown) => e instanceof KvlensError && /fixture-org\/not-downloaded.*kvlens download fixture-org\/not-downloaded/.test(e.message));
+    } finally {
+      if (saved === undefined) delete process.env.HF_HUB_CACHE;
+      else process.env.HF_HUB_CACHE = saved;
+    }
+  } finally {
+    await hub.close();
+  }
+});
+
+test('a second download reuses the cached blobs without requesting any file', async () => {
+  const hub = await startHub();
+  const cache = freshCache();
+  try {
+    await downloadModel(REPO, { endpoint: hub.endpoint, cacheDir: cache, env: {} });
+    hub.fileRequests.length = 0;
+    const again = await downloadModel(REPO, { endpoint: hub.endpoint, cacheDir: cache, env: {} });
+    assert.deepEqual(hub.fileRequests, []);
+    assert.equal(again.bytesDownloaded, 0);
+    assert.ok(again.files.every((f) => f.reused));
+
+    // A blob damaged on disk is not trusted: it is fetched again.
+    const weightsBlob = join(repoDir(cache), 'blobs', sha256(fixtureFiles.get(WEIGHTS)!));
+    const damaged = readFileSync(weightsBlob);
+    damaged[100] ^= 1;
+    writeFileSync(weightsBlob, damaged);
+    await downloadModel(REPO, { endpoint: hub.endpoint, cacheDir: cache, env: {} });
+    assert.deepEqual(hub.fileRequests, [WEIGHTS]);
+    assert.ok(readFileSync(weightsBlob).equals(fixtureFiles.get(WEIGHTS)!));
+  } finally {
+    await hub.close();
+  }
+});
+
+test('a cancelled download keeps its partial file and the next one resumes it with a Range request', async () => {
+  const stallAt = 100_000;
+  const stalling = await startHub({ stallWeightsAfter: stallAt });
+  const cache = freshCache();
+  const weights = fixtureFiles.get(WEIGHTS)!;
+  const partial = join(repoDir(cache), 'blobs', `${sha256(weights)}.incomplete`);
+  const finalBlob = join(repoDir(cache), 'blobs', sha256(weights));
+  try {
+    const controller = new AbortController();
+    const before = EXPECTED_FILES.filter((n) => n !== WEIGHTS && [...fixtureFiles.keys()].indexOf(n) < [...fixtureFiles.keys()].indexOf(WEIGHTS));
+    const bytesBefore = before.reduce((sum, n) => sum + fixtureFiles.get(n)!.length, 0);
+    await assert.rejects(
+      downloadModel(REPO, {
+        endpoint: stalling.endpoint,
+        cacheDir: cache,
+        env: {},
+        signal: controller.signal,
+        onProgress: (p) => {
+          if (p.file === WEIGHTS && p.bytesDone - bytesBefore >= stallAt) controller.abort();
+        },
+      }),
+      (e: unknown) => e instanceof KvlensError && /cancelled/.test(e.message),
+    );
+    assert.equal(statSync(partial).size, stallAt);
+    assert.ok(!existsSync(finalBlob), 'no final blob after a cancel');
+  } finally {
+    await stalling.close();
+  }
+  const hub = await startHub();
+  try {
+    const result = await downloadModel(REPO, { endpoint: hub.endpoint, cacheDir: cache, env: {} });
+    assert.deepEqual(hub.rangeRequests, [`${WEIGHTS} bytes=${stallAt}-`]);
+    assert.equal(sha256(readFileSync(join(result.snapshotDir, WEIGHTS))), sha256(weights));
+    assert.ok(!existsSync(partial));
+    assert.equal(result.files.find((f) => f.name === WEIGHTS)!.reused, false);
+  } finally {
+    await hub.close();
+  }
+});
+
+test('corrupted weights fail the sha256 check, naming the file and both hashes, and leave no blob', async () => {
+  const hub = await startHub({ corrupt: true });
+  const cache = freshCache();
+  try {
+    const expected = sha256(fixtureFiles.get(WEIGHTS)!);
+    await assert.rejects(downloadModel(REPO, { endpoint: hub.endpoint, cacheDir: cache, env: {} }), (e: unknown) => {
+      assert.ok(e instanceof KvlensError);
+      assert.match(e.message, new RegExp(`^${WEIGHTS.replace('.', '\\.')}: sha256 mismatch: expected ${expected}, got [0-9a-f]{64}`));
+      return true;
+    });
+    const blobs = readdirSync(join(repoDir(cache), 'blobs'));
+    assert.ok(!blobs.some((b) => b.startsWith(expected)), `no weights blob or partial left: ${blobs.join(', ')}`);
+    assert.ok(!existsSync(join(repoDir(cache), 'snapshots', COMMIT, WEIGHTS)));
+  } finally {
+    await hub.close();
+  }
+});
+
+test('an unknown repo gives a clear not-found error; bad repo ids are refused before any request', async () => {
+  const hub = await startHub();
+  try {
+    await assert.rejects(
+      downloadModel('fixture-org/missing', { endpoint: hub.endpoint, cacheDir: freshCache(), env: {} }),
+      (e: unknown) => e instanceof KvlensError && /^fixture-org\/missing: model repo fixture-org\/missing at revision main .*not found \(HTTP 404\); if it is private or gated, set HF_TOKEN/.test(e.message),
+    );
+    for (const bad of ['no-slash', '../etc/passwd', 'a/b/c', 'org/..']) {
+      await assert.rejects(downloadModel(bad, { endpoint: hub.endpoint, cacheDir: freshCache(), env: {} }), (e: unknown) => e instanceof KvlensError && e.message.startsWith(`${bad}: a model repo id looks like org/name`));
+    }
+  } finally {
+    await hub.close();
+  }
+});
+
+test('file requests follow redirects (as the Hub sends weights to its CDN)', async () => {
+  const hub = await startHub({ redirect: true });
+  const cache = freshCache();
+  try {
+    const result = await downloadModel(REPO, { endpoint: hub.endpoint, cacheDir: cache, env: {} });
+    assert.ok(readFileSync(join(result.snapshotDir, WEIGHTS)).equals(fixtureFiles.get(WEIGHTS)!));
+    assert.equal(hub.fileRequests.length, EXPECTED_FILES.length);
+  } finally {
+    await hub.close();
+  }
+});
+
+test('HF_ENDPOINT and HF_HUB_CACHE from the environment are honoured', async () => {
+  const hub = await startHub();
+  const cache = freshCache();
+  try {
+    const result = await downloadModel(REPO, { env: { HF_ENDPOINT: hub.endpoint, HF_HUB_CACHE: cache } });
+    assert.equal(result.snapshotDir, join(repoDir(cache), 'snapshots', COMMIT));
+  } finally {
+    await hub.close();
+  }
+});
