@@ -15,6 +15,7 @@ import { summaryMarkdown, toCsv, toMarkdown } from './bench/export';
 import { writeFileAtomic } from './bench/atomicWrite';
 import { readResultsFile } from './bench/validate';
 import type { ExecutionProviderChoice, BenchRequest, ProgressEvent } from './host/protocol';
+import { downloadModel, type DownloadProgress } from './model/download';
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -287,6 +288,43 @@ const commands: Record<string, Command> = {
       print(values, `${summaryMarkdown(merged)}\n${merged.rows.length} rows (${merged.status}) → ${out}`, merged);
     },
   },
+  download: {
+    summary: 'fetch a model by Hugging Face repo id into the Hugging Face cache (resumable); prints its folder',
+    usage: 'kvlens download <org/name> [--revision main] [--cache-dir D] [--endpoint URL] [--include "*.gguf,..."] [--json]',
+    options: {
+      revision: { type: 'string', default: 'main' },
+      'cache-dir': { type: 'string' },
+      endpoint: { type: 'string' },
+      include: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+    async run(values, positionals) {
+      if (positionals.length !== 1) throw new KvlensError('download needs exactly one repo id, e.g. kvlens download Qwen/Qwen2.5-0.5B');
+      const controller = new AbortController();
+      const onSigint = () => {
+        if (controller.signal.aborted) process.exit(130);
+        process.stderr.write('\ncancelling: the partial file is kept and the next download resumes it\n');
+        controller.abort();
+      };
+      process.on('SIGINT', onSigint);
+      try {
+        const result = await downloadModel(positionals[0], {
+          revision: String(values.revision),
+          cacheDir: typeof values['cache-dir'] === 'string' ? resolve(values['cache-dir']) : undefined,
+          endpoint: typeof values.endpoint === 'string' ? values.endpoint : undefined,
+          include: list(values.include, []),
+          signal: controller.signal,
+          onProgress: downloadProgressPrinter(),
+        });
+        if (process.stderr.isTTY) process.stderr.write('\n');
+        const reused = result.files.filter((f) => f.reused).length;
+        process.stderr.write(`${result.repo}@${result.commit.slice(0, 12)}: ${result.files.length} files, ${formatMiB(result.bytesDownloaded)} downloaded, ${reused} reused from the cache\n`);
+        print(values, result.snapshotDir, result);
+      } finally {
+        process.off('SIGINT', onSigint);
+      }
+    },
+  },
   export: {
     summary: 'write a results file as CSV or Markdown',
     usage: 'kvlens export <results.json> (--csv F | --md F)',
@@ -313,6 +351,25 @@ function progressPrinter(quiet: boolean): (p: ProgressEvent) => void {
     } else if (Date.now() - lastLine > 2000 || p.done === p.total) {
       lastLine = Date.now();
       process.stderr.write(`${p.done}/${p.total} ${p.message}${eta}\n`);
+    }
+  };
+}
+
+function formatMiB(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+
+function downloadProgressPrinter(): (p: DownloadProgress) => void {
+  let lastLine = 0;
+  let lastFile = '';
+  return (p) => {
+    const percent = p.bytesTotal > 0 ? Math.floor((100 * p.bytesDone) / p.bytesTotal) : 0;
+    const line = `${formatMiB(p.bytesDone)} / ${formatMiB(p.bytesTotal)} (${percent}%) ${p.file}${p.reused ? ' (cached)' : ''}`;
+    if (process.stderr.isTTY) process.stderr.write(`\r${line}`.padEnd(100).slice(0, 140));
+    else if (p.file !== lastFile || Date.now() - lastLine > 2000) {
+      lastLine = Date.now();
+      lastFile = p.file;
+      process.stderr.write(`${line}\n`);
     }
   };
 }

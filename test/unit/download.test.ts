@@ -1,4 +1,6 @@
 import { test } from 'node:test';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -281,6 +283,39 @@ test('HF_ENDPOINT and HF_HUB_CACHE from the environment are honoured', async () 
   try {
     const result = await downloadModel(REPO, { env: { HF_ENDPOINT: hub.endpoint, HF_HUB_CACHE: cache } });
     assert.equal(result.snapshotDir, join(repoDir(cache), 'snapshots', COMMIT));
+  } finally {
+    await hub.close();
+  }
+});
+
+const execFileAsync = promisify(execFile);
+const KVLENS_BIN = resolve(__dirname, '..', '..', 'bin', 'kvlens.js');
+
+/** Runs the real CLI in a child process without blocking this one (it has to keep serving the fake hub). */
+async function runCli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await execFileAsync(process.execPath, [KVLENS_BIN, ...argv], { env: { ...process.env, HF_TOKEN: '' } });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: failed.code ?? -1, stdout: failed.stdout ?? '', stderr: failed.stderr ?? '' };
+  }
+}
+
+test('kvlens download prints the snapshot folder on stdout and progress on stderr', async () => {
+  const hub = await startHub();
+  const cache = freshCache();
+  try {
+    const run = await runCli(['download', REPO, '--endpoint', hub.endpoint, '--cache-dir', cache]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, `${join(repoDir(cache), 'snapshots', COMMIT)}\n`);
+    assert.match(run.stderr, /model\.safetensors/);
+    assert.match(run.stderr, /5 files, .* downloaded, 0 reused/);
+    const json = await runCli(['download', REPO, '--endpoint', hub.endpoint, '--cache-dir', cache, '--json']);
+    assert.equal(JSON.parse(json.stdout).bytesDownloaded, 0);
+    const bad = await runCli(['download', 'not a repo', '--endpoint', hub.endpoint, '--cache-dir', cache]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^kvlens download: not a repo: a model repo id looks like org\/name/);
   } finally {
     await hub.close();
   }
