@@ -15,6 +15,7 @@ import { listResultsFiles, readProfiledResults, resultsFromAnswer } from './resu
 import { methodsWithRetained } from './retainedMap';
 import { METHOD_CATALOG, isMethodSpec, parseSettings, resolveResultsFolder, resultsFileName, type KvlensSettings } from './settings';
 import { formatBytes } from '../engine/bench/summary';
+import { downloadModel, isRepoId, type DownloadResult } from '../engine/model/download';
 import type { RunEstimate } from '../engine/bench/estimate';
 import { isRecord } from './validate';
 
@@ -366,6 +367,64 @@ class Kvlens implements vscode.Disposable, PanelHost {
     }
   }
 
+  /** Fetches a model by repo id in this process: streaming fetch with async file writes keeps the host responsive. */
+  async downloadModel(): Promise<void> {
+    const answer = await vscode.window.showInputBox({
+      title: 'kvlens: download a model from Hugging Face',
+      prompt: 'Repo id (org/name). Only config, tokenizer and safetensors files are fetched, into the Hugging Face cache; HF_TOKEN is used for gated models.',
+      placeHolder: 'Qwen/Qwen2.5-0.5B-Instruct',
+      ignoreFocusOut: true,
+      validateInput: (value) => (isRepoId(value.trim()) ? null : 'A repo id looks like org/name'),
+    });
+    const repo = answer?.trim();
+    if (!repo) return;
+    const controller = new AbortController();
+    let result: DownloadResult;
+    try {
+      result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `kvlens: downloading ${repo}`, cancellable: true }, async (progress, token) => {
+        const cancellation = token.onCancellationRequested(() => controller.abort());
+        let reportedPercent = 0;
+        let reportedAt = 0;
+        let reportedFile = '';
+        try {
+          return await downloadModel(repo, {
+            signal: controller.signal,
+            onProgress: (p) => {
+              // A report per network chunk would flood the notification; a few per second is enough.
+              if (p.file === reportedFile && Date.now() - reportedAt < 250 && p.bytesDone < p.bytesTotal) return;
+              const percent = p.bytesTotal > 0 ? (100 * p.bytesDone) / p.bytesTotal : 0;
+              progress.report({ increment: Math.max(0, percent - reportedPercent), message: `${p.file} · ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}` });
+              reportedPercent = Math.max(reportedPercent, percent);
+              reportedAt = Date.now();
+              reportedFile = p.file;
+            },
+          });
+        } finally {
+          cancellation.dispose();
+        }
+      });
+    } catch (error) {
+      if (controller.signal.aborted) {
+        this.log.info(`download ${repo}: cancelled`);
+        void vscode.window.showInformationMessage(`kvlens: download of ${repo} cancelled; running it again resumes where it stopped.`);
+      } else {
+        this.log.error(`download ${repo}: ${describeError(error)}`);
+        void vscode.window.showErrorMessage(`kvlens: cannot download ${repo}: ${describeError(error)}`);
+      }
+      return;
+    }
+    const reused = result.files.filter((f) => f.reused).length;
+    this.log.info(`download ${repo}@${result.commit}: ${result.files.length} files (${reused} already cached), ${formatBytes(result.bytesDownloaded)} fetched → ${result.snapshotDir}`);
+    const use = 'Use This Model';
+    const choice = await vscode.window.showInformationMessage(`kvlens: ${repo} is ready (${formatBytes(result.bytesDownloaded)} downloaded, ${reused} of ${result.files.length} files from the cache).`, use);
+    if (choice !== use) return;
+    const target = vscode.workspace.workspaceFolders ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
+    await vscode.workspace.getConfiguration('kvlens').update('model', result.snapshotDir, target);
+    const recent = this.context.globalState.get<string[]>(RECENT_MODELS_KEY) ?? [];
+    await this.context.globalState.update(RECENT_MODELS_KEY, [result.snapshotDir, ...recent.filter((m) => m !== result.snapshotDir)].slice(0, 8));
+    this.idleStatus();
+  }
+
   async showResults(focus?: unknown): Promise<void> {
     if (!this.currentResults) this.loadLatest();
     if (!this.currentResults) {
@@ -532,6 +591,7 @@ export function activate(context: vscode.ExtensionContext): void {
     ),
     vscode.commands.registerCommand('kvlens.compareMethods', () => kvlens.compareMethods()),
     vscode.commands.registerCommand('kvlens.selectModel', () => kvlens.selectModel()),
+    vscode.commands.registerCommand('kvlens.downloadModel', () => kvlens.downloadModel()),
     vscode.commands.registerCommand('kvlens.showResults', (focus?: unknown) => kvlens.showResults(focus)),
     vscode.commands.registerCommand('kvlens.exportResults', (format?: unknown) => kvlens.exportResults(format)),
     vscode.commands.registerCommand('kvlens.cancelRun', () => kvlens.cancelRun()),

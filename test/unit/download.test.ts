@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { downloadModel, selectModelFiles, type DownloadProgress } from '../../src/engine/model/download';
 import { loadModel, resolveModelDir } from '../../src/engine/model/loader';
 import { KvlensError } from '../../src/engine/errors';
+import { createHost, installVscodeStub, Uri } from './extension-host-stub';
 
 const FIXTURE = resolve(__dirname, '..', 'fixtures', 'models', 'qwen2-bias-untied-f32');
 const REPO = 'fixture-org/qwen2-tiny';
@@ -317,6 +318,57 @@ test('kvlens download prints the snapshot folder on stdout and progress on stder
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /^kvlens download: not a repo: a model repo id looks like org\/name/);
   } finally {
+    await hub.close();
+  }
+});
+
+test('the kvlens.downloadModel command downloads the repo typed in and offers to use its folder', async () => {
+  const hub = await startHub();
+  const cache = freshCache();
+  const workspace = mkdtempSync(join(tmpdir(), 'kvlens-download-ws-'));
+  const settings: Record<string, unknown> = {};
+  const host = createHost(workspace, settings);
+  const saved = { endpoint: process.env.HF_ENDPOINT, cache: process.env.HF_HUB_CACHE };
+  const subscriptions: Array<{ dispose(): unknown }> = [];
+  const offered: string[][] = [];
+  let validate: ((value: string) => string | null) | undefined;
+  host.vscode.window.showInputBox = ((options: { validateInput?: (value: string) => string | null }) => {
+    validate = options.validateInput;
+    return Promise.resolve(` ${REPO} `);
+  }) as unknown as typeof host.vscode.window.showInputBox;
+  host.vscode.window.showInformationMessage = ((text: string, ...actions: string[]) => {
+    host.messages.push({ level: 'info', text });
+    offered.push(actions);
+    return Promise.resolve(actions[0]);
+  }) as unknown as typeof host.vscode.window.showInformationMessage;
+  try {
+    process.env.HF_ENDPOINT = hub.endpoint;
+    process.env.HF_HUB_CACHE = cache;
+    installVscodeStub(host.vscode);
+    const repoRoot = resolve(__dirname, '..', '..');
+    const extension = await import('../../src/extension/extension');
+    extension.activate({
+      extensionUri: Uri.file(repoRoot),
+      asAbsolutePath: (p: string) => (p === join('dist', 'engineProcess.js') ? join(repoRoot, 'test', 'fixtures', 'extension', 'fakeEngine.js') : join(repoRoot, p)),
+      subscriptions,
+      globalState: { get: () => undefined, update: () => Promise.resolve() },
+    } as never);
+    const command = host.commands.get('kvlens.downloadModel');
+    assert.ok(command, 'kvlens.downloadModel is registered');
+    await command();
+    assert.deepEqual(host.messages.filter((m) => m.level === 'error'), []);
+    assert.equal(validate?.('no-slash'), 'A repo id looks like org/name');
+    assert.equal(validate?.(REPO), null);
+    const snapshot = join(repoDir(cache), 'snapshots', COMMIT);
+    assert.deepEqual([...hub.fileRequests].sort(), EXPECTED_FILES);
+    assert.deepEqual(offered, [['Use This Model']]);
+    assert.equal(settings.model, snapshot);
+  } finally {
+    for (const s of subscriptions.splice(0)) s.dispose();
+    if (saved.endpoint === undefined) delete process.env.HF_ENDPOINT;
+    else process.env.HF_ENDPOINT = saved.endpoint;
+    if (saved.cache === undefined) delete process.env.HF_HUB_CACHE;
+    else process.env.HF_HUB_CACHE = saved.cache;
     await hub.close();
   }
 });
