@@ -1,11 +1,11 @@
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, rmSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { downloadModel, selectModelFiles, type DownloadProgress } from '../../src/engine/model/download';
@@ -38,6 +38,8 @@ interface HubBehaviour {
   corrupt?: boolean;
   /** Answer file requests with a redirect to a "CDN" path on the same server. */
   redirect?: boolean;
+  /** Serve config.json one byte longer than the metadata says. */
+  padConfig?: boolean;
   /** Send the first part of the weights and then stall until the client goes away. */
   stallWeightsAfter?: number;
 }
@@ -65,6 +67,7 @@ async function startHub(behaviour: HubBehaviour = {}): Promise<FakeHub> {
       data = Buffer.from(data);
       data[data.length >> 1] ^= 0xff;
     }
+    if (behaviour.padConfig && name === 'config.json') data = Buffer.concat([data, Buffer.from('\n')]);
     const range = /^bytes=(\d+)-$/.exec(request.headers.range ?? '');
     const start = range ? Number(range[1]) : 0;
     if (range) rangeRequests.push(`${name} ${request.headers.range}`);
@@ -116,7 +119,15 @@ async function startHub(behaviour: HubBehaviour = {}): Promise<FakeHub> {
 }
 
 const EXPECTED_FILES = ['config.json', 'generation_config.json', WEIGHTS, 'tokenizer.json', 'tokenizer_config.json'];
-const freshCache = () => mkdtempSync(join(tmpdir(), 'kvlens-hfcache-'));
+const scratch: string[] = [];
+const freshCache = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kvlens-hfcache-'));
+  scratch.push(dir);
+  return dir;
+};
+after(() => {
+  for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
+});
 const repoDir = (cache: string) => join(cache, 'models--fixture-org--qwen2-tiny');
 
 test('selectModelFiles keeps config, tokenizer and safetensors files and skips other weight formats', () => {
@@ -251,6 +262,21 @@ test('corrupted weights fail the sha256 check, naming the file and both hashes, 
   }
 });
 
+test('a file longer than the metadata says fails the size check, naming the file and both sizes', async () => {
+  const hub = await startHub({ padConfig: true });
+  const cache = freshCache();
+  try {
+    const size = fixtureFiles.get('config.json')!.length;
+    await assert.rejects(
+      downloadModel(REPO, { endpoint: hub.endpoint, cacheDir: cache, env: {} }),
+      (e: unknown) => e instanceof KvlensError && e.message.startsWith(`config.json: size mismatch: expected ${size} bytes, got ${size + 1}`),
+    );
+    assert.deepEqual(readdirSync(join(repoDir(cache), 'blobs')), []);
+  } finally {
+    await hub.close();
+  }
+});
+
 test('an unknown repo gives a clear not-found error; bad repo ids are refused before any request', async () => {
   const hub = await startHub();
   try {
@@ -325,7 +351,7 @@ test('kvlens download prints the snapshot folder on stdout and progress on stder
 test('the kvlens.downloadModel command downloads the repo typed in and offers to use its folder', async () => {
   const hub = await startHub();
   const cache = freshCache();
-  const workspace = mkdtempSync(join(tmpdir(), 'kvlens-download-ws-'));
+  const workspace = freshCache();
   const settings: Record<string, unknown> = {};
   const host = createHost(workspace, settings);
   const saved = { endpoint: process.env.HF_ENDPOINT, cache: process.env.HF_HUB_CACHE };

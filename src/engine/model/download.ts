@@ -248,6 +248,13 @@ async function fetchBlob(
     throw new KvlensError(httpProblem(response.status, `file ${file.name} of ${repo}@${commit.slice(0, 12)}`, Boolean(token)), file.name);
   } else if (response.status !== 206) {
     offset = 0; // the server ignored the range: start over
+  } else {
+    const start = /^bytes (\d+)-/.exec(response.headers.get('content-range') ?? '');
+    if (start && Number(start[1]) !== offset) {
+      await response.body?.cancel();
+      if (partial) await rm(partial, { force: true });
+      throw new KvlensError(`the server resumed at byte ${start[1]} instead of ${offset}; the partial file was deleted, run the download again`, file.name);
+    }
   }
   const blobId = provisionalId ?? etagOf(response) ?? createHash('sha256').update(`${repo}/${commit}/${file.name}`).digest('hex');
   const incomplete = partial ?? join(blobsDir, `${blobId}.incomplete`);
@@ -275,9 +282,12 @@ async function fetchBlob(
   }
   if (signal?.aborted) throw cancelled(repo);
   const expectedSize = file.size ?? Number(response.headers.get('content-length') ?? NaN) + offset;
-  if (Number.isFinite(expectedSize) && written !== expectedSize) {
+  if (Number.isFinite(expectedSize) && written < expectedSize) {
+    throw new KvlensError(`the download stopped at ${written} of ${expectedSize} bytes; run it again to resume`, file.name);
+  }
+  if (Number.isFinite(expectedSize) && written > expectedSize) {
     await rm(incomplete, { force: true });
-    throw new KvlensError(`size mismatch: expected ${expectedSize} bytes, got ${written}; the partial file was deleted`, file.name);
+    throw new KvlensError(`size mismatch: expected ${expectedSize} bytes, got ${written}; the downloaded file was deleted`, file.name);
   }
   if (hash && file.sha256) {
     const actual = hash.digest('hex');
