@@ -813,7 +813,10 @@ async function scenario(scratch: string): Promise<void> {
       if (!basename(fresh[0]).includes(`file-${basename(file).replace(/[^A-Za-z0-9_-]+/g, '-')}`)) throw new Error(`the results file ${basename(fresh[0])} is not labelled with ${basename(file)}`);
       const saved = JSON.parse(readFileSync(fresh[0], 'utf8')) as ResultsFile;
       const completions = saved.rows.filter((r) => r.task === 'completion');
-      if (completions.length === 0) throw new Error('the file run has no completion rows');
+      if (completions.length === 0) {
+        const byTask = [...new Set(saved.rows.map((r) => r.task))].map((t) => `${t}: ${saved.rows.filter((r) => r.task === t).length}`);
+        throw new Error(`the file run (${basename(fresh[0])}, ${saved.rows.length} rows, status ${saved.status}) has no completion rows; rows by task: ${byTask.join(', ') || 'none'}`);
+      }
       const elsewhere = completions.filter((r) => r.source?.file !== file);
       if (elsewhere.length > 0) throw new Error(`${elsewhere.length} completion row(s) target ${elsewhere[0].source?.file ?? 'no file'}, not ${file}`);
       return `${title.replace(/^.*?(kvlens: profiling)/, '$1')} → ${basename(fresh[0])}, ${saved.rows.length} rows`;
