@@ -825,6 +825,24 @@ async function scenario(scratch: string): Promise<void> {
   );
 }
 
+/** Keeps the logs next to the screenshots (the scratch folder goes): installer, packaging, code-server, kvlens. */
+function saveLogs(scratch: string): void {
+  try {
+    for (const old of readdirSync(artifacts)) if (old.endsWith('.log')) rmSync(join(artifacts, old));
+    const logs = join(scratch, 'logs');
+    if (existsSync(logs)) for (const name of readdirSync(logs)) cpSync(join(logs, name), join(artifacts, name));
+    const sessions = join(scratch, 'user-data', 'logs');
+    if (!existsSync(sessions)) return;
+    for (const session of readdirSync(sessions)) {
+      const channel = join(sessions, session, 'exthost1', 'kvlens.kvlens');
+      if (!existsSync(channel)) continue;
+      for (const name of readdirSync(channel)) cpSync(join(channel, name), join(artifacts, `kvlens-output-${session}-${name}`));
+    }
+  } catch (error) {
+    log(`(could not keep the logs: ${String(error)})`);
+  }
+}
+
 async function main(): Promise<number> {
   mkdirSync(artifacts, { recursive: true });
   for (const old of readdirSync(artifacts)) if (old.endsWith('.png')) rmSync(join(artifacts, old));
@@ -864,8 +882,7 @@ async function main(): Promise<number> {
     }
   } finally {
     clearTimeout(timer);
-    const serverLog = join(scratch, 'logs', 'code-server.log');
-    if (existsSync(serverLog)) cpSync(serverLog, join(artifacts, 'code-server.log'));
+    saveLogs(scratch);
     await stopEverything();
     if (keepTemp) log(`kept ${scratch}`);
     else rmSync(scratch, { recursive: true, force: true });
