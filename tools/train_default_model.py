@@ -40,8 +40,9 @@ REPO = Path(__file__).resolve().parent.parent
 LANG_SHARE = {"typescript": 0.35, "javascript": 0.35, "python": 0.30}
 # (seq len, batch, share of training time); tokens/s measured on this machine with 1 thread and
 # bf16 autocast for this model size, used only to turn minutes into a fixed step count.
-STAGES = [(512, 8, 0.10), (1024, 4, 0.17), (2048, 2, 0.30), (4096, 1, 0.43)]
-TOK_PER_S = {512: 4200, 1024: 4000, 2048: 3400, 4096: 2600}
+STAGES = [(256, 16, 0.10, True), (512, 8, 0.08, True), (512, 8, 0.05, False), (1024, 4, 0.14, False),
+          (2048, 2, 0.25, False), (4096, 1, 0.38, False)]
+TOK_PER_S = {256: 4200, 512: 4200, 1024: 4000, 2048: 3400, 4096: 2600}
 
 
 def model_config(vocab_size: int, args) -> LlamaConfig:
@@ -94,10 +95,17 @@ class ExampleMaker:
                 break
         return lines
 
-    def make(self, L: int):
+    def make(self, L: int, dense: bool | None = False):
         rng = self.rng
+        if dense is None:  # "mixed" stage: half the sequences retrieval-dense
+            dense = rng.random() < 0.5
         ctx = self._context_lines(L)
-        k = rng.choices([1, 2, 3, 4, 5, 6], weights=[3, 3, 3, 2, 2, 1])[0]
+        if dense:
+            # retrieval-dense sequences: many needles, all queried, code tokens down-weighted;
+            # this is what gets the copy circuit to form at all on a diverse corpus
+            k = rng.randint(3, 5) if L <= 256 else rng.randint(4, 8)
+        else:
+            k = rng.choices([1, 2, 3, 4, 5, 6], weights=[3, 3, 3, 2, 2, 1])[0]
         names = [dmd.needle_name(rng) for _ in range(k)]
         if k >= 2 and rng.random() < 0.5:
             # decoy: same word pair, other hex suffix, so the suffix has to be read
@@ -123,13 +131,13 @@ class ExampleMaker:
         budget = L - overhead
         n = max(1, sum(1 for x in line_end_tok if x <= budget))
         for _ in range(6):
-            text, spans = self._compose(ctx[:n], names, values, target)
+            text, spans = self._compose(ctx[:n], names, values, target, dense)
             enc = self.tok.encode(text)
             if len(enc.ids) <= L:
                 break
             n = max(1, int(n * 0.93))
         ids = enc.ids[:L]
-        weights = [1.0] * len(ids)
+        weights = [0.3 if dense else 1.0] * len(ids)
         for (s, e, wt) in spans:
             for ti, (a, b) in enumerate(enc.offsets[:len(ids)]):
                 if ti > 0 and a >= s and a < e:
@@ -137,7 +145,7 @@ class ExampleMaker:
         weights[0] = 0.0  # nothing predicts BOS
         return ids, weights
 
-    def _compose(self, ctx: list[str], names, values, target):
+    def _compose(self, ctx: list[str], names, values, target, dense: bool = False):
         """Place definitions, optional earlier queries, repeated spans; last line queries target."""
         rng = self.rng
         n = len(ctx)
@@ -162,9 +170,9 @@ class ExampleMaker:
             def_at[j] = round(d * n)
             put(def_at[j], "def", j)
         for j in range(k):
-            if j != target and rng.random() < 0.7 and def_at[j] < n:
+            if j != target and rng.random() < (1.0 if dense else 0.85) and def_at[j] < n:
                 put(rng.randint(def_at[j] + 1, n), "query", j)
-        if rng.random() < 0.3 and n > 20:
+        if rng.random() < (0.6 if dense else 0.3) and n > 20:
             a = rng.randrange(0, n - 10)
             span = rng.randint(2, 8)
             b = rng.randint(a + span, n)
@@ -210,7 +218,7 @@ class ExampleMaker:
 
 def plan_steps(minutes: float):
     plan = []
-    for L, B, share in STAGES:
+    for L, B, share, _ in STAGES:
         steps = max(1, int(minutes * 60 * share * TOK_PER_S[L] / (L * B)))
         plan.append((L, B, steps))
     return plan
@@ -232,6 +240,12 @@ def lr_time(frac: float, step: int, base: float, warmup: int) -> float:
 def save(model, out: Path, meta: dict):
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out), safe_serialization=True)
+    # transformers 5 nests rope_theta under rope_parameters; loaders that read the classic
+    # top-level key (including older transformers) get it too
+    cfg_path = out / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["rope_theta"] = cfg.get("rope_parameters", {}).get("rope_theta", cfg.get("rope_theta"))
+    cfg_path.write_text(json.dumps(dict(sorted(cfg.items())), indent=2) + "\n")
     (out / "train_meta.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
@@ -285,7 +299,8 @@ def main():
     torch.manual_seed(args.seed)
     global STAGES
     if args.stages:
-        STAGES = [(int(a), int(b), float(c)) for a, b, c in (s.split(":") for s in args.stages.split(","))]
+        STAGES = [(int(a), int(b), float(c), {"dense": True, "mixed": None}.get(d, False)) for a, b, c, d in
+                  ((s.split(":") + [""])[:4] for s in args.stages.split(","))]
 
     tok = Tokenizer.from_file(str(args.tokenizer))
     t0 = time.time()
@@ -328,10 +343,10 @@ def main():
     stopped = False
     bounds = []
     acc_share = 0.0
-    for L, B, share in STAGES:
+    for L, B, share, _ in STAGES:
         acc_share += share
         bounds.append(acc_share / sum(x[2] for x in STAGES))
-    for si, (L, B, _) in enumerate(STAGES):
+    for si, (L, B, _, dense) in enumerate(STAGES):
         ema = None
         stage_steps = 0
         while True:
@@ -349,7 +364,7 @@ def main():
                 lr = lr_at(step, sum(x[2] for x in plan), args.lr, args.warmup)
             for g in opt.param_groups:
                 g["lr"] = lr
-            batch = [maker.make(L) for _ in range(B)]
+            batch = [maker.make(L, dense) for _ in range(B)]
             T = max(len(ids) for ids, _ in batch)
             x = torch.full((B, T), maker.pad, dtype=torch.long)
             w = torch.zeros((B, T))
