@@ -76,6 +76,11 @@ export class ResultsPanel implements vscode.Disposable {
     this.disposables.push(
       webview.onDidReceiveMessage((raw: unknown) => this.onMessage(raw)),
       panel.onDidDispose(() => this.dispose()),
+      // A hidden panel's page is discarded and reloaded on reveal: hold messages (and the focus to show) until the
+      // reloaded page says it is ready again.
+      panel.onDidChangeViewState((event) => {
+        if (!event.webviewPanel.visible) this.ready = false;
+      }),
     );
   }
 

@@ -94,7 +94,7 @@ export function createHost(workspaceRoot: string, settings: Record<string, unkno
   const commands = new Map<string, (...args: unknown[]) => unknown>();
   const codeLensProviders: Array<{ provideCodeLenses(doc: FakeDocument): CodeLens[]; onDidChangeCodeLenses?: unknown }> = [];
   const hoverProviders: Array<{ provideHover(doc: FakeDocument, pos: Position): Hover | undefined }> = [];
-  const panels: Array<{ viewType: string; webview: FakeWebview; disposed: boolean }> = [];
+  const panels: Array<{ viewType: string; webview: FakeWebview; disposed: boolean; visible: boolean; hide(): void }> = [];
   const quickPickAnswers: Array<(items: Array<{ label: string; picked?: boolean }>) => unknown> = [];
   const decorations: Array<{ editor: string; type: number; ranges: Array<{ range: Range }> }> = [];
   const globalState = new Map<string, unknown>();
@@ -152,6 +152,7 @@ export function createHost(workspaceRoot: string, settings: Record<string, unkno
       createWebviewPanel: (viewType: string, _title: string, _column: unknown, options: unknown) => {
         const received = new EventEmitter<unknown>();
         const disposed = new EventEmitter<void>();
+        const viewState = new EventEmitter<{ webviewPanel: { visible: boolean } }>();
         const webview: FakeWebview & Record<string, unknown> = {
           html: '',
           options,
@@ -161,17 +162,35 @@ export function createHost(workspaceRoot: string, settings: Record<string, unkno
           asWebviewUri: (uri: Uri) => `https://webview.test${uri.fsPath}`,
           onDidReceiveMessage: received.event,
           postMessage: (m: unknown) => {
+            if (!record.visible) return Promise.resolve(false);
             (webview.posted as unknown[]).push(m);
             return Promise.resolve(true);
           },
         };
-        const record = { viewType, webview, disposed: false };
+        // hide() stands for VS Code discarding a hidden panel's page (no retainContextWhenHidden): posts are lost
+        // until the reloaded page says ready again.
+        const record = {
+          viewType,
+          webview,
+          disposed: false,
+          visible: true,
+          hide: () => {
+            record.visible = false;
+            viewState.fire({ webviewPanel: { visible: false } });
+          },
+        };
         panels.push(record);
         return {
           webview,
           viewColumn: 1,
-          reveal: () => {},
+          reveal: () => {
+            if (!record.visible) {
+              record.visible = true;
+              viewState.fire({ webviewPanel: { visible: true } });
+            }
+          },
           onDidDispose: disposed.event,
+          onDidChangeViewState: viewState.event,
           dispose: () => {
             if (!record.disposed) {
               record.disposed = true;

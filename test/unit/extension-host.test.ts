@@ -106,6 +106,16 @@ test('CodeLens and hover above profiled sites; a lens click focuses the sample i
   const posted = host.panels[0].webview.posted.at(-1) as unknown as { type: string; focus: unknown };
   assert.equal(posted.type, 'results');
   assert.deepEqual(posted.focus, { task: 'needle', sampleId: 'needle-2048-d50' });
+
+  // With the panel hidden behind an editor its page is discarded; the click must still land once it reloads.
+  host.panels[0].hide();
+  const before = host.panels[0].webview.posted.length;
+  await run(lens.command!.command, ...(lens.command!.arguments ?? []));
+  assert.equal(host.panels[0].webview.posted.length, before, 'nothing is posted to a page that is reloading');
+  host.panels[0].webview.receive({ type: 'ready' });
+  const afterReload = host.panels[0].webview.posted.at(-1) as unknown as { type: string; focus: unknown };
+  assert.equal(afterReload.type, 'results');
+  assert.deepEqual(afterReload.focus, { task: 'needle', sampleId: 'needle-2048-d50' });
 });
 
 test('the retained-context map decorates kept and evicted lines of visible editors, and clears', async () => {
