@@ -38,7 +38,7 @@ export const DEFAULT_BENCH = {
   tasks: ['needle', 'completion'],
   lengths: [1024, 2048, 4096],
   depths: [0, 0.25, 0.5, 0.75, 1],
-  samples: 1,
+  samples: 2,
   seed: 0,
 };
 
