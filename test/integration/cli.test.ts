@@ -108,7 +108,7 @@ test('bench on a folder writes results, CSV and Markdown; merge and export read 
   writeFileSync(join(workspace, 'blob.bin'), Buffer.from([0, 1, 2, 3, 0, 255]));
   const out = join(dir, 'r.json');
   const run = kvlens('bench', workspace, '--model', FIXTURE, '--methods', 'full,int8,streamingllm:ratio=0.5', '--tasks', 'needle', '--lengths', '128',
-    '--depths', '0.5', '--out', out, '--csv', join(dir, 'r.csv'), '--md', join(dir, 'r.md'), '--max-new-tokens', '3');
+    '--depths', '0.5', '--samples', '1', '--out', out, '--csv', join(dir, 'r.csv'), '--md', join(dir, 'r.md'), '--max-new-tokens', '3');
   assert.equal(run.code, 0, run.stderr);
   assert.match(run.stdout, /\| streamingllm:ratio=0.5 \|/);
   const results = JSON.parse(readFileSync(out, 'utf8'));
