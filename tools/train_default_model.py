@@ -10,10 +10,19 @@ difference in earlier runs: decoy definitions sharing the word pair of a needle,
 after BOS, repeated spans of 2-8 lines (plain copying practice), and a length curriculum ending
 with a large share of 4k-token sequences so that far needles are seen at full length.
 
-The schedule is fixed in steps (derived from --minutes and measured tokens/s), so two runs with
-the same flags see the same data in the same order; --stop-after is only a wall-clock guard.
+Retrieval-dense sequences ("dense" stages: 3-8 needles, every one queried, code tokens weighted
+0.3, repeated spans in 60% of sequences) are what made the copy circuit form on this diverse
+corpus; plain needle data alone left the answer loss flat. "mixed" stages draw half of their
+sequences dense.
 
-Usage: python tools/train_default_model.py --minutes 80 --out /work/train-cache/run1
+By default the stages and the LR curve follow wall-clock fractions of --minutes (the machine is
+shared, so measured speed varies); the steps each stage took are written to train_meta.json, and
+--schedule steps --replay <train_meta.json> repeats a run step for step with the same seed.
+
+The shipped model was made in five phases, each continuing from the previous one with --init;
+models/default/README.md lists the exact flags and steps. Phase 5, for example:
+  python tools/train_default_model.py --init <phase 4 dir> --warmup 5 --lr 3e-4 \
+      --stages 1024:4:0.45:dense,4096:1:0.55:mixed --minutes 6.3 --out /work/train-cache/run5
 """
 from __future__ import annotations
 
@@ -286,7 +295,7 @@ def main():
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--init", type=Path, default=None, help="continue from a saved checkpoint")
-    ap.add_argument("--stages", type=str, default=None, help="override, e.g. '2048:2:0.3,4096:1:0.7'")
+    ap.add_argument("--stages", type=str, default=None, help="override: comma-separated LEN:BATCH:SHARE[:dense|mixed], e.g. '1024:4:0.5:dense,4096:1:0.5:mixed'")
     ap.add_argument("--checkpoint-every", type=float, default=10.0, help="minutes")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--schedule", choices=["time", "steps"], default="time")
