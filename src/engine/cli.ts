@@ -248,16 +248,10 @@ const commands: Record<string, Command> = {
       if (badDepth !== undefined) throw new KvlensError(`--depths must be numbers in [0, 1], got ${values.depths}`);
       request.methods.forEach((spec) => createMethod(spec)); // reject bad specs before loading anything
       const session = await open(values, Math.max(...request.lengths) + 64);
-      const controller = new AbortController();
-      const onSigint = () => {
-        if (controller.signal.aborted) process.exit(130);
-        process.stderr.write('\ncancelling: finishing the current step, keeping every completed row (Ctrl-C again to quit now)\n');
-        controller.abort();
-      };
-      process.on('SIGINT', onSigint);
+      const { signal, release } = cancelOnCtrlC('finishing the current step, keeping every completed row (Ctrl-C again to quit now)');
       try {
         const results = await runBench(session, request, {
-          signal: controller.signal,
+          signal,
           onProgress: progressPrinter(Boolean(values.json)),
           onLog: values.json ? undefined : (line) => process.stderr.write(`${line}\n`),
         });
@@ -271,7 +265,7 @@ const commands: Record<string, Command> = {
         }
         if (results.status === 'cancelled') process.exitCode = 130;
       } finally {
-        process.off('SIGINT', onSigint);
+        release();
         await session.dispose();
       }
     },
@@ -300,20 +294,14 @@ const commands: Record<string, Command> = {
     },
     async run(values, positionals) {
       if (positionals.length !== 1) throw new KvlensError('download needs exactly one repo id, e.g. kvlens download Qwen/Qwen2.5-0.5B');
-      const controller = new AbortController();
-      const onSigint = () => {
-        if (controller.signal.aborted) process.exit(130);
-        process.stderr.write('\ncancelling: the partial file is kept and the next download resumes it\n');
-        controller.abort();
-      };
-      process.on('SIGINT', onSigint);
+      const { signal, release } = cancelOnCtrlC('the partial file is kept and the next download resumes it');
       try {
         const result = await downloadModel(positionals[0], {
           revision: String(values.revision),
           cacheDir: typeof values['cache-dir'] === 'string' ? resolve(values['cache-dir']) : undefined,
           endpoint: typeof values.endpoint === 'string' ? values.endpoint : undefined,
           include: list(values.include, []),
-          signal: controller.signal,
+          signal,
           onProgress: downloadProgressPrinter(),
         });
         if (process.stderr.isTTY) process.stderr.write('\n');
@@ -321,7 +309,7 @@ const commands: Record<string, Command> = {
         process.stderr.write(`${result.repo}@${result.commit.slice(0, 12)}: ${result.files.length} files, ${formatMiB(result.bytesDownloaded)} downloaded, ${reused} reused from the cache\n`);
         print(values, result.snapshotDir, result);
       } finally {
-        process.off('SIGINT', onSigint);
+        release();
       }
     },
   },
@@ -338,6 +326,18 @@ const commands: Record<string, Command> = {
     },
   },
 };
+
+/** The first Ctrl-C cancels the long job (which then keeps what it finished); a second one quits at once. */
+function cancelOnCtrlC(whatHappens: string): { signal: AbortSignal; release: () => void } {
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) process.exit(130);
+    process.stderr.write(`\ncancelling: ${whatHappens}\n`);
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  return { signal: controller.signal, release: () => process.off('SIGINT', onSigint) };
+}
 
 function progressPrinter(quiet: boolean): (p: ProgressEvent) => void {
   let lastLine = 0;

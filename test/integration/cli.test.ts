@@ -122,3 +122,26 @@ test('bench on a folder writes results, CSV and Markdown; merge and export read 
   assert.equal(exported.code, 0, exported.stderr);
   assert.equal(readFileSync(join(dir, 'm.csv'), 'utf8'), readFileSync(join(dir, 'r.csv'), 'utf8'));
 });
+
+test('Ctrl-C during bench cancels: exit 130, the results file says cancelled and keeps the finished rows', async () => {
+  const { spawn } = await import('node:child_process');
+  const dir = mkdtempSync(join(tmpdir(), 'kvlens-sigint-'));
+  const out = join(dir, 'r.json');
+  const child = spawn(process.execPath, [join(ROOT, 'bin', 'kvlens.js'), 'bench', join(ROOT, 'test', 'fixtures', 'codebase'), '--model', FIXTURE,
+    '--methods', 'full,int8', '--tasks', 'needle', '--lengths', '256', '--depths', '0,0.5,1', '--samples', '100', '--out', out, '--max-new-tokens', '3']);
+  let stderr = '';
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  await new Promise<void>((resolve) => {
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      // Interrupt shortly after the sweep starts, once a few samples have been saved.
+      if (/\b0\/\d+ needle/.test(stderr)) setTimeout(resolve, 700);
+    });
+  });
+  child.kill('SIGINT');
+  assert.equal(await exited, 130, stderr.slice(-500));
+  assert.match(stderr, /cancelling: finishing the current step/);
+  const results = JSON.parse(readFileSync(out, 'utf8'));
+  assert.equal(results.status, 'cancelled');
+  assert.ok(results.rows.length > 0 && results.rows.length < 100 * 3 * 2, `${results.rows.length} rows`);
+});
