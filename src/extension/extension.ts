@@ -339,13 +339,19 @@ class Kvlens implements vscode.Disposable, PanelHost {
     const recent = this.context.globalState.get<string[]>(RECENT_MODELS_KEY) ?? [];
     const current = this.settings().model;
     const browse: vscode.QuickPickItem = { label: '$(folder-opened) Choose a model folder…', description: 'a Hugging Face folder (config.json + safetensors) or a GGUF file' };
+    const download: vscode.QuickPickItem = { label: '$(cloud-download) Download from Hugging Face…', description: 'by repo id, into the Hugging Face cache' };
     const items: vscode.QuickPickItem[] = [
       { label: 'default', description: 'the embedded model shipped with kvlens', picked: current === 'default' },
       ...recent.filter((m) => m !== 'default').map((m) => ({ label: m, description: m === current ? 'current' : 'recent' })),
       browse,
+      download,
     ];
     const pick = await vscode.window.showQuickPick(items, { title: 'kvlens: select model', placeHolder: `Current: ${current}` });
     if (!pick) return;
+    if (pick === download) {
+      await this.downloadModel();
+      return;
+    }
     let model = pick.label;
     if (pick === browse) {
       const uris = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: true, canSelectMany: false, filters: { 'GGUF or any': ['gguf', '*'] }, openLabel: 'Use this model' });
