@@ -12,6 +12,8 @@ import { TASKS } from './tasks';
 import { mergeResults, parseShard } from './bench/merge';
 import { runBench } from './bench/runner';
 import { summaryMarkdown, toCsv, toMarkdown } from './bench/export';
+import { sweepContextTokens } from './bench/estimate';
+import { DenseLayerCache } from './kv/cache';
 import { writeFileAtomic } from './bench/atomicWrite';
 import { readResultsFile } from './bench/validate';
 import type { ExecutionProviderChoice, BenchRequest, ProgressEvent } from './host/protocol';
@@ -163,7 +165,7 @@ const commands: Record<string, Command> = {
         const bad = ids.find((id) => id >= vocab);
         if (bad !== undefined) throw new KvlensError(`token id ${bad} is outside the vocabulary (size ${vocab})`);
         const { numLayers, numKvHeads, headDim } = session.model.config;
-        const empty = Array.from({ length: numLayers }, () => ({ numKvHeads, headDim, length: 0, keys: new Float32Array(0), values: new Float32Array(0), valid: null, positions: new Int32Array(0) }));
+        const empty = Array.from({ length: numLayers }, () => new DenseLayerCache(numKvHeads, headDim, 1).view());
         const out = await session.forward.forward({ tokens: ids, positions: ids.map((_, i) => i), past: empty, logits: 'all' });
         const rows = ids.map((_, i) => Array.from(out.logits.subarray(i * vocab, (i + 1) * vocab)));
         const result = { ids, vocabSize: vocab, executionProvider: session.provider, logits: rows };
@@ -247,7 +249,7 @@ const commands: Record<string, Command> = {
       const badDepth = request.depths.find((d) => !Number.isFinite(d) || d < 0 || d > 1);
       if (badDepth !== undefined) throw new KvlensError(`--depths must be numbers in [0, 1], got ${values.depths}`);
       request.methods.forEach((spec) => createMethod(spec)); // reject bad specs before loading anything
-      const session = await open(values, Math.max(...request.lengths) + 64);
+      const session = await open(values, sweepContextTokens(request.lengths));
       const { signal, release } = cancelOnCtrlC('finishing the current step, keeping every completed row (Ctrl-C again to quit now)');
       try {
         const results = await runBench(session, request, {

@@ -110,31 +110,26 @@ export class EngineClient {
 
   /** Model and provider details from the engine (what it would load, and where it would run). */
   info(model: string, provider: ExecutionProviderChoice): Promise<unknown> {
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      const child = this.ensureChild();
-      this.pending.set(id, { kind: 'info', resolve, reject, child });
-      this.send(child, { type: 'info', id, model, provider });
-    });
+    return this.ask((id) => ({ type: 'info', id, model, provider }));
   }
 
   /** Memory a run will need (weights + KV cache per method at the longest context) and whether it fits now. */
   estimate(model: string, lengths: number[], methods: string[]): Promise<unknown> {
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      const child = this.ensureChild();
-      this.pending.set(id, { kind: 'info', resolve, reject, child });
-      this.send(child, { type: 'estimate', id, model, lengths, methods });
-    });
+    return this.ask((id) => ({ type: 'estimate', id, model, lengths, methods }));
   }
 
   /** The engine's method registry (names, families, parameters and one-line summaries). */
   methods(): Promise<unknown> {
+    return this.ask((id) => ({ type: 'methods', id }));
+  }
+
+  /** One request answered by one result (or error) message. */
+  private ask(message: (id: number) => ClientMessage): Promise<unknown> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const child = this.ensureChild();
       this.pending.set(id, { kind: 'info', resolve, reject, child });
-      this.send(child, { type: 'methods', id });
+      this.send(child, message(id));
     });
   }
 

@@ -29,10 +29,15 @@ export interface RunEstimate {
   summary: string;
 }
 
+/** The context a sweep must hold: its longest length plus room for the generated answer. */
+export function sweepContextTokens(lengths: readonly number[]): number {
+  return Math.max(...lengths) + 64;
+}
+
 export function estimateRun(model: string, lengths: number[], methods: string[]): RunEstimate {
   const modelPath = resolveModelDir(model);
   const plan = inspectModel(modelPath);
-  const contextTokens = Math.max(...lengths) + 64;
+  const contextTokens = sweepContextTokens(lengths);
   const memory = estimateMemory(plan.config, contextTokens, { weightCopies: 2 });
   const tokensFull = contextTokens * plan.config.numLayers * plan.config.numKvHeads;
   const perMethod = methods.map((spec): MethodEstimate => {

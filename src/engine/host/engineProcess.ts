@@ -3,7 +3,7 @@
 import { describeError } from '../errors';
 import { openModel, type ModelSession } from '../session';
 import { runBench } from '../bench/runner';
-import { estimateRun } from '../bench/estimate';
+import { estimateRun, sweepContextTokens } from '../bench/estimate';
 import { listMethods } from '../kv';
 import { modelInfo } from '../model/info';
 import { parseClientMessage, type ClientMessage, type EngineMessage, type ExecutionProviderChoice } from './protocol';
@@ -44,7 +44,7 @@ async function handle(message: ClientMessage): Promise<void> {
       running.set(message.id, controller);
       try {
         const r = message.request;
-        const s = await session(r.model, r.provider, Math.max(...r.lengths) + 64);
+        const s = await session(r.model, r.provider, sweepContextTokens(r.lengths));
         const results = await runBench(s, r, {
           signal: controller.signal,
           onProgress: (progress) => send({ type: 'progress', id: message.id, progress }),
