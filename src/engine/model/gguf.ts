@@ -3,7 +3,8 @@
 import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { KvlensError } from '../errors';
 import type { ModelConfig } from './config';
-import { f16Table, decodeHalfInto, readExactly } from './safetensors';
+import { decodeHalfInto, readExactly } from './safetensors';
+import { GGML_BLOCK_FORMATS, dequantizeBlocks, type GgmlBlockFormat } from './ggmlQuants';
 import type { StorageDtype, WeightMap } from './types';
 
 const GGUF_MAGIC = 0x46554747; // "GGUF" read as little-endian u32
@@ -39,16 +40,19 @@ interface GgmlFormat {
   dtype: StorageDtype;
   blockElements: number;
   blockBytes: number;
+  block?: GgmlBlockFormat;
 }
 
 export const GGML_FORMATS: Record<number, GgmlFormat> = {
   0: { dtype: 'F32', blockElements: 1, blockBytes: 4 },
   1: { dtype: 'F16', blockElements: 1, blockBytes: 2 },
   30: { dtype: 'BF16', blockElements: 1, blockBytes: 2 },
-  // Q8_0: fp16 scale + 32 int8; Q4_0: fp16 scale + 16 bytes of packed 4-bit values.
-  8: { dtype: 'Q8_0', blockElements: 32, blockBytes: 34 },
-  2: { dtype: 'Q4_0', blockElements: 32, blockBytes: 18 },
+  ...Object.fromEntries(
+    Object.entries(GGML_BLOCK_FORMATS).map(([id, block]) => [id, { dtype: block.dtype, blockElements: block.blockElements, blockBytes: block.blockBytes, block }]),
+  ),
 };
+
+const SUPPORTED_TYPES = ['F32', 'F16', 'BF16', ...Object.values(GGML_BLOCK_FORMATS).map((f) => f.dtype)].join(', ');
 
 export interface GgufTensorInfo {
   ggufName: string;
@@ -242,7 +246,7 @@ export function openGguf(file: string): GgufFile {
       const format = GGML_FORMATS[typeId];
       if (!format) {
         const name = GGML_TYPE_NAMES[typeId] ?? `unknown type id ${typeId}`;
-        throw new KvlensError(`tensor "${ggufName}" uses ggml type ${name}, not supported (supported: F32, F16, BF16, Q8_0, Q4_0)`, file);
+        throw new KvlensError(`tensor "${ggufName}" uses ggml type ${name}, not supported (supported: ${SUPPORTED_TYPES})`, file);
       }
       if (dims[0] % format.blockElements !== 0) {
         throw new KvlensError(`tensor "${ggufName}" row length ${dims[0]} is not a multiple of the ${format.dtype} block size ${format.blockElements}`, file);
@@ -432,32 +436,6 @@ export function ggufHfTensors(gguf: GgufFile): { tensors: Map<string, GgufHfTens
   return { tensors, unmapped };
 }
 
-function dequantizeInto(format: GgmlFormat, bytes: Uint8Array, target: Float32Array): void {
-  const table = f16Table();
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const blocks = target.length / format.blockElements;
-  if (format.dtype === 'Q8_0') {
-    for (let b = 0; b < blocks; b++) {
-      const base = b * 34;
-      const scale = table[view.getUint16(base, true)];
-      const out = b * 32;
-      for (let j = 0; j < 32; j++) target[out + j] = view.getInt8(base + 2 + j) * scale;
-    }
-  } else {
-    for (let b = 0; b < blocks; b++) {
-      const base = b * 18;
-      const scale = table[view.getUint16(base, true)];
-      const out = b * 32;
-      // Low nibbles hold elements 0..15 of the block, high nibbles elements 16..31; both offset by 8.
-      for (let j = 0; j < 16; j++) {
-        const packed = bytes[base + 2 + j];
-        target[out + j] = ((packed & 0x0f) - 8) * scale;
-        target[out + j + 16] = ((packed >> 4) - 8) * scale;
-      }
-    }
-  }
-}
-
 function readGgufTensorRaw(gguf: GgufFile, info: GgufTensorInfo): Float32Array {
   const fd = openSync(gguf.file, 'r');
   try {
@@ -472,7 +450,7 @@ function readTensorWithFd(fd: number, gguf: GgufFile, info: GgufTensorInfo): Flo
   const target = info.format.dtype === 'F32' ? new Uint8Array(data.buffer) : new Uint8Array(info.bytes);
   readExactly(fd, target, info.position, gguf.file, `tensor "${info.ggufName}"`);
   if (info.format.dtype === 'F16' || info.format.dtype === 'BF16') decodeHalfInto(info.format.dtype, target, data);
-  else if (info.format.dtype !== 'F32') dequantizeInto(info.format, target, data);
+  else if (info.format.block) dequantizeBlocks(info.format.block, target, data);
   return data;
 }
 

@@ -1,8 +1,9 @@
+import type { GgmlBlockDtype } from './ggmlQuants';
 import type { ModelConfig } from './config';
 import type { LayerKV } from '../kv/cache';
 
-/** F32/F16/BF16 from safetensors or GGUF; Q8_0/Q4_0 only from GGUF (block-quantized, dequantized at load). */
-export type StorageDtype = 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'Q4_0';
+/** F32/F16/BF16 from safetensors or GGUF; ggml block formats only from GGUF (dequantized at load). */
+export type StorageDtype = 'F32' | 'F16' | 'BF16' | GgmlBlockDtype;
 
 /** A weight tensor, upcast to fp32 once at load; `sourceDtype` is what the file held. */
 export interface Tensor {
