@@ -1,10 +1,10 @@
 // Prompt processing and plain greedy generation over a dense cache, on any DecoderForward.
 
 import { performance } from 'node:perf_hooks';
-import { DenseLayerCache } from '../kv/cache';
+import { DenseLayerCache, type LayerKV } from '../kv/cache';
 import { KvlensError } from '../errors';
 import { argmax } from './reference';
-import type { AttentionRequest, DecoderForward } from './types';
+import type { AttentionRequest, DecoderForward, LayerAttention } from './types';
 
 /** Attention statistics of one layer over the whole prompt (slot index = token index). */
 export interface PrefillLayerStats {
@@ -111,19 +111,82 @@ export async function prefill(forward: DecoderForward, tokens: ArrayLike<number>
 
 export interface DecodeOptions {
   maxNewTokens: number;
-  stopTokenIds?: number[];
-  /** RoPE position of the first generated token (normally the prompt length). */
+  stopTokenIds?: readonly number[];
+  /** RoPE position of the first generated token (normally the original prompt length, whatever was evicted). */
   startPosition: number;
 }
 
 export interface DecodeResult {
   tokens: number[];
-  stoppedBy: 'stop-token' | 'max-tokens';
+  stoppedBy: 'stop-token' | 'max-tokens' | 'complete';
   /** Time spent in decode forward calls. */
   ms: number;
   /** Forward calls (one per generated token after the first, which comes from the prefill logits). */
   steps: number;
   tokensPerSecond: number;
+}
+
+/** What greedy generation needs from a cache: views for attention, and a place for each new token's keys/values. */
+export interface StepCache {
+  views(): LayerKV[];
+  append(layer: number, keys: Float32Array, values: Float32Array, positions: ArrayLike<number>): void;
+  /** Called after every step with the step's attention (methods that track attention, e.g. H2O, update here). */
+  afterStep?(attention: LayerAttention[] | null, position: number): void;
+}
+
+export interface GreedyLoopOptions extends DecodeOptions {
+  /** Attention statistics each step should return to the cache's afterStep. */
+  attention?: AttentionRequest;
+  /** Stops early once the tokens so far hold a complete answer. */
+  isComplete?: (generated: number[]) => boolean;
+  signal?: AbortSignal;
+}
+
+/** The one greedy loop: continues from the prompt's last logits, feeding each chosen token back through `cache`. */
+export async function greedyLoop(
+  forward: DecoderForward,
+  cache: StepCache,
+  lastLogits: Float32Array,
+  options: GreedyLoopOptions,
+): Promise<DecodeResult> {
+  if (!Number.isInteger(options.maxNewTokens) || options.maxNewTokens < 1) {
+    throw new KvlensError(`maxNewTokens must be a positive integer, got ${options.maxNewTokens}`, 'decode');
+  }
+  const { vocabSize } = forward.config;
+  const stop = new Set(options.stopTokenIds ?? []);
+  const tokens: number[] = [];
+  let logits = lastLogits;
+  let position = options.startPosition;
+  let steps = 0;
+  let ms = 0;
+  for (;;) {
+    const token = argmax(logits, logits.length - vocabSize, vocabSize);
+    tokens.push(token);
+    if (stop.has(token)) return finish('stop-token');
+    if (tokens.length >= options.maxNewTokens) return finish('max-tokens');
+    if (options.isComplete?.(tokens)) return finish('complete');
+    options.signal?.throwIfAborted();
+    const began = performance.now();
+    const output = await forward.forward({
+      tokens: [token],
+      positions: [position],
+      past: cache.views(),
+      logits: 'last',
+      attention: options.attention,
+    });
+    for (let layer = 0; layer < output.newKeys.length; layer++) {
+      cache.append(layer, output.newKeys[layer], output.newValues[layer], [position]);
+    }
+    cache.afterStep?.(output.attention, position);
+    ms += performance.now() - began;
+    steps++;
+    position++;
+    logits = output.logits;
+  }
+
+  function finish(stoppedBy: DecodeResult['stoppedBy']): DecodeResult {
+    return { tokens, stoppedBy, ms, steps, tokensPerSecond: steps > 0 ? (steps * 1000) / ms : 0 };
+  }
 }
 
 /** Greedy generation continuing a dense cache (which it extends in place). */
@@ -136,30 +199,9 @@ export async function greedyDecode(
   if (layers.length !== forward.config.numLayers) {
     throw new KvlensError(`got ${layers.length} layer caches for a ${forward.config.numLayers}-layer model`, 'decode');
   }
-  if (!Number.isInteger(options.maxNewTokens) || options.maxNewTokens < 1) {
-    throw new KvlensError(`maxNewTokens must be a positive integer, got ${options.maxNewTokens}`, 'decode');
-  }
-  const stop = new Set(options.stopTokenIds ?? []);
-  const tokens: number[] = [];
-  let logits = lastLogits;
-  let position = options.startPosition;
-  let steps = 0;
-  let ms = 0;
-  for (;;) {
-    const token = argmax(logits, logits.length - forward.config.vocabSize, forward.config.vocabSize);
-    tokens.push(token);
-    if (stop.has(token)) return finish('stop-token');
-    if (tokens.length >= options.maxNewTokens) return finish('max-tokens');
-    const began = performance.now();
-    const output = await forward.forward({ tokens: [token], positions: [position], past: layers.map((layer) => layer.view()), logits: 'last' });
-    for (let l = 0; l < layers.length; l++) layers[l].append(output.newKeys[l], output.newValues[l], [position]);
-    ms += performance.now() - began;
-    steps++;
-    position++;
-    logits = output.logits;
-  }
-
-  function finish(stoppedBy: DecodeResult['stoppedBy']): DecodeResult {
-    return { tokens, stoppedBy, ms, steps, tokensPerSecond: steps > 0 ? (steps * 1000) / ms : 0 };
-  }
+  const dense: StepCache = {
+    views: () => layers.map((layer) => layer.view()),
+    append: (layer, keys, values, positions) => layers[layer].append(keys, values, positions),
+  };
+  return greedyLoop(forward, dense, lastLogits, options);
 }
