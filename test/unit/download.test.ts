@@ -130,6 +130,22 @@ after(() => {
 });
 const repoDir = (cache: string) => join(cache, 'models--fixture-org--qwen2-tiny');
 
+/** Runs `body` against a fresh fake hub and an empty cache folder, and always stops the hub. */
+async function withHub(behaviour: HubBehaviour, body: (hub: FakeHub, cache: string) => Promise<void>): Promise<void>;
+async function withHub(body: (hub: FakeHub, cache: string) => Promise<void>): Promise<void>;
+async function withHub(
+  first: HubBehaviour | ((hub: FakeHub, cache: string) => Promise<void>),
+  second?: (hub: FakeHub, cache: string) => Promise<void>,
+): Promise<void> {
+  const [behaviour, body] = typeof first === 'function' ? [{}, first] : [first, second!];
+  const hub = await startHub(behaviour);
+  try {
+    await body(hub, freshCache());
+  } finally {
+    await hub.close();
+  }
+}
+
 test('selectModelFiles keeps config, tokenizer and safetensors files and skips other weight formats', () => {
   const names = ['config.json', 'model-00001-of-00002.safetensors', 'model.safetensors.index.json', 'pytorch_model.bin', 'model.onnx', 'q4.gguf', 'README.md', 'onnx/model.safetensors', 'special_tokens_map.json'];
   assert.deepEqual(selectModelFiles(names), ['config.json', 'model-00001-of-00002.safetensors', 'model.safetensors.index.json', 'special_tokens_map.json']);
@@ -137,9 +153,7 @@ test('selectModelFiles keeps config, tokenizer and safetensors files and skips o
 });
 
 test('a download lands in the Hugging Face cache layout and the snapshot loads as a model', async () => {
-  const hub = await startHub();
-  const cache = freshCache();
-  try {
+  await withHub(async (hub, cache) => {
     const progress: DownloadProgress[] = [];
     const result = await downloadModel(REPO, { endpoint: hub.endpoint, cacheDir: cache, env: {}, onProgress: (p) => progress.push(p) });
     assert.equal(result.commit, COMMIT);
@@ -175,15 +189,11 @@ test('a download lands in the Hugging Face cache layout and the snapshot loads a
       if (saved === undefined) delete process.env.HF_HUB_CACHE;
       else process.env.HF_HUB_CACHE = saved;
     }
-  } finally {
-    await hub.close();
-  }
+  });
 });
 
 test('a second download reuses the cached blobs without requesting any file', async () => {
-  const hub = await startHub();
-  const cache = freshCache();
-  try {
+  await withHub(async (hub, cache) => {
     await downloadModel(REPO, { endpoint: hub.endpoint, cacheDir: cache, env: {} });
     hub.fileRequests.length = 0;
     const again = await downloadModel(REPO, { endpoint: hub.endpoint, cacheDir: cache, env: {} });
@@ -199,9 +209,7 @@ test('a second download reuses the cached blobs without requesting any file', as
     await downloadModel(REPO, { endpoint: hub.endpoint, cacheDir: cache, env: {} });
     assert.deepEqual(hub.fileRequests, [WEIGHTS]);
     assert.ok(readFileSync(weightsBlob).equals(fixtureFiles.get(WEIGHTS)!));
-  } finally {
-    await hub.close();
-  }
+  });
 });
 
 test('a cancelled download keeps its partial file and the next one resumes it with a Range request', async () => {
@@ -232,22 +240,17 @@ test('a cancelled download keeps its partial file and the next one resumes it wi
   } finally {
     await stalling.close();
   }
-  const hub = await startHub();
-  try {
+  await withHub(async (hub) => {
     const result = await downloadModel(REPO, { endpoint: hub.endpoint, cacheDir: cache, env: {} });
     assert.deepEqual(hub.rangeRequests, [`${WEIGHTS} bytes=${stallAt}-`]);
     assert.equal(sha256(readFileSync(join(result.snapshotDir, WEIGHTS))), sha256(weights));
     assert.ok(!existsSync(partial));
     assert.equal(result.files.find((f) => f.name === WEIGHTS)!.reused, false);
-  } finally {
-    await hub.close();
-  }
+  });
 });
 
 test('corrupted weights fail the sha256 check, naming the file and both hashes, and leave no blob', async () => {
-  const hub = await startHub({ corrupt: true });
-  const cache = freshCache();
-  try {
+  await withHub({ corrupt: true }, async (hub, cache) => {
     const expected = sha256(fixtureFiles.get(WEIGHTS)!);
     await assert.rejects(downloadModel(REPO, { endpoint: hub.endpoint, cacheDir: cache, env: {} }), (e: unknown) => {
       assert.ok(e instanceof KvlensError);
@@ -257,29 +260,22 @@ test('corrupted weights fail the sha256 check, naming the file and both hashes, 
     const blobs = readdirSync(join(repoDir(cache), 'blobs'));
     assert.ok(!blobs.some((b) => b.startsWith(expected)), `no weights blob or partial left: ${blobs.join(', ')}`);
     assert.ok(!existsSync(join(repoDir(cache), 'snapshots', COMMIT, WEIGHTS)));
-  } finally {
-    await hub.close();
-  }
+  });
 });
 
 test('a file longer than the metadata says fails the size check, naming the file and both sizes', async () => {
-  const hub = await startHub({ padConfig: true });
-  const cache = freshCache();
-  try {
+  await withHub({ padConfig: true }, async (hub, cache) => {
     const size = fixtureFiles.get('config.json')!.length;
     await assert.rejects(
       downloadModel(REPO, { endpoint: hub.endpoint, cacheDir: cache, env: {} }),
       (e: unknown) => e instanceof KvlensError && e.message.startsWith(`config.json: size mismatch: expected ${size} bytes, got ${size + 1}`),
     );
     assert.deepEqual(readdirSync(join(repoDir(cache), 'blobs')), []);
-  } finally {
-    await hub.close();
-  }
+  });
 });
 
 test('an unknown repo gives a clear not-found error; bad repo ids are refused before any request', async () => {
-  const hub = await startHub();
-  try {
+  await withHub(async (hub) => {
     await assert.rejects(
       downloadModel('fixture-org/missing', { endpoint: hub.endpoint, cacheDir: freshCache(), env: {} }),
       (e: unknown) => e instanceof KvlensError && /^fixture-org\/missing: model repo fixture-org\/missing at revision main .*not found \(HTTP 404\); if it is private or gated, set HF_TOKEN/.test(e.message),
@@ -287,32 +283,22 @@ test('an unknown repo gives a clear not-found error; bad repo ids are refused be
     for (const bad of ['no-slash', '../etc/passwd', 'a/b/c', 'org/..']) {
       await assert.rejects(downloadModel(bad, { endpoint: hub.endpoint, cacheDir: freshCache(), env: {} }), (e: unknown) => e instanceof KvlensError && e.message.startsWith(`${bad}: a model repo id looks like org/name`));
     }
-  } finally {
-    await hub.close();
-  }
+  });
 });
 
 test('file requests follow redirects (as the Hub sends weights to its CDN)', async () => {
-  const hub = await startHub({ redirect: true });
-  const cache = freshCache();
-  try {
+  await withHub({ redirect: true }, async (hub, cache) => {
     const result = await downloadModel(REPO, { endpoint: hub.endpoint, cacheDir: cache, env: {} });
     assert.ok(readFileSync(join(result.snapshotDir, WEIGHTS)).equals(fixtureFiles.get(WEIGHTS)!));
     assert.equal(hub.fileRequests.length, EXPECTED_FILES.length);
-  } finally {
-    await hub.close();
-  }
+  });
 });
 
 test('HF_ENDPOINT and HF_HUB_CACHE from the environment are honoured', async () => {
-  const hub = await startHub();
-  const cache = freshCache();
-  try {
+  await withHub(async (hub, cache) => {
     const result = await downloadModel(REPO, { env: { HF_ENDPOINT: hub.endpoint, HF_HUB_CACHE: cache } });
     assert.equal(result.snapshotDir, join(repoDir(cache), 'snapshots', COMMIT));
-  } finally {
-    await hub.close();
-  }
+  });
 });
 
 const execFileAsync = promisify(execFile);
@@ -330,9 +316,7 @@ async function runCli(argv: string[]): Promise<{ code: number; stdout: string; s
 }
 
 test('kvlens download prints the snapshot folder on stdout and progress on stderr', async () => {
-  const hub = await startHub();
-  const cache = freshCache();
-  try {
+  await withHub(async (hub, cache) => {
     const run = await runCli(['download', REPO, '--endpoint', hub.endpoint, '--cache-dir', cache]);
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.stdout, `${join(repoDir(cache), 'snapshots', COMMIT)}\n`);
@@ -343,9 +327,7 @@ test('kvlens download prints the snapshot folder on stdout and progress on stder
     const bad = await runCli(['download', 'not a repo', '--endpoint', hub.endpoint, '--cache-dir', cache]);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /^kvlens download: not a repo: a model repo id looks like org\/name/);
-  } finally {
-    await hub.close();
-  }
+  });
 });
 
 test('the kvlens.downloadModel command downloads the repo typed in and offers to use its folder', async () => {
