@@ -162,9 +162,16 @@ test('adakv: heads with concentrated attention give budget to heads with spread 
     window: windowOf(12, 100, (h, k) => (h < 2 ? (concentrated.includes(k) ? 0.5 : 0) : 0.01)),
     windowQueries: 12,
   });
-  const view = run('adakv:budget=20,kernel=1', prefill).views()[0];
+  const cache = run('adakv:budget=20,kernel=1', prefill);
+  const view = cache.views()[0];
   assert.deepEqual(headPositions(view, 0), at([...concentrated, ...range(88, 100)]));
   assert.deepEqual(headPositions(view, 1), at(range(77, 100)));
+  // Held bytes count each head's own tokens (17 and 23 here), not both heads padded to 23.
+  const { numKvHeads, headDim } = view;
+  const tokens = cache.tokensPerHead().flat().reduce((a, b) => a + b, 0);
+  const padded = cache.tokensPerHead().map((heads) => Math.max(...heads) * numKvHeads).reduce((a, b) => a + b, 0);
+  assert.ok(tokens < padded, `heads should differ: ${JSON.stringify(cache.tokensPerHead())}`);
+  assert.equal(cache.bytes().held, tokens * (2 * headDim * 4 + 4));
 });
 
 test('random: the same seed keeps the same tokens, another seed others', () => {

@@ -25,6 +25,14 @@ function denseBytes(cache: MethodCache): number {
     .reduce((a, b) => a + b, 0);
 }
 
+/** Heads stored separately: each head's fp32 keys + values + int32 positions for exactly the tokens it holds. */
+function raggedBytes(cache: MethodCache): number {
+  return cache
+    .tokensPerHead()
+    .flat()
+    .reduce((sum, n) => sum + n * (D * F32 * 2 + 4), 0);
+}
+
 /** Per-token schemes: each token-head row of D channels in groups of `group`, `bits` per code, `paramBytes` per scale (and zero). */
 function perTokenBytes(tokens: number, bits: number, group: number, paramBytes: number, zeros: boolean): number {
   const groups = Math.ceil(D / group);
@@ -82,7 +90,7 @@ const cases: Case[] = [
   { spec: 'h2o:budget=120', perHead: 120, total: 120 * H * L, bytes: () => L * denseLayerBytes(120, false), tolerance: 0, decode: 'fixed' },
   { spec: 'snapkv:ratio=0.75', perHead: 75, total: 75 * H * L, bytes: denseBytes, tolerance: 0, decode: 'grows' },
   { spec: 'pyramidkv:ratio=0.5', perHead: null, total: half * H * L, bytes: denseBytes, tolerance: 0, decode: 'grows' },
-  { spec: 'adakv:ratio=0.5', perHead: null, perLayer: [half * H, half * H, half * H], total: half * H * L, bytes: denseBytes, tolerance: 0, decode: 'grows' },
+  { spec: 'adakv:ratio=0.5', perHead: null, perLayer: [half * H, half * H, half * H], total: half * H * L, bytes: raggedBytes, tolerance: 0, decode: 'grows' },
   { spec: 'tova:ratio=0.5', perHead: half, total: half * H * L, bytes: () => L * denseLayerBytes(half, false), tolerance: 0, decode: 'fixed' },
   { spec: 'infllm:topk=16', perHead: 192, total: 192 * H * L, bytes: () => INFLLM_HELD, active: INFLLM_ACTIVE, tolerance: 0, decode: 'bounded' },
   // 300 tokens: floor((300 − 128) / 32)·32 = 160 quantized, 140 in the residual; 40 decode steps later 192 and 148.

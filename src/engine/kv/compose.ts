@@ -4,6 +4,7 @@ import type { ModelConfig } from '../model/config';
 import type { AttentionRequest } from '../model/types';
 import type { DenseLayerCache } from './cache';
 import { DenseMethodCache } from './dense-cache';
+import { RaggedMethodCache } from './ragged-cache';
 import type { CustomCacheStage, LayerDecodeEviction, Selection, SizePromise, Stage, TokenSelector } from './definition';
 import type { CompressInput, CompressionPromise, KvMethod, MethodCache, PromptCompressionContext } from './method';
 import { mergeNeeds } from './method';
@@ -65,15 +66,22 @@ export function createMethod(spec: string | ParsedSpec): KvMethod {
     compress(input: CompressInput): MethodCache {
       checkInput(input, canonical);
       if (custom) return custom.compress(input);
-      const layers = input.layers.map((layer) => layer.clone());
       let evictions: (LayerDecodeEviction | null)[] = [];
+      let kept: number[][][] | null = null;
       if (selector) {
         const selection = selector.select(input);
         checkSelection(selection, input.layers, canonical);
-        const kept = selection.map((heads) => heads.map((slots) => slots.slice().sort((a, b) => a - b)));
-        layers.forEach((layer, l) => layer.retain(kept[l]));
-        const decode = selector.decode;
-        if (decode) evictions = kept.map((heads, l) => decode.start(l, heads, input));
+        kept = selection.map((heads) => heads.map((slots) => slots.slice().sort((a, b) => a - b)));
+        const ragged = kept.some((heads) => heads.some((slots) => slots.length !== heads[0].length));
+        // Heads of different lengths in one padded layout would each pay for the longest head.
+        if (ragged && !scheme && !selector.decode) return new RaggedMethodCache(input.layers.map((layer) => layer.view()), kept);
+      }
+      const layers = input.layers.map((layer) => layer.clone());
+      if (kept) {
+        const selected = kept;
+        layers.forEach((layer, l) => layer.retain(selected[l]));
+        const decode = selector?.decode;
+        if (decode) evictions = selected.map((heads, l) => decode.start(l, heads, input));
       }
       if (scheme) return new QuantizedCache(layers, scheme, evictions);
       return new DenseMethodCache(layers, evictions);
