@@ -120,3 +120,18 @@ test('focus files open every context and hold the completion targets', async () 
   assert.notDeepEqual(unfocused.map((s) => s.prompt.split('\n', 1)[0]), needles.map((s) => s.prompt.split('\n', 1)[0]));
   assert.throws(() => buildSamples(files, { tasks: ['needle'], lengths: [512], depths: [0.5], samplesPerCell: 1, seed: 1, counter: wordCounter, focus: ['nope.ts'] }), /none of the focus files/);
 });
+
+test('a selected line range supplies the completion targets; a range without candidates falls back to the whole file', async () => {
+  const { files } = await scanWorkspace(SHOP);
+  const focus = ['src/cart.ts'];
+  const base = { tasks: ['completion'], lengths: [512], depths: [0.5], samplesPerCell: 6, seed: 2, counter: realCounter(), focus };
+  const lines = (samples: ReturnType<typeof buildSamples>) => samples.map((s) => s.source!.line);
+  const inRange = buildSamples(files, { ...base, focusLines: { file: 'src/cart.ts', startLine: 20, endLine: 30 } });
+  assert.ok(inRange.every((s) => s.source!.file === 'src/cart.ts'));
+  assert.ok(lines(inRange).every((l) => l >= 20 && l <= 30), JSON.stringify(lines(inRange)));
+  const whole = buildSamples(files, base);
+  assert.ok(lines(whole).some((l) => l < 20 || l > 30), `without a range targets come from the whole file: ${JSON.stringify(lines(whole))}`);
+  // Lines 0-1 come before any target can (a target needs lines before it): the whole file is used instead.
+  const empty = buildSamples(files, { ...base, focusLines: { file: 'src/cart.ts', startLine: 0, endLine: 1 } });
+  assert.deepEqual(lines(empty), lines(whole));
+});

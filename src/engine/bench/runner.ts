@@ -82,7 +82,12 @@ export async function runBench(session: ModelSession, request: BenchRequest, hoo
   for (const line of scan.log) say(`scan: ${line}`);
   // Profile Current File / Selection: these files open every context and supply the completion targets.
   const focusFiles = request.files && request.files.length > 0 ? request.files : request.selection ? [request.selection.file] : undefined;
-  const focus = focusFiles?.map((f) => relative(workspace, resolve(workspace, f)).split('\\').join('/'));
+  const workspacePath = (f: string) => relative(workspace, resolve(workspace, f)).split('\\').join('/');
+  const focus = focusFiles?.map(workspacePath);
+  const focusLines = request.selection
+    ? { file: workspacePath(request.selection.file), startLine: request.selection.startLine, endLine: request.selection.endLine }
+    : undefined;
+  if (focusLines) say(`focus: completion and cross-file targets from ${focusLines.file} lines ${focusLines.startLine + 1}-${focusLines.endLine + 1} where they have any`);
   say(`scan: ${scan.files.length} files used, skipped ${JSON.stringify(scan.skipped)}`);
 
   const counter = { encode: (text: string) => encodePrompt(session, text) };
@@ -92,6 +97,7 @@ export async function runBench(session: ModelSession, request: BenchRequest, hoo
       ? []
       : buildSamples(scan.files, {
           focus,
+          focusLines,
           tasks: request.tasks,
           lengths: request.lengths,
           depths: request.depths,

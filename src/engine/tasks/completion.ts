@@ -2,7 +2,7 @@
 // real file; the answer is that file's next line of code, scored by edit similarity.
 import { KvlensError } from '../errors';
 import { isTargetLine } from './codelines';
-import { fileBlock, fitFiller, fitToBudget, lineOffsetOf, rotation, segmentsOf, splitLines, type ContextLine, type Fit } from './context';
+import { fileBlock, fitFiller, fitToBudget, lineOffsetOf, preferFocusLines, rotation, segmentsOf, splitLines, type ContextLine, type Fit } from './context';
 import { requireFiles, sampleId } from './haystack';
 import { renderPrompt, type Query } from './prompt';
 import { Rng } from './random';
@@ -97,7 +97,7 @@ export function generateCompletion(files: readonly CodeFile[], options: Generato
     }
   }
   if (!target) throw new KvlensError(`completion: no file in the workspace has a line of code after its first ${MIN_PREFIX_LINES} lines`);
-  const targetLine = rng.pick(candidates);
+  const targetLine = rng.pick(preferFocusLines(candidates, target.path, (line) => line, options.focusLines));
   const context = fitCodeContext(files, options, { task: 'completion', lead: [], exclude: new Set([target.path]), target, targetLine });
   return {
     id: sampleId('completion', { ...options, depth: null }),

@@ -2,7 +2,7 @@
 // reads, and the search that cuts a context at a line boundary so the whole prompt fits a token budget.
 import { KvlensError } from '../errors';
 import { Rng } from './random';
-import type { CodeFile, PromptSegment, TokenCounter } from './types';
+import type { CodeFile, FocusLines, PromptSegment, TokenCounter } from './types';
 
 export interface ContextLine {
   text: string;
@@ -262,4 +262,11 @@ export function lineOffsetOf(prompt: string, context: string): number {
   let count = 0;
   for (let i = 0; i < at; i++) if (prompt.charCodeAt(i) === 10) count++;
   return count;
+}
+
+/** The candidate target lines inside `focusLines` when `file` is its file and any fall inside; otherwise all of them. */
+export function preferFocusLines<T>(candidates: T[], file: string, lineOf: (candidate: T) => number, focusLines: FocusLines | undefined): T[] {
+  if (!focusLines || focusLines.file !== file) return candidates;
+  const inside = candidates.filter((c) => lineOf(c) >= focusLines.startLine && lineOf(c) <= focusLines.endLine);
+  return inside.length > 0 ? inside : candidates;
 }

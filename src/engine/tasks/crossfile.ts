@@ -2,7 +2,7 @@
 // B opens the context (the farthest place from the query), filler follows, then A up to the target line.
 import { KvlensError } from '../errors';
 import { definedSymbols, identifiers, isImportLine, isTargetLine } from './codelines';
-import { fileBlock, rotation, splitLines, type ContextLine } from './context';
+import { fileBlock, preferFocusLines, rotation, splitLines, type ContextLine } from './context';
 import { fitCodeContext, MIN_PREFIX_LINES } from './completion';
 import { requireFiles, sampleId } from './haystack';
 import { Rng } from './random';
@@ -95,7 +95,7 @@ export function generateCrossfile(files: readonly CodeFile[], options: Generator
   if (sites.length === 0) {
     throw new KvlensError('crossfile: no line in the workspace uses a symbol defined in another file (needs at least two related code files)');
   }
-  const site = rng.pick(sites);
+  const site = rng.pick(preferFocusLines(sites, sites[0].target.path, (s) => s.targetLine, options.focusLines));
   const defFile = site.definition.file;
   const defLines = splitLines(defFile.text).length;
   let lead: ContextLine[] = [];

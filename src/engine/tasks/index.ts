@@ -6,7 +6,7 @@ import { generateCrossfile } from './crossfile';
 import { generateMultikey } from './multikey';
 import { generateNeedle } from './needle';
 import type { PromptStyle } from './prompt';
-import type { CodeFile, GeneratorOptions, Sample, ScoreRule, TokenCounter } from './types';
+import type { CodeFile, FocusLines, GeneratorOptions, Sample, ScoreRule, TokenCounter } from './types';
 import { generateVartrack } from './vartrack';
 
 export type { Sample, CodeFile, TokenCounter, GeneratorOptions } from './types';
@@ -79,6 +79,8 @@ export interface BuildOptions {
    * and completion/cross-file targets are taken from them when they have any.
    */
   focus?: readonly string[];
+  /** Profile Selection: the selected lines of the first focus file; completion and cross-file targets come from them. */
+  focusLines?: FocusLines;
   /** Told when a task cannot be built from this workspace and is left out. */
   onLog?: (message: string) => void;
 }
@@ -131,6 +133,7 @@ export function buildSamples(files: readonly CodeFile[], options: BuildOptions):
                 counter: options.counter,
                 style: options.style,
                 focus: options.focus,
+                focusLines: options.focusLines,
               }),
             );
           }

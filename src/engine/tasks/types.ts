@@ -54,4 +54,12 @@ export interface GeneratorOptions {
   style?: PromptStyle;
   /** Workspace paths that lead every context and hold the completion targets (see BuildOptions.focus). */
   focus?: readonly string[];
+  /** A line range of one focus file (0-based, inclusive): completion and cross-file targets come from it when it has any. */
+  focusLines?: FocusLines;
+}
+
+export interface FocusLines {
+  file: string;
+  startLine: number;
+  endLine: number;
 }
