@@ -281,6 +281,7 @@ test('fixtures: every reference.json matches its checkpoint (vocab, layers, KV s
     'llama-gqa-tied-rope3-f32',
     'llama-gqa-tied-rope3-f32-sharded',
     'llama-gqa-tied-rope3-gguf',
+    'llama-kquant-gguf',
     'qwen2-bias-untied-bf16',
     'qwen2-bias-untied-f16',
     'qwen2-bias-untied-f32',
