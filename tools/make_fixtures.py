@@ -201,6 +201,15 @@ def reference_from_model(model: torch.nn.Module, ids: list[int]) -> dict:
     }
 
 
+def write_reference(model: torch.nn.Module, target: Path, ids: list[int], stored_dtype: str) -> None:
+    """reference.json for a fixture folder whose weights transformers loaded itself (the GGUF fixtures)."""
+    ref = reference_from_model(model, ids)
+    ref["fixture"] = target.name
+    ref["storedDtype"] = stored_dtype
+    (target / "reference.json").write_text(json.dumps(ref, separators=(",", ":")) + "\n")
+    print(sorted(p.name for p in target.iterdir()), sum(p.stat().st_size for p in target.iterdir()) // 1024, "KiB")
+
+
 def write_fixture(out: Path, name: str, model: torch.nn.Module, tokenizer: Tokenizer, tokenizer_config: dict,
                   ids: list[int], dtype: torch.dtype | None, max_shard_size: str | None) -> None:
     target = out / name

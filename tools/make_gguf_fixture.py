@@ -143,12 +143,7 @@ def main() -> None:
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
     save_file(state, str(TARGET / "transformers-weights.safetensors"))
 
-    fixtures = load_sibling("make_fixtures")
-    ref = fixtures.reference_from_model(model, json.loads((SOURCE / "reference.json").read_text())["ids"])
-    ref["fixture"] = TARGET.name
-    ref["storedDtype"] = "gguf-mixed-q8_0-q4_0-f16-f32"
-    (TARGET / "reference.json").write_text(json.dumps(ref, separators=(",", ":")) + "\n")
-    print(sorted(p.name for p in TARGET.iterdir()), sum(p.stat().st_size for p in TARGET.iterdir()) // 1024, "KiB")
+    load_sibling("make_fixtures").write_reference(model, TARGET, json.loads((SOURCE / "reference.json").read_text())["ids"], "gguf-mixed-q8_0-q4_0-f16-f32")
 
 
 if __name__ == "__main__":

@@ -120,12 +120,7 @@ def main() -> None:
         shutil.copy(SOURCE / name, TARGET / name)
 
     model = AutoModelForCausalLM.from_pretrained(TARGET, gguf_file="model.gguf", dtype=torch.float32)
-    fixtures = load_sibling("make_fixtures")
-    ref = fixtures.reference_from_model(model, source_ref["ids"])
-    ref["fixture"] = TARGET.name
-    ref["storedDtype"] = "gguf-kquants-q2_k-q3_k-q4_k-q5_k-q6_k-q4_1-q5_0-q5_1-f32"
-    (TARGET / "reference.json").write_text(json.dumps(ref, separators=(",", ":")) + "\n")
-    print(sorted(p.name for p in TARGET.iterdir()), sum(p.stat().st_size for p in TARGET.iterdir()) // 1024, "KiB")
+    load_sibling("make_fixtures").write_reference(model, TARGET, source_ref["ids"], "gguf-kquants-q2_k-q3_k-q4_k-q5_k-q6_k-q4_1-q5_0-q5_1-f32")
 
 
 if __name__ == "__main__":
