@@ -273,6 +273,29 @@ test('info: model facts for `kvlens info`', () => {
   assert.match(text, /KV cache per 1k tokens\s+500 KiB fp32, 250 KiB fp16/);
 });
 
+test('info: a GGUF file mixing storage types lists each with its share of the parameters', () => {
+  // tools/make_kquant_gguf_fixture.py: 2 layers, hidden 256, MLP 512, 4 heads and 2 KV heads of 64, vocab 320, untied.
+  const info = modelInfo(loadModel(join(MODELS, 'llama-kquant-gguf', 'model.gguf')));
+  const [embedding, square, kv, mlp] = [320 * 256, 256 * 256, 128 * 256, 512 * 256];
+  const expected: Record<string, number> = {
+    Q4_K: 2 * square + kv + 2 * mlp, // q (both layers), k (layer 0), gate (both)
+    Q3_K: 2 * mlp, // up
+    Q2_K: 2 * mlp, // down
+    Q6_K: 2 * embedding + kv, // token_embd, output, v (layer 0)
+    Q5_K: square, // o (layer 0)
+    Q5_1: square, // o (layer 1)
+    Q4_1: kv, // k (layer 1)
+    Q5_0: kv, // v (layer 1)
+    F32: 5 * 256, // norms
+  };
+  const total = Object.values(expected).reduce((a, b) => a + b, 0);
+  assert.equal(info.parameters, total);
+  assert.equal(info.dtype, 'Q4_K');
+  assert.deepEqual(Object.fromEntries(info.dtypeShares.map((s) => [s.dtype, Math.round(s.share * total)])), expected);
+  assert.ok(info.dtypeShares.every((s, i) => i === 0 || s.share <= info.dtypeShares[i - 1].share), 'largest share first');
+  assert.match(formatModelInfo(info), /dtype on disk\s+Q4_K 32%, (Q3_K|Q2_K) 19%, (Q2_K|Q3_K) 19%, Q6_K 15%, .*F32 <1%/);
+});
+
 test('fixtures: every reference.json matches its checkpoint (vocab, layers, KV shapes) and the documented layout', () => {
   const names = readdirSync(MODELS).sort();
   assert.deepEqual(names, [

@@ -1,7 +1,7 @@
 // The facts `kvlens info` prints about a model.
 import { kvBytesPerToken } from './config';
 import { formatBytes } from '../format';
-import type { LoadedModel, StorageDtype } from './types';
+import type { DtypeShare, LoadedModel, StorageDtype } from './types';
 
 export interface ModelInfo {
   dir: string;
@@ -9,6 +9,8 @@ export interface ModelInfo {
   hfArchitecture: string;
   parameters: number;
   dtype: StorageDtype;
+  /** Storage types and their share of the parameters, largest first (several in most GGUF files). */
+  dtypeShares: DtypeShare[];
   weightBytesOnDisk: number;
   /** Weights as the engine holds them, upcast to fp32. */
   weightBytesInMemory: number;
@@ -38,6 +40,7 @@ export function modelInfo(loaded: LoadedModel): ModelInfo {
     hfArchitecture: c.hfArchitecture,
     parameters: loaded.parameterCount,
     dtype: loaded.dtype,
+    dtypeShares: loaded.dtypeShares ?? [{ dtype: loaded.dtype, share: 1 }],
     weightBytesOnDisk: loaded.weightBytesOnDisk,
     weightBytesInMemory: loaded.parameterCount * 4,
     kvBytesPer1kTokens: { fp32: kvBytesPerToken(c, 4) * 1000, fp16: kvBytesPerToken(c, 2) * 1000 },
@@ -58,13 +61,19 @@ export function modelInfo(loaded: LoadedModel): ModelInfo {
   };
 }
 
+/** Parameter share as a percentage; shares that round to 0 still show as present. */
+function formatShare(share: number): string {
+  const percent = share * 100;
+  return percent >= 1 ? `${Math.round(percent)}%` : '<1%';
+}
+
 /** Aligned "label  value" lines for a terminal. */
 export function formatModelInfo(info: ModelInfo): string {
   const rows: Array<[string, string]> = [
     ['model', info.dir],
     ['architecture', `${info.architecture} (${info.hfArchitecture})`],
     ['parameters', info.parameters.toLocaleString('en-US')],
-    ['dtype on disk', info.dtype],
+    ['dtype on disk', info.dtypeShares.length > 1 ? info.dtypeShares.map((s) => `${s.dtype} ${formatShare(s.share)}`).join(', ') : info.dtype],
     ['weights on disk', formatBytes(info.weightBytesOnDisk)],
     ['weights in memory', `${formatBytes(info.weightBytesInMemory)} (fp32)`],
     ['KV cache per 1k tokens', `${formatBytes(info.kvBytesPer1kTokens.fp32)} fp32, ${formatBytes(info.kvBytesPer1kTokens.fp16)} fp16`],

@@ -7,7 +7,7 @@ import { kvBytesPerToken, readConfig, type ModelConfig } from './config';
 import { ggufConfig, ggufHfTensors, openGguf, readGgufTensors } from './gguf';
 import { cachedSnapshotDir, hfCacheDir, isRepoId } from './download';
 import { openSafetensorsCheckpoint, readCheckpointTensors } from './safetensors';
-import type { LoadedModel, StorageDtype, WeightMap } from './types';
+import type { DtypeShare, LoadedModel, StorageDtype, WeightMap } from './types';
 
 /** Where `default` may live: beside the sources (src/engine/model) or beside the bundle (dist/). */
 export function defaultModelCandidates(): string[] {
@@ -130,7 +130,10 @@ export interface ModelPlan {
   tensorNames: string[];
   parameterCount: number;
   weightBytesOnDisk: number;
+  /** The storage type of most parameters. */
   dtype: StorageDtype;
+  /** Every storage type present, with its share of the parameters, largest first (GGUF files mix several). */
+  dtypeShares: DtypeShare[];
   read(): WeightMap;
 }
 
@@ -142,7 +145,7 @@ function planFromTable(
   config: ModelConfig,
   stored: Map<string, StoredTensor>,
   where: string,
-): { config: ModelConfig; names: string[]; parameterCount: number; bytes: number; dtype: StorageDtype } {
+): { config: ModelConfig; names: string[]; parameterCount: number; bytes: number; dtype: StorageDtype; dtypeShares: DtypeShare[] } {
   // transformers ties lm_head to the embedding when asked to, and a checkpoint without lm_head can only mean a tie.
   const tied = config.tieWordEmbeddings || !stored.has('lm_head.weight');
   const effective: ModelConfig = { ...config, tieWordEmbeddings: tied };
@@ -180,8 +183,8 @@ function planFromTable(
     bytes += have.bytes;
     elementsByDtype.set(have.dtype, (elementsByDtype.get(have.dtype) ?? 0) + count);
   }
-  const dtype = [...elementsByDtype.entries()].sort((a, b) => b[1] - a[1])[0][0];
-  return { config: effective, names, parameterCount, bytes, dtype };
+  const dtypeShares = [...elementsByDtype.entries()].sort((a, b) => b[1] - a[1]).map(([dtype, count]) => ({ dtype, share: count / parameterCount }));
+  return { config: effective, names, parameterCount, bytes, dtype: dtypeShares[0].dtype, dtypeShares };
 }
 
 /** Reads config and tensor tables (no weight data) and validates every tensor name and shape. */
@@ -206,6 +209,7 @@ export function inspectModel(dirOrFile: string): ModelPlan {
       parameterCount: plan.parameterCount,
       weightBytesOnDisk: plan.bytes,
       dtype: plan.dtype,
+      dtypeShares: plan.dtypeShares,
       read: () => readGgufTensors(gguf, plan.config, plan.names),
     };
   }
@@ -227,6 +231,7 @@ export function inspectModel(dirOrFile: string): ModelPlan {
     parameterCount: plan.parameterCount,
     weightBytesOnDisk: plan.bytes,
     dtype: plan.dtype,
+    dtypeShares: plan.dtypeShares,
     read: () => readCheckpointTensors(checkpoint, plan.names),
   };
 }
@@ -242,6 +247,7 @@ export function loadModel(dirOrFile: string): LoadedModel {
     parameterCount: plan.parameterCount,
     weightBytesOnDisk: plan.weightBytesOnDisk,
     dtype: plan.dtype,
+    dtypeShares: plan.dtypeShares,
   };
 }
 

@@ -22,7 +22,16 @@ export interface LoadedModel {
   /** Parameter count and bytes as stored on disk (before upcast). */
   parameterCount: number;
   weightBytesOnDisk: number;
+  /** The storage type of most parameters. */
   dtype: StorageDtype;
+  /** Every storage type present, with its share of the parameters, largest first. */
+  dtypeShares?: DtypeShare[];
+}
+
+export interface DtypeShare {
+  dtype: StorageDtype;
+  /** Fraction of the parameters stored in this type. */
+  share: number;
 }
 
 /** What score-based compression methods need from a forward pass, requested per call. */
