@@ -10,6 +10,7 @@ import { mergeResults } from '../../src/engine/bench/merge';
 import { toCsv, toMarkdown } from '../../src/engine/bench/export';
 import type { BenchRequest } from '../../src/engine/host/protocol';
 import type { ResultsFile } from '../../src/engine/bench/results';
+import { conditionalScorer, selfInformation } from '../../src/engine/bench/surprise';
 
 const MODEL = join(__dirname, '..', 'fixtures', 'models', 'llama-gqa-tied-rope3-f32');
 const CODEBASE = join(__dirname, '..', 'fixtures', 'codebase');
@@ -187,4 +188,26 @@ test('imported LongBench rows run on their own when no workspace task is named',
   assert.deepEqual([...new Set(results.rows.map((r) => r.expected.trim()))], ['return result']);
   assert.ok(results.rows.every((r) => r.error === null && r.source === null));
   assert.ok(results.log.some((line) => line.includes('imported 2 samples')));
+});
+
+test("llmlingua's conditional scorer gives the model's own -log p of the compressed text, and scoring commits nothing", async () => {
+  const s = await session();
+  const vocab = s.forward.config.vocabSize;
+  const ids = Array.from({ length: 90 }, (_, i) => (i * 37 + 11) % vocab);
+  const close = (a: ArrayLike<number>, b: ArrayLike<number>, what: string) => {
+    assert.equal(a.length, b.length, what);
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-4, `${what} [${i}]: ${a[i]} vs ${b[i]}`);
+  };
+  // Commit a prefix, keep a subsequence of the next part, then score the rest: the same numbers as a plain pass
+  // over exactly the text kept so far followed by the scored part.
+  const scorer = conditionalScorer(s);
+  await scorer.commit(ids.slice(0, 30));
+  const kept = ids.slice(30, 60).filter((_, i) => i % 3 !== 1);
+  const first = await scorer.score(ids.slice(30, 60));
+  close(first, (await selfInformation(s, ids.slice(0, 60))).subarray(30), 'segment after the prefix');
+  close(await scorer.score(ids.slice(30, 60)), first, 'scoring twice (score does not commit)');
+  await scorer.commit(kept);
+  const rest = ids.slice(60);
+  const expected = await selfInformation(s, [...ids.slice(0, 30), ...kept, ...rest]);
+  close(await scorer.score(rest), expected.subarray(30 + kept.length), 'segment after a compressed part');
 });

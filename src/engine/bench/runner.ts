@@ -10,7 +10,7 @@ import { createMethod, mergeNeeds, verifyCompression, verifyDecode, type KvMetho
 import { scanWorkspace, buildSamples, importJsonl, scoreContinuation, type Sample } from '../tasks';
 import { decodeWithCache } from './decode';
 import { keptFractions, retainedContext, tokenLines } from './retained';
-import { DenseLayerCache } from '../kv/cache';
+import { DEFAULT_PREFILL_CHUNK, conditionalScorer, lineStarts, selfInformation } from './surprise';
 import { writeFileAtomic } from './atomicWrite';
 import { shardSlice } from './merge';
 import { RESULTS_SCHEMA_VERSION, type ResultRow, type ResultsFile, type RunConfigSnapshot } from './results';
@@ -24,7 +24,6 @@ export interface RunHooks {
   signal?: AbortSignal;
 }
 
-export const DEFAULT_PREFILL_CHUNK = 512;
 
 /** New tokens to generate per task: an integer answer is short, a completed line is longer. */
 function maxNewTokensFor(sample: Sample, requested: number | undefined): number {
@@ -259,6 +258,8 @@ async function runMethod(
       prompt = await method.compressPrompt(tokens, {
         protectedSuffix,
         selfInformation: async (ids) => selfInformation(session, ids),
+        lineStarts: lineStarts(lineOfToken ?? tokenLines(tokens.map((id) => tokenizer.decode([id], { skipSpecialTokens: true })))),
+        conditionalScorer: () => conditionalScorer(session),
       });
       compressMs += performance.now() - started;
       prefilled = await prefill(forward, prompt, { chunkSize: DEFAULT_PREFILL_CHUNK, attention: method.needs(prompt.length) });
@@ -330,30 +331,3 @@ export function queryText(session: Pick<ModelSession, 'tokenizer'>, prompt: stri
   return prompt.slice(body.lastIndexOf('\n\n') + 2);
 }
 
-/** −log p(token_i | tokens_<i) under the model, for prompt compression; the first token gets 0. */
-async function selfInformation(session: ModelSession, ids: number[]): Promise<Float32Array> {
-  const { forward } = session;
-  const { vocabSize, numLayers, numKvHeads, headDim } = forward.config;
-  const surprise = new Float32Array(ids.length);
-  const layers = Array.from({ length: numLayers }, () => new DenseLayerCache(numKvHeads, headDim, ids.length));
-  for (let start = 0; start < ids.length; start += DEFAULT_PREFILL_CHUNK) {
-    const inputs = ids.slice(start, start + DEFAULT_PREFILL_CHUNK);
-    const positions = inputs.map((_, i) => start + i);
-    const result = await forward.forward({ tokens: inputs, positions, past: layers.map((l) => l.view()), logits: 'all' });
-    for (let l = 0; l < numLayers; l++) layers[l].append(result.newKeys[l], result.newValues[l], positions);
-    // Row i predicts the token after input i.
-    for (let i = 0; i < inputs.length; i++) {
-      const predicted = start + i + 1;
-      if (predicted < ids.length) surprise[predicted] = negativeLogProb(result.logits, i * vocabSize, vocabSize, ids[predicted]);
-    }
-  }
-  return surprise;
-}
-
-function negativeLogProb(logits: Float32Array, offset: number, vocab: number, token: number): number {
-  let max = -Infinity;
-  for (let i = 0; i < vocab; i++) max = Math.max(max, logits[offset + i]);
-  let sum = 0;
-  for (let i = 0; i < vocab; i++) sum += Math.exp(logits[offset + i] - max);
-  return -(logits[offset + token] - max - Math.log(sum));
-}

@@ -109,6 +109,18 @@ export interface PromptCompressionContext {
   selfInformation(tokens: number[]): Promise<Float32Array>;
   /** Tokens at the end (the question or query line) that must be kept. */
   protectedSuffix: number;
+  /** Indices of the tokens that begin a source line, ascending (LLMLingua's coarse units); absent: tokens are the units. */
+  lineStarts?: readonly number[];
+  /** A fresh scorer over a growing compressed prefix (LLMLingua's iterative compression); absent: unconditional scores. */
+  conditionalScorer?(): ConditionalScorer;
+}
+
+/** Scores tokens given a prefix that grows as compression decides what to keep. */
+export interface ConditionalScorer {
+  /** −log p of each of `tokens` given the committed tokens and the tokens before it in `tokens`; commits nothing. */
+  score(tokens: number[]): Promise<Float32Array>;
+  /** Appends `tokens` to the prefix later scores are conditioned on. */
+  commit(tokens: number[]): Promise<void>;
 }
 
 export interface KvMethod {
