@@ -69,15 +69,22 @@ export class RaggedMethodCache implements MethodCache {
       const values = new Float32Array(length * numKvHeads * d);
       const positions = new Int32Array(length * numKvHeads).fill(-1);
       const valid = new Uint8Array(length * numKvHeads);
-      heads.forEach((head, h) => {
+      // Plain index loops: a subarray per row costs more than the copy itself at head sizes of 32-128.
+      for (let h = 0; h < numKvHeads; h++) {
+        const head = heads[h];
+        const headKeys = head.keys;
+        const headValues = head.values;
         for (let s = 0; s < head.count; s++) {
           const to = (s * numKvHeads + h) * d;
-          keys.set(head.keys.subarray(s * d, (s + 1) * d), to);
-          values.set(head.values.subarray(s * d, (s + 1) * d), to);
+          const from = s * d;
+          for (let c = 0; c < d; c++) {
+            keys[to + c] = headKeys[from + c];
+            values[to + c] = headValues[from + c];
+          }
           positions[s * numKvHeads + h] = head.positions[s];
           valid[s * numKvHeads + h] = 1;
         }
-      });
+      }
       return { numKvHeads, headDim: d, length, keys, values, valid, positions };
     });
   }
