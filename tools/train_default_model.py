@@ -228,7 +228,8 @@ class ExampleMaker:
 def plan_steps(minutes: float):
     plan = []
     for L, B, share, _ in STAGES:
-        steps = max(1, int(minutes * 60 * share * TOK_PER_S[L] / (L * B)))
+        longest = max(L) if isinstance(L, list) else L
+        steps = max(1, int(minutes * 60 * share * TOK_PER_S[longest] / (longest * B)))
         plan.append((L, B, steps))
     return plan
 
@@ -308,8 +309,11 @@ def main():
     torch.manual_seed(args.seed)
     global STAGES
     if args.stages:
-        STAGES = [(int(a), int(b), float(c), {"dense": True, "mixed": None}.get(d, False)) for a, b, c, d in
+        # LEN may list several lengths joined by "|" (e.g. 4096|4096|2048|1024): each step then draws one of them,
+        # with the batch scaled so every step holds about BATCH x the longest length in tokens.
+        STAGES = [(a, int(b), float(c), {"dense": True, "mixed": None}.get(d, False)) for a, b, c, d in
                   ((s.split(":") + [""])[:4] for s in args.stages.split(","))]
+        STAGES = [([int(x) for x in a.split("|")] if "|" in a else int(a), b, c, d) for a, b, c, d in STAGES]
 
     tok = Tokenizer.from_file(str(args.tokenizer))
     t0 = time.time()
@@ -349,6 +353,7 @@ def main():
     meta = {"seed": args.seed, "schedule": "steps" if plan else "time",
             "args": {k: str(v) for k, v in vars(args).items()}, "steps_per_stage": []}
     model.train()
+    length_rng = random.Random(args.seed + 1)
     stopped = False
     bounds = []
     acc_share = 0.0
@@ -373,10 +378,15 @@ def main():
                 lr = lr_at(step, sum(x[2] for x in plan), args.lr, args.warmup)
             for g in opt.param_groups:
                 g["lr"] = lr
-            batch = [maker.make(L, dense) for _ in range(B)]
+            if isinstance(L, list):  # interleaved lengths: keeps every trained length in use
+                step_L = length_rng.choice(L)
+                step_B = max(1, B * max(L) // step_L)
+            else:
+                step_L, step_B = L, B
+            batch = [maker.make(step_L, dense) for _ in range(step_B)]
             T = max(len(ids) for ids, _ in batch)
-            x = torch.full((B, T), maker.pad, dtype=torch.long)
-            w = torch.zeros((B, T))
+            x = torch.full((step_B, T), maker.pad, dtype=torch.long)
+            w = torch.zeros((step_B, T))
             for b, (ids, wt) in enumerate(batch):
                 x[b, :len(ids)] = torch.tensor(ids)
                 w[b, :len(wt)] = torch.tensor(wt)
@@ -384,7 +394,7 @@ def main():
                 logits = model(input_ids=x).logits
             logits = logits[:, :-1].float()
             ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1),
-                                                   reduction="none").view(B, T - 1)
+                                                   reduction="none").view(step_B, T - 1)
             wt = w[:, 1:]
             loss = (ce * wt).sum() / wt.sum()
             opt.zero_grad(set_to_none=True)
@@ -398,7 +408,7 @@ def main():
             ema = (plain.item(), ans.item()) if ema is None else (0.98 * ema[0] + 0.02 * plain.item(), 0.98 * ema[1] + 0.02 * ans.item())
             elapsed = (time.time() - start) / 60
             if step % 25 == 0:
-                print(f"step {step} L={L} lr={lr:.2e} code_loss={ema[0]:.3f} answer_loss={ema[1]:.3f} "
+                print(f"step {step} L={step_L} lr={lr:.2e} code_loss={ema[0]:.3f} answer_loss={ema[1]:.3f} "
                       f"{elapsed:.1f} min", flush=True)
             if time.time() - last_ckpt > args.checkpoint_every * 60:
                 meta.update(step=step, minutes=elapsed)
@@ -411,7 +421,7 @@ def main():
         meta["steps_per_stage"].append([L, B, stage_steps])
         meta.update(step=step, minutes=(time.time() - start) / 60)
         save(model, args.out, meta)
-        for PL in sorted({1024, L}):
+        for PL in sorted({1024, *(L if isinstance(L, list) else [L])}):
             acc = quick_probe(model, tok, heldout, PL, 12, seed=7)
             print(f"== after L={L} stage ({stage_steps} steps): quick probe at {PL}: {acc:.0%}", flush=True)
         if stopped:
