@@ -190,6 +190,20 @@ test('imported LongBench rows run on their own when no workspace task is named',
   assert.ok(results.log.some((line) => line.includes('imported 2 samples')));
 });
 
+test("selfInformation is -log p of each token under transformers' own logits for the fixture", async () => {
+  const reference = JSON.parse(readFileSync(join(MODEL, 'reference.json'), 'utf8')) as { ids: number[]; vocabSize: number; prefill: { logits: number[] } };
+  const { ids, vocabSize: V, prefill: { logits } } = reference;
+  const surprise = await selfInformation(await session(), ids);
+  assert.equal(surprise[0], 0);
+  for (let i = 1; i < ids.length; i++) {
+    const row = logits.slice((i - 1) * V, i * V);
+    const max = Math.max(...row);
+    const logSum = Math.log(row.reduce((sum, x) => sum + Math.exp(x - max), 0));
+    const expected = -(row[ids[i]] - max - logSum);
+    assert.ok(Math.abs(surprise[i] - expected) < 1e-4, `token ${i}: ${surprise[i]} vs ${expected}`);
+  }
+});
+
 test("llmlingua's conditional scorer gives the model's own -log p of the compressed text, and scoring commits nothing", async () => {
   const s = await session();
   const vocab = s.forward.config.vocabSize;

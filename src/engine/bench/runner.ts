@@ -198,7 +198,8 @@ async function runSample(
   const tokens = encodePrompt(session, sample.prompt);
   const needs = mergeNeeds(...methods.filter((m) => !m.compressPrompt).map((m) => m.needs(tokens.length)));
   const shared = await prefill(forward, tokens, { chunkSize: DEFAULT_PREFILL_CHUNK, attention: needs });
-  const lineOfToken = sample.segments ? tokenLines(tokens.map((id) => session.tokenizer.decode([id], { skipSpecialTokens: true }))) : null;
+  // Source lines of the prompt's tokens: the retained-context map and LLMLingua's line stage both read them.
+  const lineOfToken = tokenLines(tokens.map((id) => session.tokenizer.decode([id], { skipSpecialTokens: true })));
   const fullBytes = createMethod('full').compress({ layers: shared.layers, stats: null, config: model.config }).bytes().held;
   for (const method of methods) {
     hooks.signal?.throwIfAborted();
@@ -214,7 +215,7 @@ async function runMethod(
   tokens: number[],
   shared: Awaited<ReturnType<typeof prefill>>,
   fullBytes: number,
-  lineOfToken: Int32Array | null,
+  lineOfToken: Int32Array,
   request: BenchRequest,
   hooks: RunHooks,
 ): Promise<ResultRow> {
@@ -258,7 +259,7 @@ async function runMethod(
       prompt = await method.compressPrompt(tokens, {
         protectedSuffix,
         selfInformation: async (ids) => selfInformation(session, ids),
-        lineStarts: lineStarts(lineOfToken ?? tokenLines(tokens.map((id) => tokenizer.decode([id], { skipSpecialTokens: true })))),
+        lineStarts: lineStarts(lineOfToken),
         conditionalScorer: () => conditionalScorer(session),
       });
       compressMs += performance.now() - started;
@@ -273,7 +274,7 @@ async function runMethod(
     const heldTokens = cache.tokensPerHead().flat();
     // Prompt compression renumbers the prompt, so only cache methods map back to source lines.
     const retained =
-      lineOfToken && sample.segments && !method.compressPrompt
+      sample.segments && !method.compressPrompt
         ? retainedContext(method.spec, sample.segments, lineOfToken, keptFractions(cache.views(), tokens.length))
         : undefined;
     const bytes = cache.bytes();

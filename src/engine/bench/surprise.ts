@@ -9,22 +9,7 @@ export const DEFAULT_PREFILL_CHUNK = 512;
 
 /** −log p(token_i | tokens_<i) under the model, for prompt compression; the first token gets 0. */
 export async function selfInformation(session: ModelSession, ids: number[]): Promise<Float32Array> {
-  const { forward } = session;
-  const { vocabSize, numLayers, numKvHeads, headDim } = forward.config;
-  const surprise = new Float32Array(ids.length);
-  const layers = Array.from({ length: numLayers }, () => new DenseLayerCache(numKvHeads, headDim, ids.length));
-  for (let start = 0; start < ids.length; start += DEFAULT_PREFILL_CHUNK) {
-    const inputs = ids.slice(start, start + DEFAULT_PREFILL_CHUNK);
-    const positions = inputs.map((_, i) => start + i);
-    const result = await forward.forward({ tokens: inputs, positions, past: layers.map((l) => l.view()), logits: 'all' });
-    for (let l = 0; l < numLayers; l++) layers[l].append(result.newKeys[l], result.newValues[l], positions);
-    // Row i predicts the token after input i.
-    for (let i = 0; i < inputs.length; i++) {
-      const predicted = start + i + 1;
-      if (predicted < ids.length) surprise[predicted] = negativeLogProb(result.logits, i * vocabSize, vocabSize, ids[predicted]);
-    }
-  }
-  return surprise;
+  return conditionalScorer(session).score(ids);
 }
 
 /** Token indices where a new line begins (the first token of the prompt included). */
