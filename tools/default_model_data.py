@@ -254,3 +254,159 @@ def build_probe(tok, context: list[str], L: int, depth: float, name: str, value:
 def first_int(text: str) -> int | None:
     m = re.search(r"\d+", text)
     return int(m.group(0)) if m else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Needle formats beyond the engine's `const NAME = VALUE;` (evaluation and training share them)
+# ---------------------------------------------------------------------------------------------
+
+NEEDLE_FORMATS = ("const", "let", "python", "property")
+
+
+def needle_text(fmt: str, name: str, value: int, indent: str = "") -> str:
+    if fmt == "const":
+        return f"{indent}const {name} = {value};"
+    if fmt == "let":
+        return f"{indent}let {name} = {value};"
+    if fmt == "python":
+        return f"{indent}{name} = {value}"
+    if fmt == "property":
+        return f"{indent}{name}: {value},"
+    raise ValueError(fmt)
+
+
+def leading_ws(line: str) -> str:
+    return line[: len(line) - len(line.lstrip(" \t"))]
+
+
+def tabify(lines: list[str]) -> list[str]:
+    """Re-indents space-indented code with tabs (one tab per indentation unit), as many codebases are."""
+    widths = [len(l) - len(l.lstrip(" ")) for l in lines if l.strip() and l.startswith(" ")]
+    unit = min([w for w in widths if w > 0] or [2])
+    unit = unit if unit in (2, 4) else 2
+    out = []
+    for l in lines:
+        n = len(l) - len(l.lstrip(" "))
+        out.append("\t" * (n // unit) + " " * (n % unit) + l[n:] if n else l)
+    return out
+
+
+def build_probe_fmt(tok, context: list[str], L: int, depth: float, name: str, value: int, fmt: str = "const",
+                    indented: bool = False):
+    """Like build_probe, in another needle format; `indented` gives the needle the indentation of the
+    context line it is inserted before (so it sits inside a block like real code). Query: `// NAME =`."""
+    query = f"// {name} ="
+    limit, chars = 0, 0
+    while limit < len(context) and chars <= L * 8:
+        chars += len(context[limit]) + 1
+        limit += 1
+    context = context[:limit]
+
+    def make(n: int) -> str:
+        at = round(depth * n)
+        indent = ""
+        if indented and n:
+            ref = context[min(at, n - 1)]
+            indent = leading_ws(ref)
+        return assemble(context, n, depth, needle_text(fmt, name, value, indent), query)
+
+    lo, hi = 0, len(context)
+    if count_tokens(tok, make(hi)) <= L:
+        return make(hi), hi
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count_tokens(tok, make(mid)) <= L:
+            lo = mid
+        else:
+            hi = mid - 1
+    return make(lo), lo
+
+
+# ---------------------------------------------------------------------------------------------
+# Code-line classification, as src/engine/tasks/codelines.ts defines it (completion / crossfile)
+# ---------------------------------------------------------------------------------------------
+
+def lang_of_path(path: str) -> str:
+    if path.endswith(".py"):
+        return "python"
+    if path.endswith((".ts", ".tsx", ".mts", ".cts")):
+        return "typescript"
+    return "javascript"
+
+
+def is_comment_line(line: str, lang: str) -> bool:
+    t = line.strip()
+    if t.startswith(("//", "/*", "*", "<!--")):
+        return True
+    if lang == "python" and (t.startswith("#") or t.startswith('"""') or t.startswith("'''")):
+        return True
+    return False
+
+
+def is_target_line(line: str, lang: str) -> bool:
+    t = line.strip()
+    return len(t) >= 6 and re.search(r"[A-Za-z]", t) is not None and not is_comment_line(line, lang)
+
+
+IMPORT_LINE = re.compile(r"^\s*(import\b|from\s+\S+\s+import\b|export\s+.*\bfrom\s|require\s*\(|(const|let|var)\s+.*=\s*require\s*\()")
+DEF_PATTERNS = [
+    re.compile(r"^(?:export\s+)?(?:default\s+)?(?:declare\s+)?(?:abstract\s+)?(?:async\s+)?(?:function\*?|class|interface|type|enum|const|let|var)\s+([A-Za-z_$][\w$]*)"),
+    re.compile(r"^(?:async\s+)?def\s+([A-Za-z_]\w*)"),
+    re.compile(r"^class\s+([A-Za-z_]\w*)"),
+    re.compile(r"^([A-Z][A-Z0-9_]+)\s*(?::[^=]+)?="),
+]
+GENERIC_NAMES = set("""main init test self this data value name type index result error config options default string
+number object list item items args kwargs props state setup start stop update create delete module exports require
+true false null none None True False String Object Array Error Promise Record const function return export import
+class interface async await""".split())
+IDENT = re.compile(r"[A-Za-z_$][\w$]*")
+
+
+def defined_symbols(line: str) -> list[str]:
+    out = []
+    for p in DEF_PATTERNS:
+        m = p.match(line)
+        if m and len(m.group(1)) >= 4 and m.group(1) not in GENERIC_NAMES:
+            out.append(m.group(1))
+    return out
+
+
+def unique_definitions(files: list[tuple[str, str]]) -> dict[str, tuple[int, int]]:
+    """symbol -> (file index, line) for symbols defined in exactly one file."""
+    found: dict[str, tuple[int, int] | None] = {}
+    for fi, (_, text) in enumerate(files):
+        for li, line in enumerate(text.split("\n")):
+            if not line or line[0] in " \t":
+                continue  # every pattern is anchored at column 0
+            for sym in defined_symbols(line):
+                seen = found.get(sym, 0)
+                if seen == 0:
+                    found[sym] = (fi, li)
+                elif seen is not None and seen[0] != fi:
+                    found[sym] = None
+    return {k: v for k, v in found.items() if v}
+
+
+def family(lang: str) -> str:
+    return "py" if lang == "python" else "js"
+
+
+def crossfile_sites(files: list[tuple[str, str]], fi: int, defs: dict[str, tuple[int, int]]):
+    """(line, symbol, (def file, def line)) for lines of file fi that use a symbol defined only in another
+    file of the same language family and not mentioned earlier in fi except on import lines."""
+    path, text = files[fi]
+    lang = lang_of_path(path)
+    seen: set[str] = set()
+    out = []
+    for i, line in enumerate(text.split("\n")):
+        names = IDENT.findall(line)
+        imp = IMPORT_LINE.match(line) is not None
+        if i >= 3 and not imp and is_target_line(line, lang):
+            for sym in names:
+                d = defs.get(sym)
+                if d and d[0] != fi and family(lang_of_path(files[d[0]][0])) == family(lang) and sym not in seen:
+                    out.append((i, sym, d))
+                    break
+        if not imp:
+            seen.update(names)
+    return out

@@ -64,31 +64,72 @@ def model_config(vocab_size: int, args) -> LlamaConfig:
         )
 
 
+# Extra words so needle names are not limited to the probe's own list (the engine draws from another one).
+EXTRA_WORDS = ["CAPACITY", "PACKET", "HANDLE", "METRIC", "SAMPLE", "FILTER", "EVENT", "SIGNAL", "TASK", "NODE",
+               "EDGE", "GRAPH", "FLUSH", "COMMIT", "SYNC", "LOCK", "SPAN", "TRACE", "LOG", "ALERT", "PROBE", "CHECK",
+               "USER", "ITEM", "FIELD", "TABLE", "ROW", "COLUMN", "KEY", "VALUE", "NAME", "PATH", "FILE", "DIR",
+               "HOST", "REGION", "ZONE", "LIMITS", "WEIGHT", "PRIORITY", "ORDER", "MODE", "STATE", "PHASE"]
+WORDS = sorted(set(dmd.NEEDLE_WORDS) | set(EXTRA_WORDS))
+# Sequence kinds of a "mix" stage and their default shares (--mix overrides): plain code is what next-line
+# completion needs (induction and local modelling on ordinary code, nothing synthetic to imitate); needle and
+# dense keep retrieval exact; crossfile puts a defining file first the way the engine's crossfile task does;
+# vartrack is the engine's chain of assignments.
+DEFAULT_MIX = {"plain": 0.45, "needle": 0.25, "dense": 0.12, "crossfile": 0.12, "vartrack": 0.06}
+
+
+def train_name(rng: random.Random) -> str:
+    a, b = rng.sample(WORDS, 2)
+    suffix = f"{rng.getrandbits(16):04x}"
+    r = rng.random()
+    if r < 0.7:
+        return f"{a}_{b}_{suffix}"
+    if r < 0.85:
+        return f"{a.lower()}{b.capitalize()}_{suffix}"
+    return f"{a.lower()}_{b.lower()}_{suffix}"
+
+
 class ExampleMaker:
     """Builds (ids, weights) training sequences of at most L tokens."""
 
-    def __init__(self, tok: Tokenizer, codebases: list[dmd.Codebase], seed: int):
+    def __init__(self, tok: Tokenizer, codebases: list[dmd.Codebase], seed: int, mix: dict | None = None):
         self.tok = tok
         self.rng = random.Random(seed)
+        self.mix = mix or DEFAULT_MIX
         self.by_lang: dict[str, tuple[list[dmd.Codebase], list[float]]] = {}
         for lang in LANG_SHARE:
             cbs = [cb for cb in codebases if cb.lang == lang]
             # sqrt weighting: big packages still dominate, but small ones are seen too
             self.by_lang[lang] = (cbs, [math.sqrt(cb.chars) for cb in cbs])
         self.pad = tok.token_to_id("<pad>")
+        self._defs: dict[str, dict] = {}
+        self._sites: dict[tuple[str, int], list] = {}
 
-    def _context_lines(self, L: int) -> list[str]:
+    def reseed(self, seed: int):
+        self.rng = random.Random(seed)
+
+    def _codebase(self) -> dmd.Codebase:
         rng = self.rng
         lang = rng.choices(list(LANG_SHARE), weights=list(LANG_SHARE.values()))[0]
         cbs, w = self.by_lang[lang]
-        cb = rng.choices(cbs, weights=w)[0]
-        need = L * 5  # characters; code runs 3.5-4 chars/token, so this overshoots
-        i = rng.randrange(len(cb.files))
+        return rng.choices(cbs, weights=w)[0]
+
+    def _context_lines(self, L: int, cb: dmd.Codebase | None = None, need: int | None = None,
+                       start: int | None = None, skip: set | None = None) -> list[str]:
+        rng = self.rng
+        cb = cb or self._codebase()
+        need = need if need is not None else L * 5  # characters; code runs 3.5-4 chars/token, so this overshoots
+        i = rng.randrange(len(cb.files)) if start is None else start
         lines: list[str] = []
         have = 0
-        first = True
-        while have < need:
-            path, text = cb.files[i % len(cb.files)]
+        first = start is None
+        guard = 0
+        while have < need and guard < 4 * len(cb.files) + 4:
+            guard += 1
+            idx = i % len(cb.files)
+            i = i + 1 if rng.random() < 0.7 else rng.randrange(len(cb.files))
+            if skip and idx in skip:
+                continue
+            path, text = cb.files[idx]
             fl = dmd.codebase_lines([(path, text)])
             if first and rng.random() < 0.5:
                 fl = fl[rng.randrange(len(fl)):]  # start mid-file half of the time
@@ -98,79 +139,204 @@ class ExampleMaker:
                 have += len(line) + 1
                 if have >= need:
                     break
-            # neighbouring files (sorted paths) usually belong together; sometimes jump
-            i = i + 1 if rng.random() < 0.7 else rng.randrange(len(cb.files))
             if len(lines) > 20000:
                 break
         return lines
 
-    def make(self, L: int, dense: bool | None = False):
+    def _maybe_tabs(self, lines: list[str]) -> list[str]:
+        # a share of tab-indented code: the corpus is mostly space-indented, real workspaces often are not
+        return dmd.tabify(lines) if self.rng.random() < 0.2 else lines
+
+    def _encode_weighted(self, text: str, L: int, base: float, spans):
+        enc = self.tok.encode(text)
+        ids = enc.ids[:L]
+        weights = [base] * len(ids)
+        if spans:
+            offs = enc.offsets[:len(ids)]
+            starts = [a for a, _ in offs]
+            import bisect
+            for (s, e, wt) in spans:
+                lo = bisect.bisect_left(starts, s)
+                hi = bisect.bisect_left(starts, e)
+                for ti in range(max(1, lo), hi):
+                    weights[ti] = wt
+        weights[0] = 0.0  # nothing predicts BOS
+        return ids, weights
+
+    def _fit_lines(self, lines: list[str], L: int) -> list[str]:
+        """The longest prefix of `lines` that encodes to at most L tokens (approximately: cut by offsets)."""
+        text = "\n".join(lines)
+        enc = self.tok.encode(text)
+        if len(enc.ids) <= L:
+            return lines
+        cut = enc.offsets[L - 1][0]
+        keep, pos = [], 0
+        for line in lines:
+            if pos + len(line) > cut:
+                break
+            keep.append(line)
+            pos += len(line) + 1
+        return keep or lines[:1]
+
+    def make(self, L: int, dense: bool | None | str = False):
+        kind = dense
+        if dense == "mix":
+            kind = self.rng.choices(list(self.mix), weights=list(self.mix.values()))[0]
+        if kind == "plain":
+            return self.make_plain(L)
+        if kind == "crossfile":
+            return self.make_crossfile(L)
+        if kind == "vartrack":
+            return self.make_vartrack(L)
+        if kind == "needle":
+            return self.make_needles(L, False)
+        if kind == "dense":
+            return self.make_needles(L, True)
+        return self.make_needles(L, kind)
+
+    def make_plain(self, L: int):
+        lines = self._maybe_tabs(self._context_lines(L))
+        return self._encode_weighted("\n".join(lines), L, 1.0, None)
+
+    def make_crossfile(self, L: int):
+        """A file that defines a symbol first, other files of the package, then the file that uses it, up
+        to some lines past the use: the layout of the engine's crossfile task."""
+        rng = self.rng
+        for _ in range(4):
+            cb = self._codebase()
+            if len(cb.files) < 3:
+                continue
+            if cb.name not in self._defs:
+                self._defs[cb.name] = dmd.unique_definitions(cb.files)
+            fi = rng.randrange(len(cb.files))
+            key = (cb.name, fi)
+            if key not in self._sites:
+                self._sites[key] = dmd.crossfile_sites(cb.files, fi, self._defs[cb.name])
+            sites = self._sites[key]
+            if not sites:
+                continue
+            line, sym, (dfi, dline) = rng.choice(sites)
+            dpath, dtext = cb.files[dfi]
+            dlines = dtext.split("\n")
+            # the definition's file, or a window around the definition: at most ~half the budget
+            radius = len(dlines)
+            while radius > 8 and sum(len(x) + 1 for x in dlines[max(0, dline - radius):dline + radius + 1]) > L * 1.8:
+                radius //= 2
+            lead = [f"// file: {dpath}"] + dlines[max(0, dline - radius):dline + radius + 1]
+            tpath, ttext = cb.files[fi]
+            tl = ttext.split("\n")
+            end = min(len(tl), line + rng.randint(1, 30))
+            top = 0
+            # like the engine, cut the top of the using file when it alone would crowd out the definition
+            while top < line and sum(len(x) + 1 for x in tl[top:end]) > L * 1.6:
+                top += max(1, (line - top) // 4)
+            tail = [f"// file: {tpath}"] + tl[top:end]
+            line -= top
+            tail_chars = sum(len(x) + 1 for x in tail)
+            lead_chars = sum(len(x) + 1 for x in lead)
+            room = max(0, int(L * 3.6) - tail_chars - lead_chars)
+            filler = self._context_lines(L, cb, need=room, start=rng.randrange(len(cb.files)), skip={fi, dfi}) if room > 200 else []
+            tabs = rng.random() < 0.2
+            # cut filler (not the ends) until it fits
+            for _ in range(8):
+                lines = lead + filler + tail
+                enc_len = len(self.tok.encode("\n".join(lines)).ids)
+                if enc_len <= L or not filler:
+                    break
+                filler = filler[:int(len(filler) * min(0.95, L / enc_len))]
+            if tabs:
+                lines = dmd.tabify(lines)
+            text = "\n".join(lines)
+            # the line that uses the other file's symbol counts double: it is what the task asks for
+            ui = len(lead) + len(filler) + 1 + line
+            s = sum(len(x) + 1 for x in lines[:ui])
+            spans = [(s, s + len(lines[ui]) + 1, 2.0)] if ui < len(lines) else None
+            return self._encode_weighted(text, L, 1.0, spans)
+        return self.make_plain(L)
+
+    def make_vartrack(self, L: int):
+        """`const v_a = VALUE;` then hops `const v_b = v_a;` later on, queried `// v_last = VALUE`."""
+        rng = self.rng
+        hops = rng.choice([1, 2, 3, 4, 4])
+        names = []
+        while len(names) <= hops:
+            n = f"v_{rng.getrandbits(16):04x}"
+            if n not in names:
+                names.append(n)
+        value = dmd.needle_value(rng)
+        ctx = self._maybe_tabs(self._context_lines(L))
+        ctx = self._fit_lines(ctx, L - 20 - 14 * hops)
+        n = len(ctx)
+        d0 = 0.0 if rng.random() < 0.15 else rng.random()
+        hop_depths = sorted(d0 + (1 - d0) * rng.random() for _ in range(hops))
+        ins = [(round(d0 * n), f"const {names[0]} = {value};")]
+        ins += [(round(d * n), f"const {names[i + 1]} = {names[i]};") for i, d in enumerate(hop_depths)]
+        out = []
+        zero = []  # inserted lines: weight 0 (nothing in the code predicts them)
+        pos = 0
+        k = 0
+        for i in range(n + 1):
+            while k < len(ins) and ins[k][0] == i:
+                zero.append((pos, pos + len(ins[k][1])))
+                out.append(ins[k][1])
+                pos += len(ins[k][1]) + 1
+                k += 1
+            if i < n:
+                out.append(ctx[i])
+                pos += len(ctx[i]) + 1
+        q = f"// {names[-1]} ="
+        zero.append((pos, pos + len(q)))
+        text = "\n".join(out + [f"{q} {value}"])
+        spans = [(a, b, 0.0) for a, b in zero] + [(pos + len(q), len(text) + 1, 10.0)]
+        return self._encode_weighted(text, L, 1.0, spans)
+
+    def make_needles(self, L: int, dense: bool | None = False):
         rng = self.rng
         if dense is None:  # "mixed" stage: half the sequences retrieval-dense
             dense = rng.random() < 0.5
-        ctx = self._context_lines(L)
+        ctx = self._maybe_tabs(self._context_lines(L))
         if dense:
             # retrieval-dense sequences: many needles, all queried, code tokens down-weighted;
             # this is what gets the copy circuit to form at all on a diverse corpus
             k = rng.randint(3, 5) if L <= 256 else rng.randint(4, 8)
         else:
             k = rng.choices([1, 2, 3, 4, 5, 6], weights=[3, 3, 3, 2, 2, 1])[0]
-        names = [dmd.needle_name(rng) for _ in range(k)]
+        names = [train_name(rng) for _ in range(k)]
         if k >= 2 and rng.random() < 0.5:
             # decoy: same word pair, other hex suffix, so the suffix has to be read
             base = names[0].rsplit("_", 1)[0]
             for j in range(1, rng.randint(2, min(3, k)) if k >= 3 else 2):
                 names[j] = f"{base}_{rng.getrandbits(16):04x}"
         values = [dmd.needle_value(rng) for _ in range(k)]
+        # one definition format per needle: the engine's const line most often, the others so that recall
+        # does not hang on one spelling; indented like the line it precedes half of the time
+        fmts = [rng.choices(dmd.NEEDLE_FORMATS, weights=[0.55, 0.15, 0.15, 0.15])[0] for _ in range(k)]
+        indents = [rng.random() < 0.5 for _ in range(k)]
         target = rng.randrange(k)  # needle queried on the last line
-
-        # fit: token count of each context line prefix
-        joined = "\n".join(ctx)
-        enc = self.tok.encode(joined)
-        line_end_tok = []
-        pos = 0
-        t = 0
-        offs = enc.offsets
-        for line in ctx:
-            pos += len(line) + 1
-            while t < len(offs) and offs[t][1] <= pos - 1:
-                t += 1
-            line_end_tok.append(t)
-        overhead = 4 + 16 * k + 14 * k  # BOS + definitions + queries, generous
-        budget = L - overhead
-        n = max(1, sum(1 for x in line_end_tok if x <= budget))
+        ctx = self._fit_lines(ctx, L - 4 - 18 * k - 14 * k)
         for _ in range(6):
-            text, spans = self._compose(ctx[:n], names, values, target, dense)
-            enc = self.tok.encode(text)
-            if len(enc.ids) <= L:
+            text, spans = self._compose(ctx, names, values, fmts, indents, target, dense)
+            enc_len = len(self.tok.encode(text).ids)
+            if enc_len <= L:
                 break
-            n = max(1, int(n * 0.93))
-        ids = enc.ids[:L]
-        weights = [0.3 if dense else 1.0] * len(ids)
-        for (s, e, wt) in spans:
-            for ti, (a, b) in enumerate(enc.offsets[:len(ids)]):
-                if ti > 0 and a >= s and a < e:
-                    weights[ti] = wt
-        weights[0] = 0.0  # nothing predicts BOS
-        return ids, weights
+            ctx = ctx[:max(1, int(len(ctx) * 0.93))]
+        return self._encode_weighted(text, L, 0.3 if dense else 1.0, spans)
 
-    def _compose(self, ctx: list[str], names, values, target, dense: bool = False):
+    def _compose(self, ctx: list[str], names, values, fmts, indents, target, dense: bool = False):
         """Place definitions, optional earlier queries, repeated spans; last line queries target."""
         rng = self.rng
         n = len(ctx)
         k = len(names)
-        items: list[list[str]] = [[l] for l in ctx]  # items[i] = lines emitted before ctx line i
-        items.append([])  # slot after the last context line
         slots: dict[int, list[tuple[str, int]]] = {}
 
-        def put(idx: int, kind: str, j: int):
+        def put(idx: int, kind: str, j):
             slots.setdefault(idx, []).append((kind, j))
 
         r = rng.random()
         if r < 0.2:
             tdepth = 0.0
-        elif r < 0.3:
-            tdepth = 1.0
+        elif r < 0.35:
+            tdepth = 1.0  # right before the question: the probe's d=1
         else:
             tdepth = rng.random()
         def_at = {}
@@ -185,43 +351,50 @@ class ExampleMaker:
             a = rng.randrange(0, n - 10)
             span = rng.randint(2, 8)
             b = rng.randint(a + span, n)
-            for off, line in enumerate(ctx[a:a + span]):
+            for line in ctx[a:a + span]:
                 slots.setdefault(b, []).append(("copy", line))
 
+        def cue(j):
+            # the engine asks `// NAME =` in every language; `# NAME =` now and then for Python-style needles
+            return f"# {names[j]} =" if fmts[j] == "python" and rng.random() < 0.3 else f"// {names[j]} ="
+
         out: list[str] = []
-        spans_lines: list[tuple[int, str, int]] = []  # (line index in out, kind, j)
+        marks: list[tuple[int, str, int]] = []  # (line index in out, kind, j)
         for i in range(n + 1):
             for kind, j in slots.get(i, []):
                 if kind == "def":
-                    spans_lines.append((len(out), "def", j))
-                    out.append(f"const {names[j]} = {values[j]};")
+                    ref = ctx[min(i, n - 1)] if n else ""
+                    indent = dmd.leading_ws(ref) if indents[j] else ""
+                    marks.append((len(out), "def", j))
+                    out.append(dmd.needle_text(fmts[j], names[j], values[j], indent))
                 elif kind == "query":
-                    spans_lines.append((len(out), "query", j))
-                    out.append(f"// {names[j]} = {values[j]}")
+                    marks.append((len(out), "query", j))
+                    out.append(f"{cue(j)} {values[j]}")
                 else:
                     out.append(j)
             if i < n:
                 out.append(ctx[i])
-        spans_lines.append((len(out), "query", target))
-        out.append(f"// {names[target]} = {values[target]}")
+        marks.append((len(out), "query", target))
+        out.append(f"{cue(target)} {values[target]}")
         text = "\n".join(out)
 
-        # char spans -> weights
         starts = []
         p = 0
         for line in out:
             starts.append(p)
             p += len(line) + 1
         spans = []
-        for li, kind, j in spans_lines:
+        for li, kind, j in marks:
             line = out[li]
-            eq = line.index(" = ") + 2  # char right after '='
-            s = starts[li] + eq
             if kind == "def":
-                spans.append((s + 1, starts[li] + len(line) - 1, 0.0))  # value digits only
+                # the whole definition weighs 0: it is unpredictable, and a model trained to predict it
+                # learns to write synthetic definitions after ordinary code
+                spans.append((starts[li], starts[li] + len(line), 0.0))
             else:
+                eq = line.index(" =") + 2
+                spans.append((starts[li], starts[li] + eq, 0.0))  # the query itself is prompt, not output
                 # the space, the digits and the newline that ends the number
-                spans.append((s, starts[li] + len(line) + 1, 10.0))
+                spans.append((starts[li] + eq, starts[li] + len(line) + 1, 10.0))
         return text, spans
 
 
@@ -282,10 +455,62 @@ def quick_probe(model, tok, heldout, L: int, n: int, seed: int) -> float:
     return hits / max(1, total)
 
 
+def save_resumable(model, opt, ckpt: Path, state: dict):
+    """Weights (float32) + AdamW moments (bfloat16, each file well under 20 MB) + where the run stands,
+    so a later run continues with --resume exactly from here (same LR curve, same stage)."""
+    from safetensors.torch import save_file
+    tmp = ckpt.with_name(ckpt.name + ".tmp")
+    save(model, tmp, state)
+    names = {id(p): n for n, p in model.named_parameters()}
+    moments = {}
+    for group in opt.param_groups:
+        for p in group["params"]:
+            st = opt.state.get(p)
+            if not st:
+                continue
+            n = names[id(p)]
+            moments[f"{n}.exp_avg"] = st["exp_avg"].to(torch.bfloat16).contiguous()
+            moments[f"{n}.exp_avg_sq"] = st["exp_avg_sq"].to(torch.bfloat16).contiguous()
+            moments[f"{n}.step"] = torch.tensor([float(st["step"])])
+    save_file(moments, str(tmp / "optimizer.safetensors"))
+    if ckpt.exists():
+        old = ckpt.with_name(ckpt.name + ".old")
+        if old.exists():
+            import shutil
+            shutil.rmtree(old)
+        ckpt.rename(old)
+        tmp.rename(ckpt)
+        import shutil
+        shutil.rmtree(old)
+    else:
+        tmp.rename(ckpt)
+
+
+def load_moments(model, opt, ckpt: Path):
+    from safetensors.torch import load_file
+    m = load_file(str(ckpt / "optimizer.safetensors"))
+    for n, p in model.named_parameters():
+        if f"{n}.exp_avg" in m:
+            opt.state[p] = {"step": torch.tensor(float(m[f"{n}.step"][0])),
+                            "exp_avg": m[f"{n}.exp_avg"].float(), "exp_avg_sq": m[f"{n}.exp_avg_sq"].float()}
+
+
+def parse_stages(spec: str):
+    # LEN may list several lengths joined by "|" (e.g. 4096|4096|2048|1024): each step then draws one of them,
+    # with the batch scaled so every step holds about BATCH x the longest length in tokens.
+    kinds = {"dense": True, "mixed": None, "mix": "mix"}
+    out = []
+    for s in spec.split(","):
+        a, b, c, d = (s.split(":") + [""])[:4]
+        L = [int(x) for x in a.split("|")] if "|" in a else int(a)
+        out.append((L, int(b), float(c), kinds.get(d, False)))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=80.0, help="planned training time (fixes the step count)")
-    ap.add_argument("--stop-after", type=float, default=None, help="wall-clock guard in minutes")
+    ap.add_argument("--stop-after", type=float, default=None, help="wall-clock guard in minutes (of this invocation)")
     ap.add_argument("--out", type=Path, default=Path("/work/train-cache/run"))
     ap.add_argument("--tokenizer", type=Path, default=REPO / "models" / "default" / "tokenizer.json")
     ap.add_argument("--seed", type=int, default=20260101)
@@ -295,8 +520,14 @@ def main():
     ap.add_argument("--ffn", type=int, default=512)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=100)
-    ap.add_argument("--init", type=Path, default=None, help="continue from a saved checkpoint")
-    ap.add_argument("--stages", type=str, default=None, help="override: comma-separated LEN:BATCH:SHARE[:dense|mixed], e.g. '1024:4:0.5:dense,4096:1:0.5:mixed'")
+    ap.add_argument("--init", type=Path, default=None, help="start from these weights (fresh optimizer)")
+    ap.add_argument("--resume", type=Path, default=None,
+                    help="continue a run from a resumable checkpoint (weights, optimizer, step, elapsed time); "
+                         "pass the same --stages/--minutes/--lr/--mix as the run it continues")
+    ap.add_argument("--ckpt", type=Path, default=None, help="where resumable checkpoints go (default <out>/ckpt)")
+    ap.add_argument("--stages", type=str, default=None, help="override: comma-separated LEN:BATCH:SHARE[:dense|mixed|mix], e.g. '1024:4:0.5:dense,4096:1:0.5:mixed'")
+    ap.add_argument("--mix", type=str, default=None, help="shares of sequence kinds in 'mix' stages, e.g. "
+                    "plain:0.45,needle:0.25,dense:0.12,crossfile:0.12,vartrack:0.06")
     ap.add_argument("--checkpoint-every", type=float, default=10.0, help="minutes")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--schedule", choices=["time", "steps"], default="time")
@@ -309,11 +540,11 @@ def main():
     torch.manual_seed(args.seed)
     global STAGES
     if args.stages:
-        # LEN may list several lengths joined by "|" (e.g. 4096|4096|2048|1024): each step then draws one of them,
-        # with the batch scaled so every step holds about BATCH x the longest length in tokens.
-        STAGES = [(a, int(b), float(c), {"dense": True, "mixed": None}.get(d, False)) for a, b, c, d in
-                  ((s.split(":") + [""])[:4] for s in args.stages.split(","))]
-        STAGES = [([int(x) for x in a.split("|")] if "|" in a else int(a), b, c, d) for a, b, c, d in STAGES]
+        STAGES = parse_stages(args.stages)
+    mix = None
+    if args.mix:
+        mix = {k: float(v) for k, v in (x.split(":") for x in args.mix.split(","))}
+    ckpt_dir = args.ckpt or args.out / "ckpt"
 
     tok = Tokenizer.from_file(str(args.tokenizer))
     t0 = time.time()
@@ -321,9 +552,13 @@ def main():
     heldout = dmd.load_codebases("heldout")
     print(f"corpus: {len(train_cbs)} train codebases, {sum(c.chars for c in train_cbs)/1e6:.1f} MB; "
           f"loaded in {time.time()-t0:.0f}s", flush=True)
-    maker = ExampleMaker(tok, train_cbs, args.seed)
+    maker = ExampleMaker(tok, train_cbs, args.seed, mix)
 
-    if args.init:
+    resumed = None
+    if args.resume:
+        resumed = json.loads((args.resume / "train_meta.json").read_text())
+        model = LlamaForCausalLM.from_pretrained(str(args.resume), dtype=torch.float32)
+    elif args.init:
         model = LlamaForCausalLM.from_pretrained(str(args.init), dtype=torch.float32)
     else:
         model = LlamaForCausalLM(model_config(tok.get_vocab_size(), args))
@@ -333,6 +568,8 @@ def main():
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95), eps=1e-8)
+    if resumed:
+        load_moments(model, opt, args.resume)
 
     # Two schedules. "steps" fixes the step count per stage from --minutes and measured speed, so
     # a rerun repeats the run exactly. "time" (the default) moves through the stages and the LR
@@ -347,13 +584,26 @@ def main():
         plan = None
     print("plan:", plan or f"time-based over {args.minutes} min", flush=True)
     step = 0
-    start = time.time()
-    last_ckpt = start
-    budget_s = args.minutes * 60
+    before_s = 0.0  # training seconds of the run before this invocation (resume)
+    first_stage, first_stage_steps = 0, 0
     meta = {"seed": args.seed, "schedule": "steps" if plan else "time",
-            "args": {k: str(v) for k, v in vars(args).items()}, "steps_per_stage": []}
+            "args": {k: str(v) for k, v in vars(args).items()}, "steps_per_stage": [], "invocations": []}
+    if resumed:
+        step = resumed["step"]
+        before_s = resumed["train_seconds"]
+        first_stage, first_stage_steps = resumed["stage"], resumed["stage_steps"]
+        meta["steps_per_stage"] = resumed.get("steps_per_stage", [])
+        meta["invocations"] = resumed.get("invocations", [])
+        print(f"resumed at step {step}, {before_s/60:.1f} min, stage {first_stage} (+{first_stage_steps} steps)", flush=True)
+    meta["invocations"].append({"args": {k: str(v) for k, v in vars(args).items()}, "from_step": step})
+    start = time.time() - before_s
+    invocation_start = time.time()
+    last_ckpt = time.time()
+    budget_s = args.minutes * 60
     model.train()
-    length_rng = random.Random(args.seed + 1)
+    # the data stream of a resumed run is keyed by the step it resumes from, so a resume is deterministic
+    maker.reseed(args.seed + 7919 * step)
+    length_rng = random.Random(args.seed + 1 + 7919 * step)
     stopped = False
     bounds = []
     acc_share = 0.0
@@ -361,8 +611,10 @@ def main():
         acc_share += share
         bounds.append(acc_share / sum(x[2] for x in STAGES))
     for si, (L, B, _, dense) in enumerate(STAGES):
+        if si < first_stage:
+            continue
         ema = None
-        stage_steps = 0
+        stage_steps = first_stage_steps if si == first_stage else 0
         while True:
             if plan is not None:
                 if stage_steps >= plan[si][2]:
@@ -411,16 +663,20 @@ def main():
                 print(f"step {step} L={step_L} lr={lr:.2e} code_loss={ema[0]:.3f} answer_loss={ema[1]:.3f} "
                       f"{elapsed:.1f} min", flush=True)
             if time.time() - last_ckpt > args.checkpoint_every * 60:
-                meta.update(step=step, minutes=elapsed)
-                save(model, args.out, meta)
+                meta.update(step=step, minutes=elapsed, train_seconds=time.time() - start, stage=si,
+                            stage_steps=stage_steps, params=nparams)
+                save_resumable(model, opt, ckpt_dir, meta)
                 last_ckpt = time.time()
-            if args.stop_after and elapsed > args.stop_after:
+            if args.stop_after and (time.time() - invocation_start) / 60 > args.stop_after:
                 print("wall-clock guard reached, stopping", flush=True)
                 stopped = True
                 break
-        meta["steps_per_stage"].append([L, B, stage_steps])
-        meta.update(step=step, minutes=(time.time() - start) / 60)
+        if not stopped:
+            meta["steps_per_stage"].append([L, B, stage_steps])
+        meta.update(step=step, minutes=(time.time() - start) / 60, train_seconds=time.time() - start,
+                    stage=si + (0 if stopped else 1), stage_steps=stage_steps if stopped else 0, params=nparams)
         save(model, args.out, meta)
+        save_resumable(model, opt, ckpt_dir, meta)
         for PL in sorted({1024, *(L if isinstance(L, list) else [L])}):
             acc = quick_probe(model, tok, heldout, PL, 12, seed=7)
             print(f"== after L={L} stage ({stage_steps} steps): quick probe at {PL}: {acc:.0%}", flush=True)
