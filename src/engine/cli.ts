@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { KvlensError, describeError } from './errors';
 import { KVLENS_VERSION } from './version';
 import { openModel } from './session';
+import { parseWeightsChoice } from './model/weightFormat';
 import { formatModelInfo, modelInfo } from './model/info';
 import { greedyDecode, prefill } from './model/prefill';
 import { createMethod, listMethods } from './kv';
@@ -32,6 +33,8 @@ const MODEL_OPTIONS = {
   model: { type: 'string', default: 'default' },
   provider: { type: 'string', default: 'auto' },
   backend: { type: 'string', default: 'onnx' },
+  weights: { type: 'string', default: 'auto' },
+  threads: { type: 'string' },
   json: { type: 'boolean', default: false },
 } as const;
 
@@ -48,6 +51,13 @@ function providerOf(values: Values): ExecutionProviderChoice {
   const provider = String(values.provider);
   if (!['auto', 'cuda', 'webgpu', 'cpu'].includes(provider)) throw new KvlensError(`--provider must be auto, cuda, webgpu or cpu, got ${provider}`);
   return provider as ExecutionProviderChoice;
+}
+
+function threadsOf(values: Values): number | undefined {
+  if (values.threads === undefined) return undefined;
+  const threads = Number(values.threads);
+  if (!Number.isInteger(threads) || threads < 1) throw new KvlensError(`--threads must be a positive integer, got ${String(values.threads)}`);
+  return threads;
 }
 
 function backendOf(values: Values): 'onnx' | 'reference' {
@@ -87,18 +97,18 @@ function print(values: Values, human: string, json: unknown): void {
 }
 
 async function open(values: Values, contextTokens?: number) {
-  return openModel(String(values.model), { provider: providerOf(values), backend: backendOf(values), contextTokens });
+  return openModel(String(values.model), { provider: providerOf(values), backend: backendOf(values), contextTokens, weights: parseWeightsChoice(values.weights), threads: threadsOf(values) });
 }
 
 const commands: Record<string, Command> = {
   info: {
     summary: 'architecture, parameters, dtype, weight bytes, KV bytes per 1k tokens, execution provider',
-    usage: 'kvlens info [--model default|<hf-folder>|<file.gguf>] [--provider auto|cuda|webgpu|cpu] [--json]',
+    usage: 'kvlens info [--model default|<hf-folder>|<file.gguf>] [--provider auto|cuda|webgpu|cpu] [--weights auto|fp32|int8|int4] [--json]',
     options: { ...MODEL_OPTIONS },
     async run(values) {
       const session = await open(values);
       try {
-        const details = modelInfo(session.model);
+        const details = modelInfo(session.model, session.weightFormat, session.weightFormatLabel);
         const info = { ...details, executionProvider: session.provider, providerFallbacks: session.fallbackReasons };
         const fallbacks = session.fallbackReasons.map((reason) => `  (not used: ${reason})`);
         print(values, [formatModelInfo(details), `${'execution provider'.padEnd(22)}  ${session.provider}`, ...fallbacks].join('\n'), info);
@@ -109,7 +119,7 @@ const commands: Record<string, Command> = {
   },
   generate: {
     summary: 'greedy generation with separate, timed prefill and decode',
-    usage: 'kvlens generate [--model M] (--prompt TEXT | --prompt-file F) [--max-new-tokens N] [--json]',
+    usage: 'kvlens generate [--model M] (--prompt TEXT | --prompt-file F) [--max-new-tokens N] [--weights auto|fp32|int8|int4] [--threads N] [--json]',
     options: { ...MODEL_OPTIONS, prompt: { type: 'string' }, 'prompt-file': { type: 'string' }, 'max-new-tokens': { type: 'string', default: '32' } },
     async run(values) {
       let prompt: string;
@@ -139,11 +149,16 @@ const commands: Record<string, Command> = {
           prefillMs: pre.ms,
           prefillTokensPerSecond: pre.tokensPerSecond,
           decodeTokensPerSecond: decoded.tokensPerSecond,
+          decodeMsPerToken: decoded.tokensPerSecond > 0 ? 1000 / decoded.tokensPerSecond : null,
+          // The first new token is the argmax of the prefill's last logits.
+          timeToFirstTokenMs: pre.ms,
+          peakRssMiB: process.resourceUsage().maxRSS / 1024,
+          weights: session.weightFormatLabel,
           executionProvider: session.provider,
         };
         print(
           values,
-          `${text}\n\n[${ids.length} prompt tokens · prefill ${pre.ms.toFixed(0)} ms (${pre.tokensPerSecond.toFixed(0)} tok/s) · decode ${decoded.tokensPerSecond.toFixed(1)} tok/s · ${session.provider}]`,
+          `${text}\n\n[${ids.length} prompt tokens · prefill ${pre.ms.toFixed(0)} ms (${pre.tokensPerSecond.toFixed(0)} tok/s) · decode ${decoded.tokensPerSecond.toFixed(1)} tok/s · weights ${session.weightFormatLabel} · ${session.provider}]`,
           result,
         );
       } finally {
@@ -201,7 +216,7 @@ const commands: Record<string, Command> = {
   bench: {
     summary: 'build queries from a codebase and compare KV methods on them (the main job)',
     usage:
-      'kvlens bench <folder> [--model default|<hf-folder>] [--methods full,kivi:bits=4,...] [--tasks needle,completion,...] ' +
+      'kvlens bench <folder> [--model default|<hf-folder>] [--weights auto|fp32|int8|int4] [--methods full,kivi:bits=4,...] [--tasks needle,completion,...] ' +
       '[--lengths 1k,2k,4k] [--depths 0,0.25,0.5,0.75,1] [--samples N] [--seed S] [--shard i/n] [--out results.json] [--csv F] [--md F] [--json]',
     options: {
       ...MODEL_OPTIONS,

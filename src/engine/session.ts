@@ -2,11 +2,12 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { loadModel, resolveModelDir, estimateModelMemory, checkFitsInMemory, isGgufPath } from './model/loader';
+import { loadModel, resolveModelDir, estimateModelMemory, checkFitsInMemory, inspectModel, isGgufPath } from './model/loader';
 import { loadTokenizer, type ModelTokenizer } from './tokenizer/tokenizer';
 import { createOnnxForward, type ProviderChoice } from './model/onnx/onnxForward';
 import { createReferenceForward } from './model/reference';
-import type { DecoderForward, LoadedModel } from './model/types';
+import { describeWeightFormat, type WeightFormatPlan, type WeightsChoice } from './model/weightFormat';
+import type { DecoderForward, ModelSummary } from './model/types';
 
 export type ForwardBackend = 'onnx' | 'reference';
 
@@ -16,10 +17,14 @@ export interface SessionOptions {
   backend?: ForwardBackend;
   /** Longest context the session will be asked to hold, for the up-front memory check. */
   contextTokens?: number;
+  /** How float-stored matrices are held (default auto; ggml blocks keep their own format). */
+  weights?: WeightsChoice;
+  /** Intra-op threads (default: all cores). */
+  threads?: number;
 }
 
 export interface ModelSession {
-  model: LoadedModel;
+  model: ModelSummary;
   tokenizer: ModelTokenizer;
   forward: DecoderForward;
   /** The execution provider that loaded ('cpu', 'cuda', 'webgpu' or 'reference'). */
@@ -27,20 +32,60 @@ export interface ModelSession {
   /** One line per provider that was tried and failed before `provider` loaded. */
   fallbackReasons: string[];
   modelPath: string;
+  /** How the weights are held, what that costs, and why it was chosen. */
+  weightFormat: WeightFormatPlan;
+  /** e.g. "int8 (auto)": the label outputs and results show. */
+  weightFormatLabel: string;
   dispose(): Promise<void>;
+}
+
+/** File names, sizes and modification times: identifies a model's weights without hashing gigabytes. */
+function weightFilesIdentity(modelPath: string): string {
+  const files = statSync(modelPath).isDirectory()
+    ? readdirSync(modelPath)
+        .filter((name) => /\.(json|safetensors)$/.test(name))
+        .sort()
+        .map((name) => join(modelPath, name))
+    : [modelPath];
+  return JSON.stringify(files.map((file) => {
+    const stats = statSync(file);
+    return [file, stats.size, stats.mtimeMs];
+  }));
 }
 
 export async function openModel(spec: string, options: SessionOptions = {}): Promise<ModelSession> {
   const modelPath = resolveModelDir(spec);
+  // Headers first: a malformed file is named before anything else is estimated or read.
+  const plan = inspectModel(modelPath);
   // Refuse a model that cannot fit before reading a byte of its weights.
-  checkFitsInMemory(estimateModelMemory(modelPath, options.contextTokens ?? 4096, { weightCopies: 2 }), modelPath);
-  const model = loadModel(modelPath);
+  const estimate = estimateModelMemory(modelPath, options.contextTokens ?? 4096, { weights: options.weights ?? 'auto' });
+  checkFitsInMemory(estimate, modelPath);
+  const weightFormat = estimate.weightFormat!;
   const tokenizer = loadTokenizer(isGgufPath(modelPath) ? join(modelPath, '..') : modelPath, { gguf: isGgufPath(modelPath) });
   if (options.backend === 'reference') {
+    const model = loadModel(modelPath);
     const forward = createReferenceForward(model);
-    return { model, tokenizer, forward, provider: 'reference', fallbackReasons: [], modelPath, dispose: async () => {} };
+    const reference = { ...weightFormat, quantization: 'fp32' as const, reason: 'the reference forward upcasts every weight to fp32' };
+    return { model, tokenizer, forward, provider: 'reference', fallbackReasons: [], modelPath, weightFormat: reference, weightFormatLabel: 'fp32 (reference)', dispose: async () => {} };
   }
-  const forward = await createOnnxForward(model, { provider: options.provider ?? 'auto' });
+  const weights = plan.storedWeights();
+  let forward;
+  try {
+    forward = await createOnnxForward(
+      { config: plan.config, weights },
+      { provider: options.provider ?? 'auto', quantization: weightFormat.quantization, cacheKey: weightFilesIdentity(modelPath), threads: options.threads },
+    );
+  } finally {
+    weights.close();
+  }
+  const model: ModelSummary = {
+    dir: plan.dir,
+    config: plan.config,
+    parameterCount: plan.parameterCount,
+    weightBytesOnDisk: plan.weightBytesOnDisk,
+    dtype: plan.dtype,
+    dtypeShares: plan.dtypeShares,
+  };
   return {
     model,
     tokenizer,
@@ -48,6 +93,8 @@ export async function openModel(spec: string, options: SessionOptions = {}): Pro
     provider: forward.provider,
     fallbackReasons: forward.fallbackReasons.slice(),
     modelPath,
+    weightFormat,
+    weightFormatLabel: describeWeightFormat(weightFormat),
     dispose: async () => {
       await forward.dispose?.();
     },

@@ -198,6 +198,7 @@ class Kvlens implements vscode.Disposable, PanelHost {
       samples: settings.samples,
       seed: settings.seed,
       provider: settings.executionProvider,
+      weights: settings.weights,
       outFile,
     };
     if (scope.kind !== 'workspace') request.files = [scope.file];

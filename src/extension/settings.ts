@@ -3,6 +3,7 @@
 import type { ExecutionProviderChoice } from '../engine/host/protocol';
 import { describeValue } from './validate';
 import type { SweepSpec } from '../engine/bench/results';
+import { WEIGHT_CHOICES, type WeightsChoice } from '../engine/model/weightFormat';
 
 export const EXECUTION_PROVIDERS: readonly ExecutionProviderChoice[] = ['auto', 'cuda', 'webgpu', 'cpu'];
 
@@ -27,6 +28,8 @@ export const METHOD_CATALOG = [
 export interface KvlensSettings extends SweepSpec {
   model: string;
   executionProvider: ExecutionProviderChoice;
+  /** How float-stored weight matrices are held: auto, fp32, int8 or int4. */
+  weights: WeightsChoice;
   maxContextTokens: number;
   /** As configured: empty means `.kvlens` in the workspace; relative paths are resolved against the workspace. */
   resultsFolder: string;
@@ -41,6 +44,7 @@ export const DEFAULT_SETTINGS: KvlensSettings = {
   samples: 2,
   seed: 0,
   executionProvider: 'auto',
+  weights: 'auto',
   maxContextTokens: 4096,
   resultsFolder: '',
 };
@@ -135,8 +139,15 @@ export function parseSettings(read: (key: keyof KvlensSettings) => unknown): Par
     }
   }
 
+  const weightsRaw = read('weights');
+  let weights = DEFAULT_SETTINGS.weights;
+  if (weightsRaw !== undefined && weightsRaw !== null) {
+    if (typeof weightsRaw === 'string' && (WEIGHT_CHOICES as readonly string[]).includes(weightsRaw)) weights = weightsRaw as WeightsChoice;
+    else warn('weights', `expected one of ${WEIGHT_CHOICES.join(', ')}, found ${describeValue(weightsRaw)}`);
+  }
+
   return {
-    settings: { model, methods, tasks, lengths, depths, samples, seed, executionProvider, maxContextTokens, resultsFolder },
+    settings: { model, methods, tasks, lengths, depths, samples, seed, executionProvider, weights, maxContextTokens, resultsFolder },
     warnings,
   };
 }

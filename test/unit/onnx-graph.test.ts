@@ -3,6 +3,11 @@ import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import { MessageWriter, modelProto, nodeProto, tensorProto, valueInfo, OnnxDataType } from '../../src/engine/model/onnx/protobuf';
 import { buildDecoderGraph, quantizeInt4, dequantizeInt4 } from '../../src/engine/model/onnx/graph';
+import { ExternalFileSink } from '../../src/engine/model/onnx/initializers';
+import { weightMapSource, type WeightSource } from '../../src/engine/model/weightSource';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { chunkBoundaries, defaultChunkSize } from '../../src/engine/model/prefill';
 import { testConfig, randomWeights, seededRandom } from '../helpers/random-model';
 
@@ -43,49 +48,72 @@ test('protobuf: a hand-built model (initializer, negative attribute, dynamic dim
   await session.release();
 });
 
-test('decoder graph: documented inputs and outputs; statistics outputs only in the statistics variant', async () => {
+test('decoder graph: documented inputs and outputs; one graph serves generation and statistics', async () => {
   const config = testConfig({ numLayers: 2 });
   const weights = randomWeights(config, 2);
-  const plain = buildDecoderGraph(config, weights, { quantization: 'fp32' });
-  assert.deepEqual(plain.inputNames.slice(0, 4), ['input_ids', 'position_ids', 'logits_rows', 'causal_bias']);
-  assert.deepEqual(plain.inputNames.slice(4), ['past_key_0', 'past_value_0', 'past_bias_0', 'past_key_1', 'past_value_1', 'past_bias_1']);
-  assert.deepEqual(plain.outputNames, ['new_key_0', 'new_value_0', 'new_key_1', 'new_value_1', 'logits']);
-  const stats = buildDecoderGraph(config, weights, { quantization: 'fp32', statsWindow: 4 });
-  assert.deepEqual(stats.outputNames.slice(plain.outputNames.length), ['window_0', 'key_sums_0', 'queries_0', 'window_1', 'key_sums_1', 'queries_1']);
-  // Both load, and onnxruntime agrees about the interface.
-  for (const graph of [plain, stats]) {
-    const session = await ort.InferenceSession.create(graph.bytes);
-    assert.deepEqual([...session.inputNames].sort(), [...graph.inputNames].sort());
-    assert.deepEqual([...session.outputNames].sort(), [...graph.outputNames].sort());
-    await session.release();
-  }
+  const graph = buildDecoderGraph(config, weights, { quantization: 'fp32' });
+  assert.deepEqual(graph.inputNames.slice(0, 7), ['inputs_embeds', 'position_ids', 'logits_rows', 'causal_bias', 'stats_rows', 'stats_sums', 'stats_queries']);
+  assert.deepEqual(graph.inputNames.slice(7), ['past_key_0', 'past_value_0', 'past_bias_0', 'past_key_1', 'past_value_1', 'past_bias_1']);
+  assert.deepEqual(graph.outputNames, [
+    'new_key_0', 'new_value_0', 'new_key_1', 'new_value_1', 'logits',
+    'window_0', 'key_sums_0', 'queries_0', 'window_1', 'key_sums_1', 'queries_1',
+  ]);
+  const session = await ort.InferenceSession.create(graph.bytes);
+  assert.deepEqual([...session.inputNames].sort(), [...graph.inputNames].sort());
+  assert.deepEqual([...session.outputNames].sort(), [...graph.outputNames].sort());
+  await session.release();
 });
 
-test('decoder graph: weights are stored once (tied lm_head reuses the embedding initializer)', () => {
+test('decoder graph: weights are stored once (the embedding table stays outside; a tied lm_head is the one vocabulary matrix)', () => {
   const tied = testConfig({ tieWordEmbeddings: true, vocabSize: 2000, hiddenSize: 64 });
   const untied = testConfig({ tieWordEmbeddings: false, vocabSize: 2000, hiddenSize: 64 });
-  const tiedBytes = buildDecoderGraph(tied, randomWeights(tied, 1), { quantization: 'fp32' }).bytes.length;
-  const untiedBytes = buildDecoderGraph(untied, randomWeights(untied, 1), { quantization: 'fp32' }).bytes.length;
-  const embeddingBytes = 2000 * 64 * 4;
-  assert.ok(Math.abs(untiedBytes - tiedBytes - embeddingBytes) < 1000, `${untiedBytes} - ${tiedBytes}`);
+  const tiedWeights = randomWeights(tied, 1);
+  const untiedWeights = randomWeights(untied, 1);
+  const bytesOf = (weights: typeof tiedWeights, skip: string): number =>
+    [...weights].filter(([name]) => name !== skip).reduce((sum, [, t]) => sum + t.data.byteLength, 0);
+  // Tied: every tensor once (the embedding as the lm_head). Untied: every tensor but the embedding table.
+  assert.equal(buildDecoderGraph(tied, tiedWeights, { quantization: 'fp32' }).weightBytes, bytesOf(tiedWeights, ''));
+  assert.equal(buildDecoderGraph(untied, untiedWeights, { quantization: 'fp32' }).weightBytes, bytesOf(untiedWeights, 'model.embed_tokens.weight'));
 });
 
-test('decoder graph: external data moves the weights out of the ModelProto at page-aligned offsets', () => {
+test('decoder graph: external data streams the weights into a page-aligned file that a second build reuses without reading a weight', () => {
   const config = testConfig({ vocabSize: 500, hiddenSize: 64 });
   const weights = randomWeights(config, 3);
-  const inline = buildDecoderGraph(config, weights, { quantization: 'fp32' });
-  const external = buildDecoderGraph(config, weights, { quantization: 'fp32', externalData: 'always' });
-  assert.equal(inline.externalData, null);
-  assert.ok(external.externalData);
-  const weightBytes = [...weights.values()].reduce((sum, t) => sum + t.data.byteLength, 0);
-  assert.ok(external.bytes.length < inline.bytes.length - weightBytes * 0.9, `${external.bytes.length} vs ${inline.bytes.length}`);
-  let offset = 0;
-  for (const chunk of external.externalData.chunks) {
-    // every chunk is either a weight starting on a page boundary or padding ending on one
-    assert.ok(offset % 4096 === 0 || (offset + chunk.length) % 4096 === 0, `chunk at ${offset}`);
-    offset += chunk.length;
+  const dir = mkdtempSync(join(tmpdir(), 'kvlens-graph-test-'));
+  try {
+    const inline = buildDecoderGraph(config, weights, { quantization: 'fp32' });
+    const external = buildDecoderGraph(config, weights, { quantization: 'fp32', sink: new ExternalFileSink(dir) });
+    assert.ok(external.bytes.length < inline.bytes.length - inline.weightBytes * 0.9, `${external.bytes.length} vs ${inline.bytes.length}`);
+    // finish() publishes the file: the index lists aligned (large ones page-aligned), non-overlapping slots inside it
+    const first = new ExternalFileSink(dir);
+    assert.equal(first.reusing, false);
+    buildDecoderGraph(config, weights, { quantization: 'fp32', sink: first });
+    first.finish();
+    const index = JSON.parse(readFileSync(join(dir, 'weights.json'), 'utf8')) as { tensors: { offset: number; length: number }[] };
+    const fileSize = statSync(join(dir, 'weights.bin')).size;
+    let end = 0;
+    for (const entry of index.tensors) {
+      assert.equal(entry.offset % (entry.length >= 65536 ? 4096 : 64), 0);
+      assert.ok(entry.offset >= end);
+      end = entry.offset + entry.length;
+    }
+    assert.equal(end, fileSize);
+    const again = new ExternalFileSink(dir);
+    assert.equal(again.reusing, true);
+    const unreadable: WeightSource = {
+      ...weightMapSource(weights),
+      rows: () => {
+        throw new Error('a weight was read');
+      },
+      rawRows: () => {
+        throw new Error('a weight was read');
+      },
+    };
+    const second = buildDecoderGraph(config, unreadable, { quantization: 'fp32', sink: again });
+    assert.deepEqual(second.bytes, external.bytes);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
-  assert.equal(offset, external.externalData.byteLength);
 });
 
 test('int4 blocks: round trip error is at most half a step (one step where clamped), packing matches MatMulNBits (low nibble first)', () => {

@@ -70,7 +70,8 @@ export interface SweepSpec {
 
 export interface RunConfigSnapshot extends SweepSpec {
   kvlensVersion: string;
-  model: { path: string; contentHash: string; architecture: string; dtype: string; parameters: number };
+  /** `weights`: how the engine held them (absent in files written before weight formats existed). */
+  model: { path: string; contentHash: string; architecture: string; dtype: string; parameters: number; weights?: string };
   tokenizer: string;
   executionProvider: string;
   shard: { index: number; count: number } | null;

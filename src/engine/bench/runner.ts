@@ -71,7 +71,7 @@ export async function runBench(session: ModelSession, request: BenchRequest, hoo
     hooks.onLog?.(line);
   };
   if (session.fallbackReasons.length > 0) for (const reason of session.fallbackReasons) say(`provider fallback: ${reason}`);
-  say(`model ${session.modelPath} on ${session.provider}`);
+  say(`model ${session.modelPath} on ${session.provider}, weights ${session.weightFormatLabel} (${session.weightFormat.reason})`);
 
   const methods: KvMethod[] = request.methods.map((spec) => createMethod(spec));
   if (!methods.some((m) => m.spec === 'full')) methods.unshift(createMethod('full'));
@@ -124,6 +124,7 @@ export async function runBench(session: ModelSession, request: BenchRequest, hoo
       architecture: session.model.config.hfArchitecture,
       dtype: session.model.dtype,
       parameters: session.model.parameterCount,
+      weights: session.weightFormatLabel,
     },
     tokenizer: session.tokenizer.tokenizerFile,
     executionProvider: session.provider,

@@ -6,6 +6,7 @@ import { runBench } from '../bench/runner';
 import { estimateRun, sweepContextTokens } from '../bench/estimate';
 import { listMethods } from '../kv';
 import { modelInfo } from '../model/info';
+import type { WeightsChoice } from '../model/weightFormat';
 import { parseClientMessage, type ClientMessage, type EngineMessage, type ExecutionProviderChoice } from './protocol';
 
 const send = (message: EngineMessage) => process.send?.(message);
@@ -13,12 +14,12 @@ const running = new Map<number, AbortController>();
 let cached: { key: string; session: ModelSession } | null = null;
 
 /** Keeps the last model loaded: a sweep after `info` on the same model does not read the weights twice. */
-async function session(model: string, provider: ExecutionProviderChoice, contextTokens: number): Promise<ModelSession> {
-  const key = `${model}\u0000${provider}`;
+async function session(model: string, provider: ExecutionProviderChoice, contextTokens: number, weights: WeightsChoice = 'auto'): Promise<ModelSession> {
+  const key = `${model}\u0000${provider}\u0000${weights}`;
   if (cached?.key === key) return cached.session;
   if (cached) await cached.session.dispose();
   cached = null;
-  const opened = await openModel(model, { provider, contextTokens });
+  const opened = await openModel(model, { provider, contextTokens, weights });
   cached = { key, session: opened };
   return opened;
 }
@@ -35,8 +36,8 @@ async function handle(message: ClientMessage): Promise<void> {
       send({ type: 'result', id: message.id, result: estimateRun(message.model, message.lengths, message.methods) });
       return;
     case 'info': {
-      const s = await session(message.model, message.provider, 4096);
-      send({ type: 'result', id: message.id, result: { ...modelInfo(s.model), executionProvider: s.provider, providerFallbacks: s.fallbackReasons } });
+      const s = await session(message.model, message.provider, 4096, message.weights);
+      send({ type: 'result', id: message.id, result: { ...modelInfo(s.model, s.weightFormat, s.weightFormatLabel), executionProvider: s.provider, providerFallbacks: s.fallbackReasons } });
       return;
     }
     case 'bench': {
@@ -44,7 +45,7 @@ async function handle(message: ClientMessage): Promise<void> {
       running.set(message.id, controller);
       try {
         const r = message.request;
-        const s = await session(r.model, r.provider, sweepContextTokens(r.lengths));
+        const s = await session(r.model, r.provider, sweepContextTokens(r.lengths), r.weights);
         const results = await runBench(s, r, {
           signal: controller.signal,
           onProgress: (progress) => send({ type: 'progress', id: message.id, progress }),

@@ -1,6 +1,7 @@
 // The message table between the extension (or any client) and the engine child process.
 // One interface, identical in-process (the CLI calls the Engine directly) and across the process boundary.
 
+import { WEIGHT_CHOICES, type WeightsChoice } from '../model/weightFormat';
 import type { SweepSpec } from '../bench/results';
 
 export interface BenchRequest extends SweepSpec {
@@ -9,6 +10,8 @@ export interface BenchRequest extends SweepSpec {
   provider: ExecutionProviderChoice;
   outFile: string | null;
   maxNewTokens?: number;
+  /** How float-stored weight matrices are held (default auto). */
+  weights?: WeightsChoice;
   shard?: { index: number; count: number } | null;
   /** Restrict the scan to these workspace-relative files (Profile Current File / Selection). */
   files?: string[];
@@ -32,7 +35,7 @@ export interface ProgressEvent {
 
 export type ClientMessage =
   | { type: 'bench'; id: number; request: BenchRequest }
-  | { type: 'info'; id: number; model: string; provider: ExecutionProviderChoice }
+  | { type: 'info'; id: number; model: string; provider: ExecutionProviderChoice; weights?: WeightsChoice }
   | { type: 'methods'; id: number }
   | { type: 'estimate'; id: number; model: string; lengths: number[]; methods: string[] }
   | { type: 'cancel'; id: number };
@@ -72,6 +75,7 @@ function isBenchRequest(value: unknown): value is BenchRequest {
       outFile: (v) => v === null || isString(v),
     }) &&
     (value.files === undefined || isStringArray(value.files)) &&
+    (value.weights === undefined || (WEIGHT_CHOICES as readonly unknown[]).includes(value.weights)) &&
     (value.imports === undefined || isStringArray(value.imports))
   );
 }
@@ -83,7 +87,9 @@ export function parseClientMessage(value: unknown): ClientMessage | null {
     case 'bench':
       return isBenchRequest(value.request) ? (value as ClientMessage) : null;
     case 'info':
-      return isString(value.model) && isProvider(value.provider) ? (value as ClientMessage) : null;
+      return isString(value.model) && isProvider(value.provider) && (value.weights === undefined || (WEIGHT_CHOICES as readonly unknown[]).includes(value.weights))
+        ? (value as ClientMessage)
+        : null;
     case 'estimate':
       return isString(value.model) && isNumberArray(value.lengths) && (value.lengths as number[]).length > 0 && isStringArray(value.methods)
         ? (value as ClientMessage)

@@ -1,7 +1,8 @@
 // The facts `kvlens info` prints about a model.
 import { kvBytesPerToken } from './config';
 import { formatBytes } from '../format';
-import type { DtypeShare, LoadedModel, StorageDtype } from './types';
+import type { DtypeShare, ModelSummary, StorageDtype } from './types';
+import type { WeightFormatPlan } from './weightFormat';
 
 export interface ModelInfo {
   dir: string;
@@ -12,8 +13,11 @@ export interface ModelInfo {
   /** Storage types and their share of the parameters, largest first (several in most GGUF files). */
   dtypeShares: DtypeShare[];
   weightBytesOnDisk: number;
-  /** Weights as the engine holds them, upcast to fp32. */
+  /** Weights as the engine holds them (the graph's format plus the stored embedding table). */
   weightBytesInMemory: number;
+  /** How the weights are held, e.g. "int8 (auto)", and why. */
+  weightFormat: string;
+  weightFormatReason: string;
   /** Full-precision K+V for 1000 tokens across all layers, in the engine's fp32 and in fp16. */
   kvBytesPer1kTokens: { fp32: number; fp16: number };
   layers: number;
@@ -31,7 +35,7 @@ export interface ModelInfo {
   ropeScaling: string;
 }
 
-export function modelInfo(loaded: LoadedModel): ModelInfo {
+export function modelInfo(loaded: ModelSummary, weights?: WeightFormatPlan, weightsLabel?: string): ModelInfo {
   const c = loaded.config;
   const scaling = c.ropeScaling;
   return {
@@ -42,7 +46,9 @@ export function modelInfo(loaded: LoadedModel): ModelInfo {
     dtype: loaded.dtype,
     dtypeShares: loaded.dtypeShares ?? [{ dtype: loaded.dtype, share: 1 }],
     weightBytesOnDisk: loaded.weightBytesOnDisk,
-    weightBytesInMemory: loaded.parameterCount * 4,
+    weightBytesInMemory: weights ? weights.weightBytes : loaded.parameterCount * 4,
+    weightFormat: weightsLabel ?? 'fp32',
+    weightFormatReason: weights?.reason ?? 'every weight upcast to fp32',
     kvBytesPer1kTokens: { fp32: kvBytesPerToken(c, 4) * 1000, fp16: kvBytesPerToken(c, 2) * 1000 },
     layers: c.numLayers,
     heads: c.numHeads,
@@ -75,7 +81,7 @@ export function formatModelInfo(info: ModelInfo): string {
     ['parameters', info.parameters.toLocaleString('en-US')],
     ['dtype on disk', info.dtypeShares.length > 1 ? info.dtypeShares.map((s) => `${s.dtype} ${formatShare(s.share)}`).join(', ') : info.dtype],
     ['weights on disk', formatBytes(info.weightBytesOnDisk)],
-    ['weights in memory', `${formatBytes(info.weightBytesInMemory)} (fp32)`],
+    ['weights in memory', `${formatBytes(info.weightBytesInMemory)} (${info.weightFormat}: ${info.weightFormatReason})`],
     ['KV cache per 1k tokens', `${formatBytes(info.kvBytesPer1kTokens.fp32)} fp32, ${formatBytes(info.kvBytesPer1kTokens.fp16)} fp16`],
     ['layers', String(info.layers)],
     ['attention heads', `${info.heads} (${info.kvHeads} KV heads, head dim ${info.headDim})`],

@@ -8,6 +8,8 @@ import { ggufConfig, ggufHfTensors, openGguf, readGgufTensors } from './gguf';
 import { cachedSnapshotDir, hfCacheDir, isRepoId } from './download';
 import { openSafetensorsCheckpoint, readCheckpointTensors } from './safetensors';
 import type { DtypeShare, LoadedModel, StorageDtype, WeightMap } from './types';
+import { describeWeightFormat, planWeightFormat, type WeightFormatPlan, type WeightsChoice } from './weightFormat';
+import { GgufWeightSource, SafetensorsWeightSource, type WeightSource } from './weightSource';
 
 /** Where `default` may live: beside the sources (src/engine/model) or beside the bundle (dist/). */
 export function defaultModelCandidates(): string[] {
@@ -135,6 +137,8 @@ export interface ModelPlan {
   /** Every storage type present, with its share of the parameters, largest first (GGUF files mix several). */
   dtypeShares: DtypeShare[];
   read(): WeightMap;
+  /** The stored tensors, read on demand (close it when done). */
+  storedWeights(): WeightSource & { close(): void };
 }
 
 function sameShape(a: number[], b: number[]): boolean {
@@ -211,6 +215,7 @@ export function inspectModel(dirOrFile: string): ModelPlan {
       dtype: plan.dtype,
       dtypeShares: plan.dtypeShares,
       read: () => readGgufTensors(gguf, plan.config, plan.names),
+      storedWeights: () => new GgufWeightSource(gguf, plan.config, plan.names),
     };
   }
   const config = readConfig(source);
@@ -233,6 +238,7 @@ export function inspectModel(dirOrFile: string): ModelPlan {
     dtype: plan.dtype,
     dtypeShares: plan.dtypeShares,
     read: () => readCheckpointTensors(checkpoint, plan.names),
+    storedWeights: () => new SafetensorsWeightSource(checkpoint, plan.names),
   };
 }
 
@@ -261,7 +267,7 @@ export function parameterCountFor(config: ModelConfig): number {
 
 export interface MemoryEstimate {
   parameters: number;
-  /** Weights as the engine holds them (fp32), times `weightCopies`. */
+  /** Weights as the engine holds them (fp32 when estimated from a config alone), times `weightCopies`. */
   weightBytes: number;
   /** Full K and V for `contextTokens` tokens across all layers. */
   kvBytes: number;
@@ -269,13 +275,19 @@ export interface MemoryEstimate {
   totalBytes: number;
   /** Size of the weight files (set when estimated from a model on disk). */
   filesBytes?: number;
+  /** How the weights are held (set when estimated from a model on disk). */
+  weightFormat?: WeightFormatPlan;
 }
 
 export interface MemoryEstimateOptions {
   /** 4 for the fp32 engine cache (default), 2 for fp16. */
   kvBytesPerElement?: number;
-  /** How many fp32 copies of the weights live at once (e.g. 2 if a runtime copies its initializers). */
+  /** How many fp32 copies of the weights live at once (config-only estimates). */
   weightCopies?: number;
+  /** The weight format to estimate a model on disk for (default auto). */
+  weights?: WeightsChoice;
+  /** Free memory `auto` decides against (default: free now). */
+  freeBytes?: number;
 }
 
 export function estimateMemory(config: ModelConfig, contextTokens: number, options: MemoryEstimateOptions = {}): MemoryEstimate {
@@ -285,16 +297,50 @@ export function estimateMemory(config: ModelConfig, contextTokens: number, optio
   return { parameters, weightBytes, kvBytes, contextTokens, totalBytes: weightBytes + kvBytes };
 }
 
-/** The estimate for a model on disk, from config.json (or GGUF metadata) alone: no weight is read. */
+/**
+ * The estimate for a model on disk, from its headers alone (no weight is read): the weights in the
+ * format they will be held in (see weightFormat.ts) plus the full KV cache.
+ */
 export function estimateModelMemory(dirOrFile: string, contextTokens: number, options: MemoryEstimateOptions = {}): MemoryEstimate {
-  const source = weightSource(dirOrFile);
-  if (isGgufPath(source)) {
-    return { ...estimateMemory(ggufConfig(openGguf(source)), contextTokens, options), filesBytes: statSync(source).size };
+  let plan: ModelPlan;
+  try {
+    plan = inspectModel(dirOrFile);
+  } catch (error) {
+    // Unreadable weight headers: the load will name the problem; the estimate still answers from the
+    // config alone, assuming fp32 weights.
+    if (!(error instanceof KvlensError)) throw error;
+    return configOnlyEstimate(dirOrFile, contextTokens, options);
   }
-  const config = readConfig(source);
+  const base = estimateMemory(plan.config, contextTokens, options);
+  const source = plan.storedWeights();
+  try {
+    const weightFormat = planWeightFormat(source, options.weights ?? 'auto', base.kvBytes, options.freeBytes);
+    return {
+      ...base,
+      parameters: plan.parameterCount,
+      weightBytes: weightFormat.weightBytes,
+      totalBytes: weightFormat.weightBytes + base.kvBytes,
+      filesBytes: filesBytesOf(plan),
+      weightFormat,
+    };
+  } finally {
+    source.close();
+  }
+}
+
+function configOnlyEstimate(dirOrFile: string, contextTokens: number, options: MemoryEstimateOptions): MemoryEstimate {
+  const source = weightSource(dirOrFile);
+  if (isGgufPath(source)) return { ...estimateMemory(ggufConfig(openGguf(source)), contextTokens, options), filesBytes: statSync(source).size };
   const files = readdirSync(source).filter((name) => name.endsWith('.safetensors'));
   const filesBytes = files.reduce((sum, name) => sum + statSync(join(source, name)).size, 0);
-  return { ...estimateMemory(config, contextTokens, options), filesBytes };
+  return { ...estimateMemory(readConfig(source), contextTokens, options), filesBytes };
+}
+
+function filesBytesOf(plan: ModelPlan): number {
+  if (plan.format === 'gguf') return statSync(plan.source).size;
+  return readdirSync(plan.source)
+    .filter((name) => name.endsWith('.safetensors'))
+    .reduce((sum, name) => sum + statSync(join(plan.source, name)).size, 0);
 }
 
 export function formatGiB(bytes: number): string {
@@ -310,9 +356,9 @@ export interface MemoryAvailability {
 export function checkFitsInMemory(estimate: MemoryEstimate, what: string, available: MemoryAvailability = { freeBytes: freemem(), totalBytes: totalmem() }): void {
   if (estimate.totalBytes <= available.freeBytes) return;
   throw new KvlensError(
-    `needs about ${formatGiB(estimate.totalBytes)} (weights ${formatGiB(estimate.weightBytes)} in fp32 + KV cache ${formatGiB(estimate.kvBytes)} for ` +
+    `needs about ${formatGiB(estimate.totalBytes)} (weights ${formatGiB(estimate.weightBytes)} in ${estimate.weightFormat ? describeWeightFormat(estimate.weightFormat) : 'fp32'} + KV cache ${formatGiB(estimate.kvBytes)} for ` +
       `${estimate.contextTokens} tokens) but only ${formatGiB(available.freeBytes)} of ${formatGiB(available.totalBytes)} is free: ` +
-      'use a shorter context or a smaller model',
+      `use a shorter context, a smaller model${estimate.weightFormat?.hasFloatMatrices && estimate.weightFormat.quantization !== 'int4' ? ' or --weights int4' : ''}`,
     what,
   );
 }

@@ -15,10 +15,10 @@ export interface Tensor {
 /** Weights under their Hugging Face names, e.g. `model.layers.0.self_attn.q_proj.weight`. */
 export type WeightMap = Map<string, Tensor>;
 
-export interface LoadedModel {
+/** What is known about a model without holding its weights. */
+export interface ModelSummary {
   dir: string;
   config: ModelConfig;
-  weights: WeightMap;
   /** Parameter count and bytes as stored on disk (before upcast). */
   parameterCount: number;
   weightBytesOnDisk: number;
@@ -26,6 +26,11 @@ export interface LoadedModel {
   dtype: StorageDtype;
   /** Every storage type present, with its share of the parameters, largest first. */
   dtypeShares?: DtypeShare[];
+}
+
+/** A model with every weight upcast to fp32 (the reference forward's input). */
+export interface LoadedModel extends ModelSummary {
+  weights: WeightMap;
 }
 
 export interface DtypeShare {

@@ -1,10 +1,14 @@
-// Builds the decoder as an ONNX graph from a config and a WeightMap, at load time, in memory.
+// Builds the decoder as an ONNX graph from a config and the checkpoint's stored tensors, at load time.
 //
 // Graph inputs (batch is always 1):
-//   input_ids     int64 [1, q]            new tokens
+//   inputs_embeds float [1, q, hidden]    embedding rows of the new tokens (looked up outside the graph
+//                                         from the stored table, see embedding.ts)
 //   position_ids  int64 [1, q]            their original RoPE positions
 //   logits_rows   int64 [r]               which new tokens get logits (all rows, or just the last)
 //   causal_bias   float [q, q]            0 where new token i may see new token j (j <= i), -1e30 elsewhere
+//   stats_rows    int64 [1]               attention rows to return per layer (the last w queries; 0 = none)
+//   stats_sums    bool  []                return per-key attention sums
+//   stats_queries bool  []                return the rotated queries
 //   past_key_i    float [1, P_i, kvH, D]  layer i's cache, token-major, keys already rotated
 //   past_value_i  float [1, P_i, kvH, D]
 //   past_bias_i   float [1, P_i, kvH]     0 for a valid (slot, head), -1e30 for an empty one (token-major
@@ -13,52 +17,56 @@
 //   logits        float [r, vocab]
 //   new_key_i     float [1, q, kvH, D]    rotated keys of the new tokens
 //   new_value_i   float [1, q, kvH, D]
-//   and, in the statistics variant only, per layer:
-//   window_i      float [1, kvH, G, w', P_i + q]  probabilities of the last w' = min(w, q) queries
-//   key_sums_i    float [1, kvH, G, P_i + q]      probabilities summed over all q queries
-//   queries_i     float [1, q, kvH, G, D]         rotated queries
+//   window_i      float [1, kvH, G, w, P_i + q]  probabilities of the last w = stats_rows queries
+//   key_sums_i    float [1, kvH, G, P_i + q]     probabilities summed over all q queries (empty unless asked)
+//   queries_i     float [1, q, kvH, G, D]        rotated queries (empty unless asked)
 // Query head h = kvHead * G + g, so [kvH, G] flattens to the head order transformers uses.
 //
-// Attention never concatenates the past cache with the new keys (that would copy the whole cache every
-// step): past and new scores are computed separately, joined (small: G*q x (P+q)), soft-maxed, split again.
-// An If node picks the attention form by the number of new tokens: several (prefill) transpose the past
-// into heads-major layout once; one (decode) reads the token-major past in place (see attendOne).
+// One session serves generation and the statistics score-based methods need: the statistics are gated
+// by inputs, so the weights are loaded once, never twice.
+//
+// Attention never concatenates the past cache with the new keys on decode (that would copy the whole
+// cache every step): past and new scores are computed separately, joined (small: G x (P+1)), soft-maxed,
+// split again. An If node picks the attention form by the number of new tokens: several (prefill)
+// transpose the past into heads-major layout once; one (decode) reads the token-major past in place.
 // Everything else is plain opset-17 ops (RMSNorm, RoPE and SwiGLU spelled out), so this graph is checked
-// op for op against reference.ts; int4 swaps Gemm for com.microsoft MatMulNBits and nothing else.
+// op for op against reference.ts. Linear layers are Gemm on fp32 weights, or com.microsoft MatMulNBits
+// on block-quantized ones (see nbits.ts): a GGUF file's quantized blocks stay quantized.
 
 import type { ModelConfig } from '../config';
-import type { WeightMap } from '../types';
-import { resolveWeights, ropeInverseFrequencies, type ResolvedWeights } from '../reference';
+import type { Tensor, WeightMap } from '../types';
+import { resolveWeights, ropeInverseFrequencies } from '../reference';
+import { columnCount, readFloat32, requireInfo, rowCount, weightMapSource, type WeightSource } from '../weightSource';
 import {
   graphProto,
   modelProto,
   nodeProto,
-  tensorProto,
+  tensorProto as tensorProtoInline,
   valueInfo,
   OnnxDataType,
   type AttributeValue,
   type MessageWriter,
   type OnnxDataTypeCode,
 } from './protobuf';
-import type { Tensor } from '../types';
+import { InlineSink, type InitializerSink } from './initializers';
+import { dequantizeNBits, nbitsBytes, nbitsLayout, toNBits, type NBitsScheme } from './nbits';
 
-export type WeightQuantization = 'fp32' | 'int4';
+/** How float-stored (F32/F16/BF16) matrices sit in the graph; ggml block tensors always keep their blocks. */
+export type WeightQuantization = 'fp32' | NBitsScheme;
 
 export interface GraphOptions {
   quantization: WeightQuantization;
-  /** Build the statistics variant with this attention window (>= 1), or omit for plain generation. */
-  statsWindow?: number;
   /** Block size of int4 weights (power of two >= 16). */
   int4BlockSize?: number;
   /**
-   * MatMulNBits accuracy_level: 4 (default) quantizes activations to int8 for speed; 0 keeps fp32
-   * activations so the int4 graph can be checked against the reference on dequantized weights.
+   * MatMulNBits accuracy_level: 4 (default) quantizes activations to int8 for speed (as llama.cpp's CPU
+   * dot products do); 0 keeps fp32 activations so block weights can be checked against the reference.
    */
   int4AccuracyLevel?: 0 | 4;
-  /** Keep weights in a side file: 'auto' (default) does so only above EXTERNAL_DATA_THRESHOLD. */
-  externalData?: 'auto' | 'always' | 'never';
   /** Route one-token calls through the copy-free decode attention (default true; false for comparisons). */
   decodeFastPath?: boolean;
+  /** Where initializers go (default: inline in the ModelProto). */
+  sink?: InitializerSink;
 }
 
 export interface BuiltGraph {
@@ -66,18 +74,9 @@ export interface BuiltGraph {
   bytes: Uint8Array;
   inputNames: string[];
   outputNames: string[];
-  /** Large initializers kept out of the ModelProto, to be written in order to `file` next to the model. */
-  externalData: { file: string; chunks: Uint8Array[]; byteLength: number } | null;
+  /** Bytes of every weight initializer. */
+  weightBytes: number;
 }
-
-/**
- * Protobuf messages are capped at 2 GiB, and onnxruntime parses a model held in memory as one message:
- * above this many weight bytes the weights go to a side file (ONNX external data) instead.
- */
-export const EXTERNAL_DATA_THRESHOLD = 1.5 * 1024 ** 3;
-export const EXTERNAL_DATA_FILE = 'weights.bin';
-/** Side-file offsets are page aligned so onnxruntime can memory-map the weights instead of copying them. */
-const EXTERNAL_ALIGNMENT = 4096;
 
 /** Additive mask value for "may not attend": finite so softmax never sees (-inf) - (-inf). */
 export const MASKED = -1e30;
@@ -92,71 +91,75 @@ function bytesOf(data: Float32Array | Uint8Array | BigInt64Array): Uint8Array {
 
 /** Packs a [N, K] fp32 matrix into MatMulNBits' 4-bit blocks (symmetric, implicit zero point 8, Q4_0-style scale). */
 export function quantizeInt4(weight: Float32Array, n: number, k: number, blockSize: number): { packed: Uint8Array; scales: Float32Array } {
-  const blocks = Math.ceil(k / blockSize);
-  const blob = blockSize / 2;
-  const packed = new Uint8Array(n * blocks * blob);
-  const scales = new Float32Array(n * blocks);
-  for (let row = 0; row < n; row++) {
-    for (let b = 0; b < blocks; b++) {
-      const start = row * k + b * blockSize;
-      const end = Math.min(row * k + k, start + blockSize);
-      // The largest-magnitude value (with its sign) lands exactly on level 0 = -8 steps, so all 16 levels
-      // are used (llama.cpp's Q4_0 rule); the scale's sign follows it.
-      let extreme = 0;
-      for (let i = start; i < end; i++) if (Math.abs(weight[i]) > Math.abs(extreme)) extreme = weight[i];
-      const scale = Math.fround(extreme / -8) || 1;
-      scales[row * blocks + b] = scale;
-      const out = (row * blocks + b) * blob;
-      for (let i = 0; i < blockSize; i++) {
-        const value = start + i < end ? weight[start + i] : 0;
-        const level = Math.max(0, Math.min(15, Math.round(value / scale) + 8));
-        packed[out + (i >> 1)] |= i & 1 ? level << 4 : level;
-      }
-    }
-  }
+  const source = weightMapSource(new Map([['w', { shape: [n, k], data: weight, sourceDtype: 'F32' }]]));
+  const { packed, scales } = toNBits(source, 'w', 'int4', blockSize);
   return { packed, scales };
 }
 
-/** The fp32 matrix an int4 block encoding stands for (what MatMulNBits multiplies by). */
-/** The weights an int4 graph effectively multiplies by: every Linear weight replaced by its int4 round trip. */
-export function int4RoundTripWeights(config: ModelConfig, weights: WeightMap, blockSize = 32): WeightMap {
-  const resolved = resolveWeights(config, weights);
-  const out: WeightMap = new Map(weights);
-  const linearNames = (l: number): string[] =>
-    ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'].map(
-      (n) => `model.layers.${l}.${n}.weight`,
-    );
-  const roundTrip = (tensor: Tensor): Tensor => {
-    const [n, k] = tensor.shape;
-    const { packed, scales } = quantizeInt4(tensor.data, n, k, blockSize);
-    return { shape: tensor.shape, data: dequantizeInt4(packed, scales, n, k, blockSize), sourceDtype: tensor.sourceDtype };
+export function dequantizeInt4(packed: Uint8Array, scales: Float32Array, n: number, k: number, blockSize: number): Float32Array {
+  return dequantizeNBits({ bits: 4, blockSize, n, k, packed, scales, zeroPoints: null, exact: false });
+}
+
+const LINEAR_NAMES = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'];
+
+/**
+ * The weights a quantized graph effectively multiplies by: every Linear weight (and the lm_head, even
+ * when tied) replaced by its MatMulNBits round trip. The embedding stays as stored: rows are looked up
+ * outside the graph.
+ */
+export function nbitsRoundTripWeights(config: ModelConfig, weights: WeightMap | WeightSource, scheme: NBitsScheme, blockSize = 32): WeightMap {
+  const source = isWeightMap(weights) ? weightMapSource(weights) : weights;
+  const out: WeightMap = new Map();
+  for (const name of source.names) {
+    const info = requireInfo(source, name);
+    out.set(name, { shape: [...info.shape], data: readFloat32(source, name), sourceDtype: info.dtype });
+  }
+  const roundTrip = (name: string): Tensor => {
+    const info = requireInfo(source, name);
+    return { shape: [...info.shape], data: dequantizeNBits(toNBits(source, name, scheme, blockSize)), sourceDtype: info.dtype };
   };
-  for (let l = 0; l < config.numLayers; l++) for (const name of linearNames(l)) out.set(name, roundTrip(weights.get(name)!));
-  // The lm_head is quantized even when tied, and so is the embedding table when whole blocks fit a row.
-  out.set('lm_head.weight', roundTrip(resolved.lmHead));
-  if (config.hiddenSize % blockSize === 0) out.set('model.embed_tokens.weight', roundTrip(resolved.embedding));
+  for (let l = 0; l < config.numLayers; l++) for (const n of LINEAR_NAMES) out.set(`model.layers.${l}.${n}.weight`, roundTrip(`model.layers.${l}.${n}.weight`));
+  out.set('lm_head.weight', roundTrip(source.info('lm_head.weight') ? 'lm_head.weight' : 'model.embed_tokens.weight'));
   return out;
 }
 
-export function dequantizeInt4(packed: Uint8Array, scales: Float32Array, n: number, k: number, blockSize: number): Float32Array {
-  const blocks = Math.ceil(k / blockSize);
-  const blob = blockSize / 2;
-  const out = new Float32Array(n * k);
-  for (let row = 0; row < n; row++) {
-    for (let i = 0; i < k; i++) {
-      const b = Math.floor(i / blockSize);
-      const within = i % blockSize;
-      const byte = packed[(row * blocks + b) * blob + (within >> 1)];
-      const level = within & 1 ? byte >> 4 : byte & 15;
-      out[row * k + i] = (level - 8) * scales[row * blocks + b];
-    }
+/** The int4 round trip (kept under its old name for the parity tests). */
+export function int4RoundTripWeights(config: ModelConfig, weights: WeightMap, blockSize = 32): WeightMap {
+  return nbitsRoundTripWeights(config, weights, 'int4', blockSize);
+}
+
+function isWeightMap(weights: WeightMap | WeightSource): weights is WeightMap {
+  return weights instanceof Map;
+}
+
+/** The lm_head tensor's name in a source: its own, or the embedding when tied. */
+export function lmHeadName(source: WeightSource): string {
+  return source.info('lm_head.weight') ? 'lm_head.weight' : 'model.embed_tokens.weight';
+}
+
+/** Bytes the graph's weights take for these options, from tensor shapes and dtypes alone. */
+export function graphWeightBytes(source: WeightSource, options: Pick<GraphOptions, 'quantization' | 'int4BlockSize'>): number {
+  const scheme = options.quantization === 'fp32' ? null : options.quantization;
+  let total = 0;
+  const matrix = (name: string): void => {
+    const info = requireInfo(source, name);
+    const layout = nbitsLayout(info.dtype, scheme, options.int4BlockSize ?? 32);
+    total += layout ? nbitsBytes(layout, rowCount(info), columnCount(info)) : rowCount(info) * columnCount(info) * 4;
+  };
+  for (const name of source.names) {
+    if (name === 'model.embed_tokens.weight') continue;
+    const info = requireInfo(source, name);
+    if (info.shape.length === 2) matrix(name);
+    else total += info.shape[0] * 4;
   }
-  return out;
+  if (lmHeadName(source) !== 'lm_head.weight') matrix('model.embed_tokens.weight');
+  return total;
 }
 
 class GraphBuilder {
   nodes: MessageWriter[] = [];
-  readonly initializers: MessageWriter[] = [];
+  /** Small constants (shapes, axes, scalars): always inline. */
+  readonly constants: MessageWriter[] = [];
   readonly inputs: MessageWriter[] = [];
   readonly outputs: MessageWriter[] = [];
   readonly inputNames: string[] = [];
@@ -164,12 +167,14 @@ class GraphBuilder {
   private counter = 0;
   usesMicrosoftDomain = false;
 
+  constructor(readonly sink: InitializerSink) {}
+
   /** A subgraph (If branch) made of the nodes `build` adds; it reads outer values by name. */
-  subgraph(name: string, build: () => string[]): MessageWriter {
+  subgraph(name: string, build: () => string[], types: OnnxDataTypeCode[] = []): MessageWriter {
     const outer = this.nodes;
     this.nodes = [];
     // The branch's own node outputs are its outputs (no Identity: that would copy a score-sized tensor).
-    const outputs = build().map((result) => valueInfo(result, OnnxDataType.FLOAT));
+    const outputs = build().map((result, i) => valueInfo(result, types[i] ?? OnnxDataType.FLOAT));
     const graph = graphProto({ name, nodes: this.nodes, initializers: [], inputs: [], outputs });
     this.nodes = outer;
     return graph;
@@ -187,43 +192,37 @@ class GraphBuilder {
     return out;
   }
 
-  private readonly pendingInitializers: { name: string; type: OnnxDataTypeCode; dims: number[]; bytes: Uint8Array }[] = [];
+  /** An If node; each branch returns its outputs (of `types`); returns the If's output names. */
+  ifElse(condition: string, hint: string, thenBranch: () => string[], elseBranch: () => string[], types: OnnxDataTypeCode[] = []): string[] {
+    const thenGraph = this.subgraph(`${hint}_then`, thenBranch, types);
+    const elseGraph = this.subgraph(`${hint}_else`, elseBranch, types);
+    const results = Array.from({ length: Math.max(types.length, 1) }, () => this.fresh(hint));
+    this.nodes.push(
+      nodeProto('If', [condition], results, this.fresh('If'), {
+        then_branch: { kind: 'graph', value: thenGraph },
+        else_branch: { kind: 'graph', value: elseGraph },
+      }),
+    );
+    return results;
+  }
 
-  initializer(name: string, type: OnnxDataTypeCode, dims: number[], data: Float32Array | Uint8Array | BigInt64Array): string {
-    // Encoded at the end, once the total size says whether weights go to a side file.
-    this.pendingInitializers.push({ name, type, dims, bytes: bytesOf(data) });
+  constant(name: string, type: OnnxDataTypeCode, dims: number[], data: Float32Array | Uint8Array | BigInt64Array): string {
+    this.constants.push(tensorProtoInline(name, type, dims, bytesOf(data)));
     return name;
   }
 
-  /** Encodes every initializer, inline or (when `external`) large ones into a side file. */
-  encodeInitializers(external: boolean): BuiltGraph['externalData'] {
-    const chunks: Uint8Array[] = [];
-    let offset = 0;
-    for (const { name, type, dims, bytes } of this.pendingInitializers) {
-      if (!external || bytes.length < 1024) {
-        this.initializers.push(tensorProto(name, type, dims, bytes));
-        continue;
-      }
-      const padding = (EXTERNAL_ALIGNMENT - (offset % EXTERNAL_ALIGNMENT)) % EXTERNAL_ALIGNMENT;
-      if (padding) chunks.push(new Uint8Array(padding));
-      offset += padding;
-      chunks.push(bytes);
-      this.initializers.push(tensorProto(name, type, dims, bytes, { file: EXTERNAL_DATA_FILE, offset, length: bytes.length }));
-      offset += bytes.length;
-    }
-    return external ? { file: EXTERNAL_DATA_FILE, chunks, byteLength: offset } : null;
-  }
-
-  get initializerBytes(): number {
-    return this.pendingInitializers.reduce((sum, i) => sum + i.bytes.length, 0);
+  /** A weight initializer; `produce` runs only if the sink does not already hold it. */
+  weight(name: string, type: OnnxDataTypeCode, dims: number[], produce: () => Float32Array | Uint8Array): string {
+    this.sink.add(name, type, dims, produce);
+    return name;
   }
 
   int64s(values: (number | bigint)[], hint = 'const'): string {
-    return this.initializer(this.fresh(hint), OnnxDataType.INT64, [values.length], BigInt64Array.from(values, (v) => BigInt(v)));
+    return this.constant(this.fresh(hint), OnnxDataType.INT64, [values.length], BigInt64Array.from(values, (v) => BigInt(v)));
   }
 
   scalar(value: number, hint = 'scalar'): string {
-    return this.initializer(this.fresh(hint), OnnxDataType.FLOAT, [], Float32Array.of(value));
+    return this.constant(this.fresh(hint), OnnxDataType.FLOAT, [], Float32Array.of(value));
   }
 
   input(name: string, type: OnnxDataTypeCode, shape: (number | string)[]): string {
@@ -232,22 +231,24 @@ class GraphBuilder {
     return name;
   }
 
-  output(name: string, type: OnnxDataTypeCode, shape: (number | string)[]): void {
+  /** A graph output; no shape for outputs whose rank depends on the inputs (the gated statistics). */
+  output(name: string, type: OnnxDataTypeCode, shape?: (number | string)[]): void {
     this.outputs.push(valueInfo(name, type, shape));
     this.outputNames.push(name);
   }
 }
 
-export function buildDecoderGraph(config: ModelConfig, weights: WeightMap, options: GraphOptions): BuiltGraph {
-  const resolved: ResolvedWeights = resolveWeights(config, weights);
+export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | WeightSource, options: GraphOptions): BuiltGraph {
+  const source = isWeightMap(weights) ? weightMapSource(weights) : weights;
+  if (isWeightMap(weights)) resolveWeights(config, weights); // names and shapes, checked up front
   const { hiddenSize: hidden, numHeads: H, numKvHeads: KVH, headDim: D, vocabSize } = config;
   const G = H / KVH;
   const half = D / 2;
   const blockSize = options.int4BlockSize ?? 32;
-  const g = new GraphBuilder();
+  const scheme = options.quantization === 'fp32' ? null : options.quantization;
+  const g = new GraphBuilder(options.sink ?? new InlineSink());
 
   // ---- shared constants ----
-  const axisLast = g.int64s([-1], 'axis_last');
   const zero = g.int64s([0], 'zero');
   const int64Max = g.int64s([INT64_MAX], 'int64_max');
   const eps = g.scalar(config.rmsNormEps, 'rms_eps');
@@ -265,42 +266,47 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap, optio
   // [kvH, 1, kvH, 1] identity: keeps the (kv head, kv head) diagonal blocks of a block-diagonal product.
   const eye = new Float32Array(KVH * KVH);
   for (let k = 0; k < KVH; k++) eye[k * KVH + k] = 1;
-  const kvEye = g.initializer('kv_eye', OnnxDataType.FLOAT, [KVH, 1, KVH, 1], eye);
-  const kvZeros = g.initializer('kv_zeros', OnnxDataType.FLOAT, [1, KVH, 1, 1, 1], new Float32Array(KVH));
-  const invFreq = g.initializer('rope_inv_freq', OnnxDataType.FLOAT, [half], ropeInverseFrequencies(config));
+  const kvEye = g.constant('kv_eye', OnnxDataType.FLOAT, [KVH, 1, KVH, 1], eye);
+  const kvZeros = g.constant('kv_zeros', OnnxDataType.FLOAT, [1, KVH, 1, 1, 1], new Float32Array(KVH));
+  const invFreq = g.constant('rope_inv_freq', OnnxDataType.FLOAT, [half], ropeInverseFrequencies(config));
+  const nothing = g.constant('empty_f32', OnnxDataType.FLOAT, [0], new Float32Array(0));
 
-  const weightName = new Map<Tensor, string>();
-  const weightInitializer = (name: string, tensor: Tensor): string => {
-    const known = weightName.get(tensor);
-    if (known) return known;
-    g.initializer(name, OnnxDataType.FLOAT, tensor.shape, tensor.data);
-    weightName.set(tensor, name);
-    return name;
-  };
+  /** A stored vector (norm weight, bias) as an fp32 initializer. */
+  const vector = (name: string): string => g.weight(name, OnnxDataType.FLOAT, [...requireInfo(source, name).shape], () => readFloat32(source, name));
 
-  /** x [rows, in] -> [rows, out] with an HF Linear weight [out, in]. */
-  const linear = (x: string, name: string, weight: Tensor, bias: Tensor | null): string => {
-    const [n, k] = weight.shape;
-    if (options.quantization === 'int4') {
-      const { packed, scales } = quantizeInt4(weight.data, n, k, blockSize);
-      const blocks = Math.ceil(k / blockSize);
-      const inputs = [
-        x,
-        g.initializer(`${name}.q4`, OnnxDataType.UINT8, [n, blocks, blockSize / 2], packed),
-        g.initializer(`${name}.scales`, OnnxDataType.FLOAT, [n * blocks], scales),
-      ];
-      if (bias) inputs.push('', '', weightInitializer(`${name}.bias`, bias));
-      return g.op('MatMulNBits', inputs, { K: int(k), N: int(n), bits: int(4), block_size: int(blockSize), accuracy_level: int(options.int4AccuracyLevel ?? 4) }, undefined, 'com.microsoft');
+  /** x [rows, in] -> [rows, out] with the stored HF Linear weight `name` [out, in] (+ bias). */
+  const linear = (x: string, name: string, biasName: string | null): string => {
+    const info = requireInfo(source, name);
+    const [n, k] = info.shape;
+    const layout = nbitsLayout(info.dtype, scheme, blockSize);
+    if (!layout) {
+      const inputs = [x, g.weight(name, OnnxDataType.FLOAT, [n, k], () => readFloat32(source, name))];
+      if (biasName) inputs.push(vector(biasName));
+      return g.op('Gemm', inputs, { transB: int(1) });
     }
-    const inputs = [x, weightInitializer(name, weight)];
-    if (bias) inputs.push(weightInitializer(`${name}.bias`, bias));
-    return g.op('Gemm', inputs, { transB: int(1) });
+    // Converted once, lazily: the sink asks for each part only when it does not hold it already.
+    let converted: ReturnType<typeof toNBits> | null = null;
+    const matrix = (): ReturnType<typeof toNBits> => (converted ??= toNBits(source, name, scheme ?? 'int8', blockSize));
+    const blocks = Math.ceil(k / layout.blockSize);
+    const inputs = [
+      x,
+      g.weight(`${name}.q${layout.bits}`, OnnxDataType.UINT8, [n, blocks, (layout.blockSize * layout.bits) / 8], () => matrix().packed),
+      g.weight(`${name}.scales`, OnnxDataType.FLOAT, [n * blocks], () => matrix().scales),
+    ];
+    if (layout.floatZeros) inputs.push(g.weight(`${name}.zeros`, OnnxDataType.FLOAT, [n * blocks], () => matrix().zeroPoints!));
+    if (biasName) {
+      if (!layout.floatZeros) inputs.push('');
+      inputs.push('', vector(biasName));
+    }
+    const attributes = { K: int(k), N: int(n), bits: int(layout.bits), block_size: int(layout.blockSize), accuracy_level: int(options.int4AccuracyLevel ?? 4) };
+    converted = null;
+    return g.op('MatMulNBits', inputs, attributes, undefined, 'com.microsoft');
   };
 
-  const rmsNorm = (x: string, weight: Tensor, name: string): string => {
+  const rmsNorm = (x: string, weightName: string): string => {
     const meanSquare = g.op('ReduceMean', [g.op('Mul', [x, x])], { axes: ints([-1]), keepdims: int(1) });
     const inverseRms = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [meanSquare, eps])])]);
-    return g.op('Mul', [g.op('Mul', [x, inverseRms]), weightInitializer(name, weight)]);
+    return g.op('Mul', [g.op('Mul', [x, inverseRms]), vector(weightName)]);
   };
 
   /** Rotate-half RoPE on the last axis of x; cos/sin broadcast against x's leading axes. */
@@ -314,10 +320,13 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap, optio
   };
 
   // ---- inputs ----
-  const inputIds = g.input('input_ids', OnnxDataType.INT64, [1, 'q']);
+  const inputsEmbeds = g.input('inputs_embeds', OnnxDataType.FLOAT, [1, 'q', hidden]);
   const positionIds = g.input('position_ids', OnnxDataType.INT64, [1, 'q']);
   const logitsRows = g.input('logits_rows', OnnxDataType.INT64, ['r']);
   const causalBias = g.input('causal_bias', OnnxDataType.FLOAT, ['q', 'q']);
+  const statsRows = g.input('stats_rows', OnnxDataType.INT64, [1]);
+  const statsSums = g.input('stats_sums', OnnxDataType.BOOL, []);
+  const statsQueries = g.input('stats_queries', OnnxDataType.BOOL, []);
 
   // RoPE angles in fp32 exactly as transformers: float(position) * inv_freq.
   const angles = g.op('Mul', [g.op('Unsqueeze', [g.op('Cast', [positionIds], { to: int(OnnxDataType.FLOAT) }), g.int64s([2])]), invFreq]);
@@ -328,40 +337,24 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap, optio
   const cosQuery = g.op('Unsqueeze', [cos, g.int64s([2, 3])]); // [1, q, 1, 1, D/2]
   const sinQuery = g.op('Unsqueeze', [sin, g.int64s([2, 3])]);
 
-  const singleQuery = g.op('Equal', [g.op('Shape', [inputIds], { start: int(1), end: int(2) }), g.int64s([1])]);
-  const tokenIds = g.op('Reshape', [inputIds, axisLast]);
-  let hiddenState: string; // [q, hidden]
-  if (options.quantization === 'int4' && hidden % blockSize === 0) {
-    // The embedding table is the largest tensor of small models: keep it in 4 bits too, dequantizing
-    // only the looked-up rows.
-    const { packed, scales } = quantizeInt4(resolved.embedding.data, vocabSize, hidden, blockSize);
-    const blocks = hidden / blockSize;
-    const zeroPointBytes = Math.ceil(blocks / 2);
-    const inputs = [
-      g.initializer('model.embed_tokens.weight.gather_q4', OnnxDataType.UINT8, [vocabSize, hidden / 2], packed),
-      tokenIds,
-      g.initializer('model.embed_tokens.weight.gather_scales', OnnxDataType.FLOAT, [vocabSize, blocks], scales),
-      // Explicit zero point 8 (two 4-bit values per byte), the one MatMulNBits implies.
-      g.initializer('model.embed_tokens.weight.gather_zero_points', OnnxDataType.UINT8, [vocabSize, zeroPointBytes], new Uint8Array(vocabSize * zeroPointBytes).fill(0x88)),
-    ];
-    const attributes = { gather_axis: int(0), quantize_axis: int(1), block_size: int(blockSize), bits: int(4) };
-    hiddenState = g.op('GatherBlockQuantized', inputs, attributes, undefined, 'com.microsoft');
-  } else {
-    hiddenState = g.op('Gather', [weightInitializer('model.embed_tokens.weight', resolved.embedding), tokenIds], { axis: int(0) });
-  }
+  const queryCount = g.op('Shape', [positionIds], { start: int(1), end: int(2) }); // [1] = q
+  const singleQuery = g.op('Equal', [queryCount, g.int64s([1])]);
+  // First of the last `stats_rows` query rows, clamped at 0 (a negative Slice start would count from the end).
+  const windowStart = g.op('Max', [g.op('Sub', [queryCount, statsRows]), zero]);
+  let hiddenState = g.op('Reshape', [inputsEmbeds, toTokensByHidden]); // [q, hidden]
 
-  const statsOutputs: { name: string; shape: (number | string)[] }[] = [];
   for (let l = 0; l < config.numLayers; l++) {
-    const lw = resolved.layers[l];
     const p = `model.layers.${l}.`;
+    const bias = (kind: string): string | null => (source.info(`${p}self_attn.${kind}_proj.bias`) ? `${p}self_attn.${kind}_proj.bias` : null);
     const pastKey = g.input(`past_key_${l}`, OnnxDataType.FLOAT, [1, `past_${l}`, KVH, D]);
     const pastValue = g.input(`past_value_${l}`, OnnxDataType.FLOAT, [1, `past_${l}`, KVH, D]);
     const pastBias = g.input(`past_bias_${l}`, OnnxDataType.FLOAT, [1, `past_${l}`, KVH]);
 
-    const x = rmsNorm(hiddenState, lw.inputNorm, `${p}input_layernorm.weight`);
-    const queryFlat = linear(x, `${p}self_attn.q_proj.weight`, lw.q, lw.qBias);
-    const keyFlat = linear(x, `${p}self_attn.k_proj.weight`, lw.k, lw.kBias);
-    const valueFlat = linear(x, `${p}self_attn.v_proj.weight`, lw.v, lw.vBias);
+    // ---- attention: norm -> q/k/v -> rope -> attend -> o_proj ----
+    const x = rmsNorm(hiddenState, `${p}input_layernorm.weight`); // [q, hidden]
+    const queryFlat = linear(x, `${p}self_attn.q_proj.weight`, bias('q')); // [q, H*D]
+    const keyFlat = linear(x, `${p}self_attn.k_proj.weight`, bias('k')); // [q, kvH*D]
+    const valueFlat = linear(x, `${p}self_attn.v_proj.weight`, bias('v'));
 
     const queries = rope(g.op('Reshape', [queryFlat, toQueryHeads]), cosQuery, sinQuery); // [1, q, kvH, G, D]
     const newKey = g.op('Identity', [rope(g.op('Reshape', [keyFlat, toKvHeads]), cosKv, sinKv)], {}, `new_key_${l}`);
@@ -386,8 +379,8 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap, optio
       const pastBiasRow = g.op('Unsqueeze', [g.op('Transpose', [pastBias], { perm: ints([0, 2, 1]) }), g.int64s([2, 3])]); // [1, kvH, 1, 1, P]
       const pastBiasRows = g.op('Add', [pastBiasRow, g.op('Slice', [causalBias, zero, g.int64s([1]), g.int64s([1])])]); // + [q, 1] zeros -> [1, kvH, 1, q, P]
       const causalRows = g.op('Add', [causalBias, kvZeros]); // [1, kvH, 1, q, q]
-      const bias = g.op('Concat', [pastBiasRows, causalRows], { axis: int(4) }); // [1, kvH, 1, q, P+q]
-      const probs = g.op('Softmax', [g.op('Add', [g.op('MatMul', [queryHeads, keysT]), bias])], { axis: int(-1) }); // [1, kvH, G, q, P+q]
+      const biasAll = g.op('Concat', [pastBiasRows, causalRows], { axis: int(4) }); // [1, kvH, 1, q, P+q]
+      const probs = g.op('Softmax', [g.op('Add', [g.op('MatMul', [queryHeads, keysT]), biasAll])], { axis: int(-1) }); // [1, kvH, G, q, P+q]
       return [probs, g.op('MatMul', [probs, valuesH])]; // context [1, kvH, G, q, D]
     };
 
@@ -415,54 +408,41 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap, optio
 
     let probs: string;
     let context: string;
-    if (options.decodeFastPath === false) {
-      [probs, context] = attendMany();
-    } else {
-      probs = g.fresh('probs');
-      context = g.fresh('context');
-      g.nodes.push(
-        nodeProto('If', [singleQuery], [probs, context], g.fresh('If'), {
-          then_branch: { kind: 'graph', value: g.subgraph(`attend_one_${l}`, attendOne) },
-          else_branch: { kind: 'graph', value: g.subgraph(`attend_many_${l}`, attendMany) },
-        }),
-      );
-    }
+    if (options.decodeFastPath === false) [probs, context] = attendMany();
+    else [probs, context] = g.ifElse(singleQuery, `attend_${l}`, attendOne, attendMany, [OnnxDataType.FLOAT, OnnxDataType.FLOAT]);
     const contextTokens = g.op('Reshape', [g.op('Transpose', [context], { perm: ints([0, 3, 1, 2, 4]) }), toTokensByHeads]); // [q, H*D]
-    hiddenState = g.op('Add', [hiddenState, linear(contextTokens, `${p}self_attn.o_proj.weight`, lw.o, null)]);
+    hiddenState = g.op('Add', [hiddenState, linear(contextTokens, `${p}self_attn.o_proj.weight`, source.info(`${p}self_attn.o_proj.bias`) ? `${p}self_attn.o_proj.bias` : null)]);
 
-    if (options.statsWindow !== undefined) {
-      const w = options.statsWindow;
-      g.op('Slice', [probs, g.int64s([-w]), int64Max, axis3], {}, `window_${l}`);
-      g.op('ReduceSum', [probs, axis3], { keepdims: int(0) }, `key_sums_${l}`);
-      g.op('Identity', [queries], {}, `queries_${l}`);
-      statsOutputs.push(
-        { name: `window_${l}`, shape: [1, KVH, G, 'w', `keys_${l}`] },
-        { name: `key_sums_${l}`, shape: [1, KVH, G, `keys_${l}`] },
-        { name: `queries_${l}`, shape: [1, 'q', KVH, G, D] },
-      );
-    }
+    // ---- attention statistics, computed only when the call asks ----
+    g.op('Slice', [probs, windowStart, int64Max, axis3], {}, `window_${l}`); // [1, kvH, G, w, P+q]
+    const [keySums] = g.ifElse(statsSums, `key_sums_${l}`, () => [g.op('ReduceSum', [probs, axis3], { keepdims: int(0) })], () => [g.op('Identity', [nothing])], [OnnxDataType.FLOAT]);
+    g.op('Identity', [keySums], {}, `key_sums_${l}`); // [1, kvH, G, P+q]
+    const [queriesOut] = g.ifElse(statsQueries, `queries_${l}`, () => [g.op('Identity', [queries])], () => [g.op('Identity', [nothing])], [OnnxDataType.FLOAT]);
+    g.op('Identity', [queriesOut], {}, `queries_${l}`); // [1, q, kvH, G, D]
 
-    const y = rmsNorm(hiddenState, lw.postNorm, `${p}post_attention_layernorm.weight`);
-    const gate = linear(y, `${p}mlp.gate_proj.weight`, lw.gate, null);
-    const up = linear(y, `${p}mlp.up_proj.weight`, lw.up, null);
+    // ---- feed-forward: norm -> SwiGLU -> down ----
+    const y = rmsNorm(hiddenState, `${p}post_attention_layernorm.weight`);
+    const gate = linear(y, `${p}mlp.gate_proj.weight`, null); // [q, ffn]
+    const up = linear(y, `${p}mlp.up_proj.weight`, null);
     const activated = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
-    hiddenState = g.op('Add', [hiddenState, linear(activated, `${p}mlp.down_proj.weight`, lw.down, null)]);
+    hiddenState = g.op('Add', [hiddenState, linear(activated, `${p}mlp.down_proj.weight`, null)]);
   }
 
-  const selected = g.op('Gather', [g.op('Reshape', [hiddenState, toTokensByHidden]), logitsRows], { axis: int(0) }); // [r, hidden]
-  const normed = rmsNorm(selected, resolved.finalNorm, 'model.norm.weight');
-  const lmHeadName = resolved.lmHead === resolved.embedding ? 'model.embed_tokens.weight' : 'lm_head.weight';
-  g.op('Identity', [linear(normed, lmHeadName, resolved.lmHead, null)], {}, 'logits');
+  const selected = g.op('Gather', [hiddenState, logitsRows], { axis: int(0) }); // [r, hidden]
+  const normed = rmsNorm(selected, 'model.norm.weight');
+  g.op('Identity', [linear(normed, lmHeadName(source), null)], {}, 'logits');
   g.output('logits', OnnxDataType.FLOAT, ['r', vocabSize]);
-  for (const s of statsOutputs) g.output(s.name, OnnxDataType.FLOAT, s.shape);
+  for (let l = 0; l < config.numLayers; l++) {
+    g.output(`window_${l}`, OnnxDataType.FLOAT, [1, KVH, G, 'w', `keys_${l}`]);
+    g.output(`key_sums_${l}`, OnnxDataType.FLOAT);
+    g.output(`queries_${l}`, OnnxDataType.FLOAT);
+  }
 
   const opsets = [{ domain: '', version: 17 }];
   if (g.usesMicrosoftDomain) opsets.push({ domain: 'com.microsoft', version: 1 });
-  const mode = options.externalData ?? 'auto';
-  const externalData = g.encodeInitializers(mode === 'always' || (mode === 'auto' && g.initializerBytes > EXTERNAL_DATA_THRESHOLD));
   const bytes = modelProto(
-    { name: 'kvlens_decoder', nodes: g.nodes, initializers: g.initializers, inputs: g.inputs, outputs: g.outputs },
+    { name: 'kvlens_decoder', nodes: g.nodes, initializers: [...g.constants, ...g.sink.tensors], inputs: g.inputs, outputs: g.outputs },
     opsets,
   );
-  return { bytes, inputNames: g.inputNames, outputNames: g.outputNames, externalData };
+  return { bytes, inputNames: g.inputNames, outputNames: g.outputNames, weightBytes: g.sink.byteLength };
 }

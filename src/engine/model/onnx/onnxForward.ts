@@ -2,13 +2,17 @@
 // Execution providers are tried in order (CUDA, WebGPU, CPU); each failure is kept as a one-line reason.
 
 import { availableParallelism, tmpdir } from 'node:os';
-import { existsSync, mkdtempSync, openSync, writeSync, closeSync, writeFileSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { ModelConfig } from '../config';
 import type { DecoderForward, ForwardInput, ForwardOutput, LayerAttention, WeightMap } from '../types';
 import { validateForwardInput } from '../reference';
-import { buildDecoderGraph, MASKED, type BuiltGraph, type GraphOptions, type WeightQuantization } from './graph';
+import { weightMapSource, type WeightSource } from '../weightSource';
+import { EmbeddingTable } from '../embedding';
+import { buildDecoderGraph, graphWeightBytes, MASKED, type BuiltGraph, type GraphOptions, type WeightQuantization } from './graph';
+import { ExternalFileSink, InlineSink, StaleCacheError, clearWeightCache, kvlensCacheDir } from './initializers';
 import { KvlensError, describeError } from '../../errors';
 
 export type ProviderChoice = 'auto' | 'cuda' | 'webgpu' | 'cpu';
@@ -16,16 +20,32 @@ export type ProviderName = 'cuda' | 'webgpu' | 'cpu';
 
 export interface OnnxForwardOptions {
   provider?: ProviderChoice;
+  /** How float-stored matrices sit in the graph (ggml blocks always keep their own format). */
   quantization?: WeightQuantization;
   /** See GraphOptions.int4AccuracyLevel. */
   int4AccuracyLevel?: 0 | 4;
   /** See GraphOptions.int4BlockSize (default 32). */
   int4BlockSize?: number;
-  /** See GraphOptions.externalData. */
-  externalData?: GraphOptions['externalData'];
+  /**
+   * Weights inline in the ModelProto ('never'), in an external-data file onnxruntime memory-maps
+   * ('always'), or external above INLINE_WEIGHT_LIMIT ('auto', the default).
+   */
+  externalData?: 'auto' | 'always' | 'never';
+  /**
+   * Identity of the weights (files, sizes, modification times): with it, an external weights file is
+   * kept in the cache folder under this key and the options, and reused by the next start.
+   */
+  cacheKey?: string;
   /** Intra-op threads (default: all cores). */
   threads?: number;
 }
+
+/**
+ * Above this many weight bytes the graph's weights go to an external-data file: onnxruntime then maps
+ * them instead of parsing a copy out of the ModelProto, so they are held once. (Protobuf also caps a
+ * message at 2 GiB.)
+ */
+export const INLINE_WEIGHT_LIMIT = 64 * 1024 * 1024;
 
 const FALLBACK_ORDER: ProviderName[] = ['cuda', 'webgpu', 'cpu'];
 
@@ -63,29 +83,69 @@ function sessionOptions(provider: ProviderName, threads: number): ort.InferenceS
   };
 }
 
+/** A built graph and where its weights are: inline (`dir` null), or in `dir`'s external-data file. */
+interface PreparedGraph {
+  graph: BuiltGraph;
+  dir: string | null;
+  /** True when `dir` is a temporary folder to remove once a session holds the weights. */
+  temporary: boolean;
+  /** True when the weights file was already in the cache. */
+  reused: boolean;
+}
+
+function weightCacheFolder(cacheKey: string, graphOptions: GraphOptions): string {
+  const key = JSON.stringify({ cacheKey, quantization: graphOptions.quantization, block: graphOptions.int4BlockSize, layout: WEIGHT_FILE_LAYOUT });
+  return join(kvlensCacheDir(), 'weights', createHash('sha256').update(key).digest('hex').slice(0, 32));
+}
+
+/** Bumped whenever the graph's weight initializers change name, order or encoding. */
+const WEIGHT_FILE_LAYOUT = 1;
+
+function prepareGraph(config: ModelConfig, source: WeightSource, graphOptions: GraphOptions, options: OnnxForwardOptions): PreparedGraph {
+  const mode = options.externalData ?? 'auto';
+  const external = mode === 'always' || (mode === 'auto' && graphWeightBytes(source, graphOptions) > INLINE_WEIGHT_LIMIT);
+  if (!external) return { graph: buildDecoderGraph(config, source, { ...graphOptions, sink: new InlineSink() }), dir: null, temporary: false, reused: false };
+  const cached = options.cacheKey ? weightCacheFolder(options.cacheKey, graphOptions) : null;
+  const dir = cached ?? mkdtempSync(join(tmpdir(), 'kvlens-onnx-'));
+  for (let attempt = 0; ; attempt++) {
+    const sink = new ExternalFileSink(dir);
+    try {
+      const graph = buildDecoderGraph(config, source, { ...graphOptions, sink });
+      sink.finish();
+      return { graph, dir, temporary: !cached, reused: sink.reusing };
+    } catch (error) {
+      sink.abandon();
+      if (error instanceof StaleCacheError && attempt === 0) {
+        clearWeightCache(dir);
+        continue;
+      }
+      throw error;
+    }
+  }
+}
+
 /**
- * Creates a session for a built graph. Graphs with external data are written to a temporary folder
- * (model.onnx + the weights file) and loaded from there; the folder is removed once the session holds
- * the weights (on Linux/macOS a memory-mapped file stays readable after removal).
+ * Creates a session for a prepared graph. With external data the ModelProto is written beside the
+ * weights file (onnxruntime resolves the data relative to it) under a name of this process's own, and
+ * removed once the session holds the weights.
  */
-async function createSession(graph: BuiltGraph, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
-  if (!graph.externalData) return ort.InferenceSession.create(graph.bytes, options);
-  const dir = mkdtempSync(join(tmpdir(), 'kvlens-onnx-'));
+async function createSession(prepared: PreparedGraph, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+  if (!prepared.dir) return ort.InferenceSession.create(prepared.graph.bytes, options);
+  const modelFile = join(prepared.dir, `model.${process.pid}.${Date.now()}.onnx`);
   try {
-    writeFileSync(join(dir, 'model.onnx'), graph.bytes);
-    const fd = openSync(join(dir, graph.externalData.file), 'w');
-    try {
-      for (const chunk of graph.externalData.chunks) writeSync(fd, chunk);
-    } finally {
-      closeSync(fd);
-    }
-    return await ort.InferenceSession.create(join(dir, 'model.onnx'), options);
+    writeFileSync(modelFile, prepared.graph.bytes);
+    return await ort.InferenceSession.create(modelFile, options);
   } finally {
-    try {
-      rmSync(dir, { recursive: true, force: true });
-    } catch {
-      // A platform that keeps mapped files locked (Windows) leaves the folder to the OS temp cleanup.
-    }
+    rmSync(modelFile, { force: true });
+  }
+}
+
+function releasePrepared(prepared: PreparedGraph): void {
+  if (!prepared.dir || !prepared.temporary) return;
+  try {
+    rmSync(prepared.dir, { recursive: true, force: true });
+  } catch {
+    // A platform that keeps mapped files locked (Windows) leaves the folder to the OS temp cleanup.
   }
 }
 
@@ -98,77 +158,63 @@ function firstLine(error: unknown): string {
   return line.slice(0, 300);
 }
 
-interface SessionVariant {
-  session: ort.InferenceSession;
-  statsWindow: number | null;
-}
-
 export class OnnxForward implements DecoderForward {
-  private plain: SessionVariant | null = null;
-  private stats: SessionVariant | null = null;
+  private session: ort.InferenceSession | null = null;
   private readonly zeroBiases = new Map<number, Float32Array>();
-  private disposed = false;
 
   private constructor(
     readonly config: ModelConfig,
-    private readonly weights: WeightMap,
+    private readonly embedding: EmbeddingTable,
     private readonly graphOptions: GraphOptions,
     readonly provider: ProviderName,
     readonly fallbackReasons: string[],
-    private readonly threads: number,
+    /** Bytes of the graph's weight initializers, as onnxruntime was given them. */
+    readonly graphWeightBytes: number,
+    /** True when the weights file came from the cache (nothing was converted at this start). */
+    readonly reusedWeightCache: boolean,
   ) {}
 
   get quantization(): WeightQuantization {
     return this.graphOptions.quantization;
   }
 
-  static async create(model: { config: ModelConfig; weights: WeightMap }, options: OnnxForwardOptions = {}): Promise<OnnxForward> {
+  /** Bytes of the embedding table held outside the graph. */
+  get embeddingBytes(): number {
+    return this.embedding.byteLength;
+  }
+
+  static async create(model: { config: ModelConfig; weights: WeightMap | WeightSource }, options: OnnxForwardOptions = {}): Promise<OnnxForward> {
     const quantization = options.quantization ?? 'fp32';
     const threads = options.threads ?? availableParallelism();
     const blockSize = options.int4BlockSize ?? 32;
     if (!Number.isInteger(blockSize) || blockSize < 16 || (blockSize & (blockSize - 1)) !== 0) {
       throw new KvlensError(`int4 block size must be a power of two >= 16, got ${blockSize}`, 'onnx options');
     }
-    const graphOptions: GraphOptions = {
-      quantization,
-      int4AccuracyLevel: options.int4AccuracyLevel,
-      int4BlockSize: blockSize,
-      externalData: options.externalData,
-    };
-    const graph = buildDecoderGraph(model.config, model.weights, graphOptions);
+    const graphOptions: GraphOptions = { quantization, int4AccuracyLevel: options.int4AccuracyLevel, int4BlockSize: blockSize };
+    const source = model.weights instanceof Map ? weightMapSource(model.weights) : model.weights;
+    const embedding = new EmbeddingTable(source);
+    const prepared = prepareGraph(model.config, source, graphOptions, options);
     const reasons: string[] = [];
-    for (const provider of providerChain(options.provider ?? 'auto')) {
-      const knownFailure = provider === 'cuda' ? cudaUnavailableReason() : null;
-      if (knownFailure) {
-        reasons.push(`cuda: ${knownFailure}`);
-        continue;
+    try {
+      for (const provider of providerChain(options.provider ?? 'auto')) {
+        const knownFailure = provider === 'cuda' ? cudaUnavailableReason() : null;
+        if (knownFailure) {
+          reasons.push(`cuda: ${knownFailure}`);
+          continue;
+        }
+        try {
+          const session = await createSession(prepared, sessionOptions(provider, threads));
+          const forward = new OnnxForward(model.config, embedding, graphOptions, provider, reasons, prepared.graph.weightBytes, prepared.reused);
+          forward.session = session;
+          return forward;
+        } catch (error) {
+          reasons.push(`${provider}: ${firstLine(error)}`);
+        }
       }
-      try {
-        const session = await createSession(graph, sessionOptions(provider, threads));
-        const forward = new OnnxForward(model.config, model.weights, graphOptions, provider, reasons, threads);
-        forward.plain = { session, statsWindow: null };
-        return forward;
-      } catch (error) {
-        reasons.push(`${provider}: ${firstLine(error)}`);
-      }
+    } finally {
+      releasePrepared(prepared);
     }
     throw new KvlensError(`no execution provider could load the model (${reasons.join('; ')})`, 'onnxruntime');
-  }
-
-  /**
-   * The statistics variant is a second session, built the first time a call asks for attention statistics.
-   * Its window is fixed at build time; a session with a wider window serves narrower requests (rows are
-   * cut in forward), so it is rebuilt only when a call asks for more rows than it was built for.
-   * onnxruntime gives it its own copy of the weights: using both variants costs twice the weight memory.
-   */
-  private async statsSession(window: number): Promise<SessionVariant> {
-    if (this.stats && (this.stats.statsWindow ?? 0) >= window) return this.stats;
-    if (this.stats) await this.stats.session.release();
-    this.stats = null;
-    const graph = buildDecoderGraph(this.config, this.weights, { ...this.graphOptions, statsWindow: window });
-    const session = await createSession(graph, sessionOptions(this.provider, this.threads));
-    this.stats = { session, statsWindow: window };
-    return this.stats;
   }
 
   private zeroBias(length: number): Float32Array {
@@ -183,23 +229,24 @@ export class OnnxForward implements DecoderForward {
 
   async forward(input: ForwardInput): Promise<ForwardOutput> {
     validateForwardInput(this.config, input);
-    const { numKvHeads: KVH, headDim: D, numLayers, vocabSize, numHeads: H } = this.config;
+    const { numKvHeads: KVH, headDim: D, numLayers, vocabSize, numHeads: H, hiddenSize } = this.config;
     const q = input.tokens.length;
     const request = input.attention;
-    const wantsStats = Boolean(request && (request.window || request.keySums || request.queries));
-    const window = Math.max(1, request?.window ?? 1);
-    if (this.disposed) throw new KvlensError('the session was disposed', 'onnxruntime');
-    const variant = wantsStats ? await this.statsSession(window) : this.plain;
-    if (!variant) throw new KvlensError('the session was disposed', 'onnxruntime');
+    const session = this.session;
+    if (!session) throw new KvlensError('the session was disposed', 'onnxruntime');
+    const windowQueries = request?.window ? Math.min(request.window, q) : 0;
 
     const rows = input.logits === 'all' ? Array.from({ length: q }, (_, t) => BigInt(t)) : [BigInt(q - 1)];
     const causal = new Float32Array(q * q);
     for (let i = 0; i < q; i++) for (let j = i + 1; j < q; j++) causal[i * q + j] = MASKED;
     const feeds: Record<string, ort.Tensor> = {
-      input_ids: new ort.Tensor('int64', BigInt64Array.from(Array.from(input.tokens, (t) => BigInt(t))), [1, q]),
+      inputs_embeds: new ort.Tensor('float32', this.embedding.lookup(input.tokens), [1, q, hiddenSize]),
       position_ids: new ort.Tensor('int64', BigInt64Array.from(Array.from(input.positions, (p) => BigInt(p))), [1, q]),
       logits_rows: new ort.Tensor('int64', BigInt64Array.from(rows), [rows.length]),
       causal_bias: new ort.Tensor('float32', causal, [q, q]),
+      stats_rows: new ort.Tensor('int64', BigInt64Array.of(BigInt(windowQueries)), [1]),
+      stats_sums: new ort.Tensor('bool', Uint8Array.of(request?.keySums ? 1 : 0), []),
+      stats_queries: new ort.Tensor('bool', Uint8Array.of(request?.queries ? 1 : 0), []),
     };
     const row = KVH * D;
     for (let l = 0; l < numLayers; l++) {
@@ -220,14 +267,14 @@ export class OnnxForward implements DecoderForward {
 
     const fetches = ['logits'];
     for (let l = 0; l < numLayers; l++) fetches.push(`new_key_${l}`, `new_value_${l}`);
-    if (wantsStats) {
+    if (request) {
       for (let l = 0; l < numLayers; l++) {
-        if (request?.window) fetches.push(`window_${l}`);
-        if (request?.keySums) fetches.push(`key_sums_${l}`);
-        if (request?.queries) fetches.push(`queries_${l}`);
+        if (request.window) fetches.push(`window_${l}`);
+        if (request.keySums) fetches.push(`key_sums_${l}`);
+        if (request.queries) fetches.push(`queries_${l}`);
       }
     }
-    const results = await variant.session.run(feeds, fetches);
+    const results = await session.run(feeds, fetches);
     const floats = (name: string): Float32Array => results[name].data as Float32Array;
 
     const logits = floats('logits');
@@ -243,22 +290,11 @@ export class OnnxForward implements DecoderForward {
     let attention: LayerAttention[] | null = null;
     if (request) {
       attention = [];
-      const windowQueries = request.window ? Math.min(request.window, q) : 0;
-      const builtRows = Math.min(variant.statsWindow ?? 0, q);
       for (let l = 0; l < numLayers; l++) {
         const T = input.past[l].length + q;
-        let windowProbs = request.window ? floats(`window_${l}`) : null;
-        if (windowProbs && windowProbs.length !== H * builtRows * T) {
-          throw new KvlensError(`window_${l} has ${windowProbs.length} values, expected ${H * builtRows * T}`, 'onnxruntime');
-        }
-        if (windowProbs && builtRows > windowQueries) {
-          // Keep the last `windowQueries` rows of each head.
-          const cut = new Float32Array(H * windowQueries * T);
-          for (let h = 0; h < H; h++) {
-            const from = (h * builtRows + builtRows - windowQueries) * T;
-            cut.set(windowProbs.subarray(from, from + windowQueries * T), h * windowQueries * T);
-          }
-          windowProbs = cut;
+        const windowProbs = request.window ? floats(`window_${l}`) : null;
+        if (windowProbs && windowProbs.length !== H * windowQueries * T) {
+          throw new KvlensError(`window_${l} has ${windowProbs.length} values, expected ${H * windowQueries * T}`, 'onnxruntime');
         }
         attention.push({
           window: windowProbs,
@@ -272,14 +308,12 @@ export class OnnxForward implements DecoderForward {
   }
 
   async dispose(): Promise<void> {
-    this.disposed = true;
-    const sessions = [this.plain, this.stats];
-    this.plain = null;
-    this.stats = null;
-    for (const variant of sessions) if (variant) await variant.session.release();
+    const session = this.session;
+    this.session = null;
+    if (session) await session.release();
   }
 }
 
-export function createOnnxForward(model: { config: ModelConfig; weights: WeightMap }, options: OnnxForwardOptions = {}): Promise<OnnxForward> {
+export function createOnnxForward(model: { config: ModelConfig; weights: WeightMap | WeightSource }, options: OnnxForwardOptions = {}): Promise<OnnxForward> {
   return OnnxForward.create(model, options);
 }
