@@ -4,10 +4,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadModel } from '../../src/engine/model/loader';
+import { inspectModel, loadModel, resolveModelDir } from '../../src/engine/model/loader';
+import { loadTokenizer } from '../../src/engine/tokenizer/tokenizer';
 import { ReferenceForward } from '../../src/engine/model/reference';
 import { createOnnxForward, type OnnxForward } from '../../src/engine/model/onnx/onnxForward';
-import { int4RoundTripWeights } from '../../src/engine/model/onnx/graph';
+import { int4RoundTripWeights, nbitsRoundTripWeights } from '../../src/engine/model/onnx/graph';
 import { prefill, greedyDecode } from '../../src/engine/model/prefill';
 import { DenseLayerCache, type LayerKV } from '../../src/engine/kv/cache';
 import type { ModelConfig } from '../../src/engine/model/config';
@@ -327,12 +328,21 @@ for (const name of fixtureDirs) {
     const expected = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as FixtureReference;
     assert.equal(expected.format, 'kvlens-reference-v1');
     // A GGUF fixture is a folder holding model.gguf instead of config.json + safetensors.
-    const model = loadModel(existsSync(join(dir, 'model.gguf')) && !existsSync(join(dir, 'config.json')) ? join(dir, 'model.gguf') : dir);
+    const path = existsSync(join(dir, 'model.gguf')) && !existsSync(join(dir, 'config.json')) ? join(dir, 'model.gguf') : dir;
+    const model = loadModel(path);
     const { config } = model;
+    // Q5_1/Q5_K blocks are requantized to 8 bits in the graph: those fixtures are checked against the
+    // weights the graph really holds (and against transformers in the drift test below).
+    const requantized = model.dtypeShares?.some((share) => share.dtype === 'Q5_1' || share.dtype === 'Q5_K') ?? false;
     const onnx = await createOnnxForward(model, { provider: 'cpu', threads: 1 });
+    // The production path: tensors read as stored, a GGUF file's blocks kept quantized (MatMulNBits with
+    // fp32 activations, so the only difference from transformers' dequantized weights is summation order).
+    const stored = inspectModel(path).storedWeights();
+    const native = await createOnnxForward({ config, weights: stored }, { provider: 'cpu', threads: 1, int4AccuracyLevel: 0 });
+    stored.close();
     try {
-      for (const forward of [new ReferenceForward(config, model.weights), onnx] as DecoderForward[]) {
-        const label = `${name} ${forward === onnx ? 'onnx' : 'reference'}`;
+      for (const forward of (requantized ? [new ReferenceForward(config, model.weights), onnx] : [new ReferenceForward(config, model.weights), onnx, native]) as DecoderForward[]) {
+        const label = `${name} ${forward === onnx ? 'onnx' : forward === native ? 'onnx, stored weights' : 'reference'}`;
         const all = await forward.forward({ tokens: expected.ids, positions: expected.prefill.positions, past: emptyPast(config), logits: 'all' });
         assertClose(all.logits, expected.prefill.logits, `${label} prefill logits`);
 
@@ -359,9 +369,102 @@ for (const name of fixtureDirs) {
       }
     } finally {
       await onnx.dispose();
+      await native.dispose();
     }
   });
 }
+
+test('GGUF Q5_1/Q5_K requantized to 8 bits: the graph equals the reference on what it holds, and stays close to transformers', async () => {
+  const dir = join(FIXTURES, 'llama-kquant-gguf');
+  const expected = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as FixtureReference;
+  const plan = inspectModel(join(dir, 'model.gguf'));
+  assert.ok(plan.dtypeShares.some((share) => share.dtype === 'Q5_1') && plan.dtypeShares.some((share) => share.dtype === 'Q5_K'));
+  const stored = plan.storedWeights();
+  const held = nbitsRoundTripWeights(plan.config, stored, 'int8');
+  const forward = await createOnnxForward({ config: plan.config, weights: stored }, { provider: 'cpu', threads: 1, int4AccuracyLevel: 0 });
+  stored.close();
+  try {
+    const input = { tokens: expected.ids, positions: expected.prefill.positions, past: emptyPast(plan.config), logits: 'all' as const };
+    const out = await forward.forward(input);
+    assertClose(out.logits, (await new ReferenceForward(plan.config, held).forward(input)).logits, 'graph vs reference on the held weights');
+    let drift = 0;
+    for (let i = 0; i < out.logits.length; i++) drift = Math.max(drift, Math.abs(out.logits[i] - expected.prefill.logits[i]));
+    const spread = Math.max(...expected.prefill.logits) - Math.min(...expected.prefill.logits);
+    assert.ok(drift > 0 && drift < spread * 0.01, `drift from transformers ${drift} against a logit spread of ${spread}`);
+  } finally {
+    await forward.dispose();
+  }
+});
+
+test('--weights int8 and int4 on the float fixtures: logit drift against fp32 is bounded; int8 keeps the top-1 token on >= 90% of positions', async () => {
+  const floatFixtures = fixtureDirs.filter((name) => existsSync(join(FIXTURES, name, 'config.json')));
+  assert.ok(floatFixtures.length >= 2);
+  for (const name of floatFixtures) {
+    const dir = join(FIXTURES, name);
+    const expected = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as FixtureReference;
+    const plan = inspectModel(dir);
+    const vocab = plan.config.vocabSize;
+    const argmaxRows = (logits: ArrayLike<number>): number[] =>
+      Array.from({ length: logits.length / vocab }, (_, r) => {
+        let best = 0;
+        for (let v = 1; v < vocab; v++) if (logits[r * vocab + v] > logits[r * vocab + best]) best = v;
+        return best;
+      });
+    const reference = argmaxRows(expected.prefill.logits);
+    const spread = Math.max(...expected.prefill.logits) - Math.min(...expected.prefill.logits);
+    for (const scheme of ['int8', 'int4'] as const) {
+      const stored = plan.storedWeights();
+      const forward = await createOnnxForward({ config: plan.config, weights: stored }, { provider: 'cpu', threads: 1, quantization: scheme, int4AccuracyLevel: 0 });
+      stored.close();
+      try {
+        const out = await forward.forward({ tokens: expected.ids, positions: expected.prefill.positions, past: emptyPast(plan.config), logits: 'all' });
+        const top = argmaxRows(out.logits);
+        const agree = top.filter((t, i) => t === reference[i]).length / top.length;
+        let drift = 0;
+        for (let i = 0; i < out.logits.length; i++) drift = Math.max(drift, Math.abs(out.logits[i] - expected.prefill.logits[i]));
+        // Random-weight fixtures have logit margins far below int4's noise, so only int8 is held to the top-1 floor
+        // here; the trained default model holds both (next test).
+        if (scheme === 'int8') assert.ok(agree >= 0.9, `${name} ${scheme}: top-1 agrees on ${(agree * 100).toFixed(0)}% of positions`);
+        // int8 moves logits by a small fraction of their spread; int4 by more, but still boundedly.
+        assert.ok(drift < spread * (scheme === 'int8' ? 0.02 : 0.15), `${name} ${scheme}: max drift ${drift} against a logit spread of ${spread}`);
+        assert.ok(drift > 0, `${name} ${scheme}: quantized logits equal fp32 exactly (the scheme was not applied)`);
+      } finally {
+        await forward.dispose();
+      }
+    }
+  }
+});
+
+test('--weights int8 and int4 on the default model: the top-1 next token agrees with fp32 on a real code prompt (int8 >= 95%, int4 >= 80%)', async () => {
+  const plan = inspectModel(resolveModelDir('default'));
+  const text = readFileSync(join(__dirname, '..', '..', 'src', 'engine', 'model', 'prefill.ts'), 'utf8').slice(0, 3000);
+  const ids = loadTokenizer(plan.dir).encode(text).slice(0, 512);
+  const input = { tokens: ids, positions: ids.map((_, i) => i), past: emptyPast(plan.config), logits: 'all' as const };
+  const run = async (quantization: 'fp32' | 'int8' | 'int4'): Promise<Float32Array> => {
+    const stored = plan.storedWeights();
+    const forward = await createOnnxForward({ config: plan.config, weights: stored }, { provider: 'cpu', threads: 1, quantization });
+    stored.close();
+    try {
+      return (await forward.forward(input)).logits;
+    } finally {
+      await forward.dispose();
+    }
+  };
+  const vocab = plan.config.vocabSize;
+  const top = (logits: Float32Array): number[] =>
+    Array.from({ length: ids.length }, (_, r) => {
+      let best = 0;
+      for (let v = 1; v < vocab; v++) if (logits[r * vocab + v] > logits[r * vocab + best]) best = v;
+      return best;
+    });
+  const reference = top(await run('fp32'));
+  // Measured: int8 97.7%, int4 86.1% (89.5% with 16-wide blocks): a 2.3M-parameter model of width 192 is far
+  // more fragile under 4-bit weights than the 0.5-8B models int4 is meant for.
+  for (const [scheme, floor] of [['int8', 0.95], ['int4', 0.8]] as const) {
+    const agree = top(await run(scheme)).filter((t, i) => t === reference[i]).length / ids.length;
+    assert.ok(agree >= floor, `${scheme}: top-1 agrees with fp32 on ${(agree * 100).toFixed(1)}% of ${ids.length} positions`);
+  }
+});
 
 test('provider fallback: providers are tried in order, each failure kept as a one-line reason', async () => {
   const config = testConfig({ numLayers: 1 });

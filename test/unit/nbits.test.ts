@@ -123,11 +123,12 @@ for (const [name, ref] of Object.entries(references)) {
   });
 }
 
-test('float matrices: int8 stays within half a step of every block, int4 within one (Q4_0 clamps the side opposite the extreme); they hold under 1/3.5 and 1/6 of fp32', () => {
+test('float matrices: int8 (symmetric) and int4 (block min and max are codes 0 and 15) stay within half a step; codes pack low nibble first; under 1/3.5 and 1/5 of fp32', () => {
   const random = seededRandom(11);
   const n = 7;
-  const k = 96;
+  const k = 80; // not a multiple of the block: the last block is padded
   const weight = Float32Array.from({ length: n * k }, () => random() * 2 - 1);
+  weight.fill(0.25, 32, 64); // a constant block
   const info: StoredTensorInfo = { shape: [n, k], dtype: 'F32', rowBytes: 4 * k, block: null };
   const source: WeightSource = {
     origin: 'test',
@@ -136,19 +137,37 @@ test('float matrices: int8 stays within half a step of every block, int4 within 
     rows: (_, start, end) => weight.subarray(start * k, end * k),
     rawRows: (_, start, end) => new Uint8Array(weight.buffer, start * 4 * k, (end - start) * 4 * k),
   };
+  const blocksPerRow = Math.ceil(k / 32);
+  const blockOf = (i: number): { from: number; to: number; index: number } => {
+    const row = Math.floor(i / k);
+    const b = Math.floor((i % k) / 32);
+    return { from: row * k + b * 32, to: Math.min(row * k + b * 32 + 32, (row + 1) * k), index: row * blocksPerRow + b };
+  };
   for (const scheme of ['int8', 'int4'] as const) {
     const m = toNBits(source, 'w', scheme);
+    assert.equal(m.scales.length, n * blocksPerRow);
     const back = dequantizeNBits(m);
-    const levels = scheme === 'int8' ? 127 : 8;
     for (let i = 0; i < weight.length; i++) {
-      const start = i - (i % 32);
-      let absMax = 0;
-      for (let j = start; j < start + 32; j++) absMax = Math.max(absMax, Math.abs(weight[j]));
-      const bound = scheme === 'int8' ? absMax / levels / 2 : absMax / levels;
-      assert.ok(Math.abs(back[i] - weight[i]) <= bound + 1e-6, `${scheme} element ${i}`);
+      const { from, to } = blockOf(i);
+      const block = Array.from(weight.subarray(from, to));
+      const step = scheme === 'int8' ? Math.max(...block.map(Math.abs)) / 127 : (Math.max(...block) - Math.min(...block)) / 15;
+      assert.ok(Math.abs(back[i] - weight[i]) <= step / 2 + 1e-6, `${scheme} element ${i}: ${back[i]} for ${weight[i]}`);
     }
-    const bytes = m.packed.length + m.scales.byteLength;
+    const bytes = m.packed.length + m.scales.byteLength + (m.zeroPoints?.byteLength ?? 0);
     assert.equal(bytes, nbitsBytes(nbitsLayout('F32', scheme)!, n, k));
-    assert.ok(bytes < (n * k * 4) / (scheme === 'int8' ? 3.5 : 6), `${scheme}: ${bytes} bytes`);
+    assert.ok(bytes < (n * blocksPerRow * 32 * 4) / (scheme === 'int8' ? 3.5 : 5), `${scheme}: ${bytes} bytes`); // against fp32 of the padded blocks
+  }
+  const int4 = toNBits(source, 'w', 'int4');
+  const code = (i: number): number => Math.round(weight[i] / int4.scales[0] + int4.zeroPoints![0]);
+  assert.equal(int4.packed[0], code(0) | (code(1) << 4)); // element 0 in the low nibble of byte 0, element 1 in its high nibble
+  for (let b = 0; b < n * blocksPerRow; b++) {
+    const row = Math.floor(b / blocksPerRow);
+    const from = row * k + (b % blocksPerRow) * 32;
+    const block = Array.from(weight.subarray(from, Math.min(from + 32, (row + 1) * k)));
+    const min = Math.min(...block);
+    const max = Math.max(...block);
+    // the block's minimum is code 0 and (unless constant) its maximum code 15, both exact
+    assert.ok(Math.abs((0 - int4.zeroPoints![b]) * int4.scales[b] - min) < 1e-6, `block ${b} min`);
+    if (max > min) assert.ok(Math.abs((15 - int4.zeroPoints![b]) * int4.scales[b] - max) < 1e-6, `block ${b} max`);
   }
 });

@@ -2,14 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import { MessageWriter, modelProto, nodeProto, tensorProto, valueInfo, OnnxDataType } from '../../src/engine/model/onnx/protobuf';
-import { buildDecoderGraph, quantizeInt4, dequantizeInt4 } from '../../src/engine/model/onnx/graph';
+import { buildDecoderGraph } from '../../src/engine/model/onnx/graph';
 import { ExternalFileSink } from '../../src/engine/model/onnx/initializers';
 import { weightMapSource, type WeightSource } from '../../src/engine/model/weightSource';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chunkBoundaries, defaultChunkSize } from '../../src/engine/model/prefill';
-import { testConfig, randomWeights, seededRandom } from '../helpers/random-model';
+import { testConfig, randomWeights } from '../helpers/random-model';
 
 test('protobuf: varints, negative int64s and nested lengths are encoded as the wire format specifies', () => {
   // field 1 varint 300 -> tag 0x08, then 0xac 0x02 (protobuf documentation example)
@@ -114,35 +114,6 @@ test('decoder graph: external data streams the weights into a page-aligned file 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-});
-
-test('int4 blocks: round trip error is at most half a step (one step where clamped), packing matches MatMulNBits (low nibble first)', () => {
-  const random = seededRandom(5);
-  const n = 3;
-  const k = 80; // not a multiple of the block: the last block is padded
-  const weight = Float32Array.from({ length: n * k }, () => random() * 2 - 1);
-  const { packed, scales } = quantizeInt4(weight, n, k, 32);
-  assert.equal(packed.length, n * 3 * 16);
-  assert.equal(scales.length, n * 3);
-  const back = dequantizeInt4(packed, scales, n, k, 32);
-  for (let i = 0; i < weight.length; i++) {
-    const step = Math.abs(scales[Math.floor(i / k) * 3 + Math.floor((i % k) / 32)]);
-    // Only level 15 (+7 steps) can clamp: values of the opposite sign to the block's extreme near its magnitude.
-    const clamped = Math.round(weight[i] / scales[Math.floor(i / k) * 3 + Math.floor((i % k) / 32)]) + 8 > 15;
-    assert.ok(Math.abs(back[i] - weight[i]) <= (clamped ? step : step / 2) + 1e-7, `element ${i}`);
-  }
-  // Each block's extreme value is represented exactly (level 0).
-  for (let block = 0; block < n * 3; block++) {
-    const row = Math.floor(block / 3);
-    const from = row * k + (block % 3) * 32;
-    let extreme = 0;
-    for (let i = from; i < Math.min(from + 32, (row + 1) * k); i++) if (Math.abs(weight[i]) > Math.abs(extreme)) extreme = weight[i];
-    assert.ok(Math.abs(scales[block] * -8 - extreme) < 1e-6);
-  }
-  // element 0 sits in the low nibble of byte 0, element 1 in its high nibble
-  const level0 = Math.round(weight[0] / scales[0]) + 8;
-  const level1 = Math.round(weight[1] / scales[0]) + 8;
-  assert.equal(packed[0], level0 | (level1 << 4));
 });
 
 test('prefill chunking: covers every token once, final chunk holds the attention window', () => {

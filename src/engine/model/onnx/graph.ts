@@ -89,17 +89,6 @@ function bytesOf(data: Float32Array | Uint8Array | BigInt64Array): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
-/** Packs a [N, K] fp32 matrix into MatMulNBits' 4-bit blocks (symmetric, implicit zero point 8, Q4_0-style scale). */
-export function quantizeInt4(weight: Float32Array, n: number, k: number, blockSize: number): { packed: Uint8Array; scales: Float32Array } {
-  const source = weightMapSource(new Map([['w', { shape: [n, k], data: weight, sourceDtype: 'F32' }]]));
-  const { packed, scales } = toNBits(source, 'w', 'int4', blockSize);
-  return { packed, scales };
-}
-
-export function dequantizeInt4(packed: Uint8Array, scales: Float32Array, n: number, k: number, blockSize: number): Float32Array {
-  return dequantizeNBits({ bits: 4, blockSize, n, k, packed, scales, zeroPoints: null, exact: false });
-}
-
 const LINEAR_NAMES = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'];
 
 /**
