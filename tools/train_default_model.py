@@ -19,7 +19,18 @@ By default the stages and the LR curve follow wall-clock fractions of --minutes 
 shared, so measured speed varies); the steps each stage took are written to train_meta.json, and
 --schedule steps --replay <train_meta.json> repeats a run step for step with the same seed.
 
-The shipped model was made in five phases, each continuing from the previous one with --init;
+"mix" stages (the v2 run) draw every sequence's kind from --mix: plain code with loss on every token
+(next-line completion needs induction and local modelling on ordinary code, with nothing synthetic to
+imitate), needle and dense sequences whose definitions take several formats (`const`, `let`, Python
+`NAME = VALUE`, object properties; indented like their block; tab-indented code in a fifth of all
+sequences), crossfile sequences laid out as the engine's crossfile task (defining file first, using file
+last), and the engine's variable-tracking chains. Definition lines and the query text weigh 0 there, so the
+model is never taught to write a synthetic definition after ordinary code.
+
+Checkpoints for resuming (weights, AdamW moments, step, stage, elapsed training time) go to <out>/ckpt
+every --checkpoint-every minutes; --resume <ckpt> continues from one (see tools/default_model_ckpt).
+
+The shipped model was made in seven phases, each continuing from the previous one with --init;
 models/default/README.md lists the exact flags and steps. Phase 5, for example:
   python tools/train_default_model.py --init <phase 4 dir> --warmup 5 --lr 3e-4 \
       --stages 1024:4:0.45:dense,4096:1:0.55:mixed --minutes 6.3 --out /work/train-cache/run5
