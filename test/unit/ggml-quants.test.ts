@@ -1,20 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { ggmlReferences } from '../helpers/ggml-reference';
 import { GGML_BLOCK_FORMATS, dequantizeBlocks } from '../../src/engine/model/ggmlQuants';
 
-// Random blocks and gguf-py's dequantization of them (tools/make_ggml_quant_fixture.py).
-interface Reference {
-  typeId: number;
-  blockElements: number;
-  blockBytes: number;
-  bytes: string;
-  values: string;
-}
-const references: Record<string, Reference> = JSON.parse(
-  readFileSync(resolve(__dirname, '..', 'fixtures', 'ggml-quants', 'reference.json'), 'utf8'),
-);
+// Random blocks and gguf-py's dequantization of them.
+const references = ggmlReferences();
 
 test('every block format kvlens reads has a gguf-py reference', () => {
   const covered = new Set(Object.values(references).map((r) => r.typeId));

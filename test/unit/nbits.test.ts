@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { ggmlReferences, type GgmlReference } from '../helpers/ggml-reference';
 import { GGML_BLOCK_FORMATS } from '../../src/engine/model/ggmlQuants';
 import { decodeRows, type StoredTensorInfo, type WeightSource } from '../../src/engine/model/weightSource';
 import { dequantizeNBits, nbitsBytes, nbitsLayout, toNBits, type NBitsMatrix } from '../../src/engine/model/onnx/nbits';
@@ -11,16 +10,9 @@ import { seededRandom } from '../helpers/random-model';
 
 // Random blocks and gguf-py's dequantization of them (tools/make_ggml_quant_fixture.py): five blocks per
 // type, seen here as a [5, blockElements] matrix.
-interface Reference {
-  typeId: number;
-  blockElements: number;
-  blockBytes: number;
-  bytes: string;
-  values: string;
-}
-const references: Record<string, Reference> = JSON.parse(readFileSync(resolve(__dirname, '..', 'fixtures', 'ggml-quants', 'reference.json'), 'utf8'));
+const references = ggmlReferences();
 
-function blockSource(ref: Reference): { source: WeightSource; ggufValues: Float32Array; rows: number; columns: number } {
+function blockSource(ref: GgmlReference): { source: WeightSource; ggufValues: Float32Array; rows: number; columns: number } {
   const format = GGML_BLOCK_FORMATS[ref.typeId];
   const raw = new Uint8Array(Buffer.from(ref.bytes, 'base64'));
   const valuesBuffer = Buffer.from(ref.values, 'base64');

@@ -36,7 +36,7 @@
 import type { ModelConfig } from '../config';
 import type { Tensor, WeightMap } from '../types';
 import { resolveWeights, ropeInverseFrequencies } from '../reference';
-import { columnCount, readFloat32, requireInfo, rowCount, weightMapSource, type WeightSource } from '../weightSource';
+import { columnCount, readAllFloat32, readFloat32, requireInfo, rowCount, weightMapSource, type WeightSource } from '../weightSource';
 import {
   graphProto,
   modelProto,
@@ -98,11 +98,7 @@ const LINEAR_NAMES = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'
  */
 export function nbitsRoundTripWeights(config: ModelConfig, weights: WeightMap | WeightSource, scheme: NBitsScheme, blockSize = 32): WeightMap {
   const source = isWeightMap(weights) ? weightMapSource(weights) : weights;
-  const out: WeightMap = new Map();
-  for (const name of source.names) {
-    const info = requireInfo(source, name);
-    out.set(name, { shape: [...info.shape], data: readFloat32(source, name), sourceDtype: info.dtype });
-  }
+  const out = readAllFloat32(source);
   const roundTrip = (name: string): Tensor => {
     const info = requireInfo(source, name);
     return { shape: [...info.shape], data: dequantizeNBits(toNBits(source, name, scheme, blockSize)), sourceDtype: info.dtype };
