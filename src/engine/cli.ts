@@ -14,6 +14,9 @@ import { mergeResults, parseShard } from './bench/merge';
 import { runBench } from './bench/runner';
 import { summaryMarkdown, toCsv, toMarkdown } from './bench/export';
 import { sweepContextTokens } from './bench/estimate';
+import { parseKvDtype } from './kv/kv-dtype';
+import { denseBytes } from './kv/dense-cache';
+import { checkContextLength } from './model/config';
 import { DenseLayerCache } from './kv/cache';
 import { writeFileAtomic } from './bench/atomicWrite';
 import { readResultsFile } from './bench/validate';
@@ -35,6 +38,8 @@ const MODEL_OPTIONS = {
   backend: { type: 'string', default: 'onnx' },
   weights: { type: 'string', default: 'auto' },
   threads: { type: 'string' },
+  'kv-dtype': { type: 'string', default: 'fp16' },
+  'allow-long-context': { type: 'boolean', default: false },
   json: { type: 'boolean', default: false },
 } as const;
 
@@ -97,21 +102,22 @@ function print(values: Values, human: string, json: unknown): void {
 }
 
 async function open(values: Values, contextTokens?: number) {
-  return openModel(String(values.model), { provider: providerOf(values), backend: backendOf(values), contextTokens, weights: parseWeightsChoice(values.weights), threads: threadsOf(values) });
+  return openModel(String(values.model), { provider: providerOf(values), backend: backendOf(values), contextTokens, weights: parseWeightsChoice(values.weights), threads: threadsOf(values), kvDtype: parseKvDtype(String(values['kv-dtype'])) });
 }
 
 const commands: Record<string, Command> = {
   info: {
     summary: 'architecture, parameters, dtype, weight bytes, KV bytes per 1k tokens, execution provider',
-    usage: 'kvlens info [--model default|<hf-folder>|<file.gguf>] [--provider auto|cuda|webgpu|cpu] [--weights auto|fp32|int8|int4] [--json]',
+    usage: 'kvlens info [--model default|<hf-folder>|<file.gguf>] [--provider auto|cuda|webgpu|cpu] [--weights auto|fp32|int8|int4] [--kv-dtype fp16|bf16|fp32] [--json]',
     options: { ...MODEL_OPTIONS },
     async run(values) {
       const session = await open(values);
       try {
         const details = modelInfo(session.model, session.weightFormat, session.weightFormatLabel);
-        const info = { ...details, executionProvider: session.provider, providerFallbacks: session.fallbackReasons };
+        const info = { ...details, kvDtype: session.kvDtype, executionProvider: session.provider, providerFallbacks: session.fallbackReasons };
         const fallbacks = session.fallbackReasons.map((reason) => `  (not used: ${reason})`);
-        print(values, [formatModelInfo(details), `${'execution provider'.padEnd(22)}  ${session.provider}`, ...fallbacks].join('\n'), info);
+        const kvLine = `${'KV cache held as'.padEnd(22)}  ${session.kvDtype} (full-precision caches; --kv-dtype fp16|bf16|fp32)`;
+        print(values, [formatModelInfo(details), kvLine, `${'execution provider'.padEnd(22)}  ${session.provider}`, ...fallbacks].join('\n'), info);
       } finally {
         await session.dispose();
       }
@@ -119,7 +125,7 @@ const commands: Record<string, Command> = {
   },
   generate: {
     summary: 'greedy generation with separate, timed prefill and decode',
-    usage: 'kvlens generate [--model M] (--prompt TEXT | --prompt-file F) [--max-new-tokens N] [--weights auto|fp32|int8|int4] [--threads N] [--json]',
+    usage: 'kvlens generate [--model M] (--prompt TEXT | --prompt-file F) [--max-new-tokens N] [--weights auto|fp32|int8|int4] [--kv-dtype fp16|bf16|fp32] [--threads N] [--json]',
     options: { ...MODEL_OPTIONS, prompt: { type: 'string' }, 'prompt-file': { type: 'string' }, 'max-new-tokens': { type: 'string', default: '32' } },
     async run(values) {
       let prompt: string;
@@ -134,6 +140,7 @@ const commands: Record<string, Command> = {
       const session = await open(values);
       try {
         const ids = session.tokenizer.encode(prompt);
+        checkContextLength(session.model.config, ids.length + maxNewTokens, 'generate', Boolean(values['allow-long-context']));
         const pre = await prefill(session.forward, ids);
         const decoded = await greedyDecode(session.forward, pre.layers, pre.lastLogits, {
           maxNewTokens,
@@ -154,11 +161,13 @@ const commands: Record<string, Command> = {
           timeToFirstTokenMs: pre.ms,
           peakRssMiB: process.resourceUsage().maxRSS / 1024,
           weights: session.weightFormatLabel,
+          kvDtype: session.kvDtype,
+          kvCacheBytes: denseBytes(pre.layers.map((layer) => layer.view())).held,
           executionProvider: session.provider,
         };
         print(
           values,
-          `${text}\n\n[${ids.length} prompt tokens · prefill ${pre.ms.toFixed(0)} ms (${pre.tokensPerSecond.toFixed(0)} tok/s) · decode ${decoded.tokensPerSecond.toFixed(1)} tok/s · weights ${session.weightFormatLabel} · ${session.provider}]`,
+          `${text}\n\n[${ids.length} prompt tokens · prefill ${pre.ms.toFixed(0)} ms (${pre.tokensPerSecond.toFixed(0)} tok/s) · decode ${decoded.tokensPerSecond.toFixed(1)} tok/s · weights ${session.weightFormatLabel} · KV ${session.kvDtype} · ${session.provider}]`,
           result,
         );
       } finally {
@@ -216,7 +225,7 @@ const commands: Record<string, Command> = {
   bench: {
     summary: 'build queries from a codebase and compare KV methods on them (the main job)',
     usage:
-      'kvlens bench <folder> [--model default|<hf-folder>] [--weights auto|fp32|int8|int4] [--methods full,kivi:bits=4,...] [--tasks needle,completion,...] ' +
+      'kvlens bench <folder> [--model default|<hf-folder>] [--weights auto|fp32|int8|int4] [--kv-dtype fp16|bf16|fp32] [--methods full,kivi:bits=4,...] [--tasks needle,completion,...] ' +
       '[--lengths 1k,2k,4k] [--depths 0,0.25,0.5,0.75,1] [--samples N] [--seed S] [--shard i/n] [--out results.json] [--csv F] [--md F] [--json]',
     options: {
       ...MODEL_OPTIONS,
@@ -260,6 +269,7 @@ const commands: Record<string, Command> = {
         outFile: resolve(typeof values.out === 'string' ? values.out : 'kvlens-results.json'),
         shard: typeof values.shard === 'string' ? parseShard(values.shard) : null,
         maxNewTokens: values['max-new-tokens'] === undefined ? undefined : integer('max-new-tokens', 0, 1),
+        allowLongContext: Boolean(values['allow-long-context']),
       };
       const badDepth = request.depths.find((d) => !Number.isFinite(d) || d < 0 || d > 1);
       if (badDepth !== undefined) throw new KvlensError(`--depths must be numbers in [0, 1], got ${values.depths}`);

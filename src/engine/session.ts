@@ -8,6 +8,7 @@ import { createOnnxForward, type ProviderChoice } from './model/onnx/onnxForward
 import { createReferenceForward } from './model/reference';
 import { describeWeightFormat, type WeightFormatPlan, type WeightsChoice } from './model/weightFormat';
 import type { DecoderForward, ModelSummary } from './model/types';
+import { DEFAULT_KV_DTYPE, kvElementBytes, type KvDtype } from './kv/kv-dtype';
 
 export type ForwardBackend = 'onnx' | 'reference';
 
@@ -21,6 +22,8 @@ export interface SessionOptions {
   weights?: WeightsChoice;
   /** Intra-op threads (default: all cores). */
   threads?: number;
+  /** What full-precision caches hold keys and values in (default fp16, as deployments do). */
+  kvDtype?: KvDtype;
 }
 
 export interface ModelSession {
@@ -36,6 +39,8 @@ export interface ModelSession {
   weightFormat: WeightFormatPlan;
   /** e.g. "int8 (auto)": the label outputs and results show. */
   weightFormatLabel: string;
+  /** What full-precision caches hold keys and values in. */
+  kvDtype: KvDtype;
   dispose(): Promise<void>;
 }
 
@@ -58,22 +63,23 @@ export async function openModel(spec: string, options: SessionOptions = {}): Pro
   // Headers first: a malformed file is named before anything else is estimated or read.
   const plan = inspectModel(modelPath);
   // Refuse a model that cannot fit before reading a byte of its weights.
-  const estimate = estimateModelMemory(modelPath, options.contextTokens ?? 4096, { weights: options.weights ?? 'auto' });
+  const kvDtype = options.kvDtype ?? DEFAULT_KV_DTYPE;
+  const estimate = estimateModelMemory(modelPath, options.contextTokens ?? 4096, { weights: options.weights ?? 'auto', kvBytesPerElement: kvElementBytes(kvDtype) });
   checkFitsInMemory(estimate, modelPath);
   const weightFormat = estimate.weightFormat!;
   const tokenizer = loadTokenizer(isGgufPath(modelPath) ? join(modelPath, '..') : modelPath, { gguf: isGgufPath(modelPath) });
   if (options.backend === 'reference') {
     const model = loadModel(modelPath);
-    const forward = createReferenceForward(model);
+    const forward = createReferenceForward(model, kvDtype);
     const reference = { ...weightFormat, quantization: 'fp32' as const, reason: 'the reference forward upcasts every weight to fp32' };
-    return { model, tokenizer, forward, provider: 'reference', fallbackReasons: [], modelPath, weightFormat: reference, weightFormatLabel: 'fp32 (reference)', dispose: async () => {} };
+    return { model, tokenizer, forward, provider: 'reference', fallbackReasons: [], modelPath, weightFormat: reference, weightFormatLabel: 'fp32 (reference)', kvDtype, dispose: async () => {} };
   }
   const weights = plan.storedWeights();
   let forward;
   try {
     forward = await createOnnxForward(
       { config: plan.config, weights },
-      { provider: options.provider ?? 'auto', quantization: weightFormat.quantization, cacheKey: weightFilesIdentity(modelPath), threads: options.threads },
+      { provider: options.provider ?? 'auto', quantization: weightFormat.quantization, cacheKey: weightFilesIdentity(modelPath), threads: options.threads, kvDtype },
     );
   } finally {
     weights.close();
@@ -95,6 +101,7 @@ export async function openModel(spec: string, options: SessionOptions = {}): Pro
     modelPath,
     weightFormat,
     weightFormatLabel: describeWeightFormat(weightFormat),
+    kvDtype,
     dispose: async () => {
       await forward.dispose?.();
     },

@@ -5,6 +5,8 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { KvlensError, describeError } from '../engine/errors';
 import { parseEngineMessage, type BenchRequest, type ClientMessage, type ExecutionProviderChoice } from '../engine/host/protocol';
+import type { WeightsChoice } from '../engine/model/weightFormat';
+import type { KvDtype } from '../engine/kv/kv-dtype';
 import { describeValue, expectArray, expectInteger, expectNonEmptyString, expectNumber, firstProblem, type Problem } from './validate';
 
 /** Checks a bench request before it is sent, so a bad setting fails in the extension with a clear message. */
@@ -114,8 +116,8 @@ export class EngineClient {
   }
 
   /** Memory a run will need (weights + KV cache per method at the longest context) and whether it fits now. */
-  estimate(model: string, lengths: number[], methods: string[]): Promise<unknown> {
-    return this.ask((id) => ({ type: 'estimate', id, model, lengths, methods }));
+  estimate(model: string, lengths: number[], methods: string[], options: { weights?: WeightsChoice; kvDtype?: KvDtype } = {}): Promise<unknown> {
+    return this.ask((id) => ({ type: 'estimate', id, model, lengths, methods, ...options }));
   }
 
   /** The engine's method registry (names, families, parameters and one-line summaries). */

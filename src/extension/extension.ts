@@ -199,6 +199,7 @@ class Kvlens implements vscode.Disposable, PanelHost {
       seed: settings.seed,
       provider: settings.executionProvider,
       weights: settings.weights,
+      kvDtype: settings.kvDtype,
       outFile,
     };
     if (scope.kind !== 'workspace') request.files = [scope.file];
@@ -212,7 +213,7 @@ class Kvlens implements vscode.Disposable, PanelHost {
     // Refuse up front, with the numbers, a run that cannot fit; otherwise say what it will take.
     let estimate: RunEstimate;
     try {
-      estimate = (await this.engine.estimate(request.model, request.lengths, request.methods)) as RunEstimate;
+      estimate = (await this.engine.estimate(request.model, request.lengths, request.methods, { weights: request.weights, kvDtype: request.kvDtype })) as RunEstimate;
     } catch (error) {
       void vscode.window.showErrorMessage(`kvlens: ${describeError(error)}`);
       return;

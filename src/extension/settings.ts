@@ -4,6 +4,7 @@ import type { ExecutionProviderChoice } from '../engine/host/protocol';
 import { describeValue } from './validate';
 import type { SweepSpec } from '../engine/bench/results';
 import { WEIGHT_CHOICES, type WeightsChoice } from '../engine/model/weightFormat';
+import { DEFAULT_KV_DTYPE, KV_DTYPES, type KvDtype } from '../engine/kv/kv-dtype';
 
 export const EXECUTION_PROVIDERS: readonly ExecutionProviderChoice[] = ['auto', 'cuda', 'webgpu', 'cpu'];
 
@@ -30,6 +31,8 @@ export interface KvlensSettings extends SweepSpec {
   executionProvider: ExecutionProviderChoice;
   /** How float-stored weight matrices are held: auto, fp32, int8 or int4. */
   weights: WeightsChoice;
+  /** What full-precision caches hold keys and values in: fp16, bf16 or fp32. */
+  kvDtype: KvDtype;
   maxContextTokens: number;
   /** As configured: empty means `.kvlens` in the workspace; relative paths are resolved against the workspace. */
   resultsFolder: string;
@@ -45,6 +48,7 @@ export const DEFAULT_SETTINGS: KvlensSettings = {
   seed: 0,
   executionProvider: 'auto',
   weights: 'auto',
+  kvDtype: DEFAULT_KV_DTYPE,
   maxContextTokens: 4096,
   resultsFolder: '',
 };
@@ -146,8 +150,15 @@ export function parseSettings(read: (key: keyof KvlensSettings) => unknown): Par
     else warn('weights', `expected one of ${WEIGHT_CHOICES.join(', ')}, found ${describeValue(weightsRaw)}`);
   }
 
+  const kvDtypeRaw = read('kvDtype');
+  let kvDtype = DEFAULT_SETTINGS.kvDtype;
+  if (kvDtypeRaw !== undefined && kvDtypeRaw !== null) {
+    if (typeof kvDtypeRaw === 'string' && (KV_DTYPES as readonly string[]).includes(kvDtypeRaw)) kvDtype = kvDtypeRaw as KvDtype;
+    else warn('kvDtype', `expected one of ${KV_DTYPES.join(', ')}, found ${describeValue(kvDtypeRaw)}`);
+  }
+
   return {
-    settings: { model, methods, tasks, lengths, depths, samples, seed, executionProvider, weights, maxContextTokens, resultsFolder },
+    settings: { model, methods, tasks, lengths, depths, samples, seed, executionProvider, weights, kvDtype, maxContextTokens, resultsFolder },
     warnings,
   };
 }

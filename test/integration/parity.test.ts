@@ -77,7 +77,7 @@ for (const [label, overrides] of CASES) {
     const config = testConfig(overrides);
     const weights = randomWeights(config, 21);
     const ref = new ReferenceForward(config, weights);
-    const onnx = await createOnnxForward({ config, weights }, { provider: 'cpu', threads: 1 });
+    const onnx = await createOnnxForward({ config, weights }, { provider: 'cpu', kvDtype: 'fp32', threads: 1 });
     try {
       assert.equal(onnx.provider, 'cpu');
       const tokens = randomTokens(config, 13, 4);
@@ -121,7 +121,7 @@ test(`onnx vs reference: ragged per-head cache (valid mask) with statistics, ${q
   const config = testConfig({ architecture: 'qwen2', attentionBias: true });
   const weights = randomWeights(config, 31);
   const ref = new ReferenceForward(config, weights);
-  const onnx = await createOnnxForward({ config, weights }, { provider: 'cpu', threads: 1 });
+  const onnx = await createOnnxForward({ config, weights }, { provider: 'cpu', kvDtype: 'fp32', threads: 1 });
   try {
     const tokens = randomTokens(config, 12, 8);
     const { layers } = await prefill(ref, tokens, { chunkSize: 12 });
@@ -174,7 +174,7 @@ test('onnx vs reference: one token on an empty cache, with and without statistic
   const config = testConfig({ architecture: 'qwen2', attentionBias: true, tieWordEmbeddings: true });
   const weights = randomWeights(config, 33);
   const ref = new ReferenceForward(config, weights);
-  const onnx = await createOnnxForward({ config, weights }, { provider: 'cpu', threads: 1 });
+  const onnx = await createOnnxForward({ config, weights }, { provider: 'cpu', kvDtype: 'fp32', threads: 1 });
   try {
     for (const attention of [undefined, { window: 3, keySums: true, queries: true }]) {
       const input = { tokens: [7], positions: [5], past: emptyPast(config), attention };
@@ -189,7 +189,7 @@ test('onnx statistics: a session built for a wide window serves narrower request
   const config = testConfig();
   const weights = randomWeights(config, 71);
   const ref = new ReferenceForward(config, weights);
-  const onnx = await createOnnxForward({ config, weights }, { provider: 'cpu', threads: 1 });
+  const onnx = await createOnnxForward({ config, weights }, { provider: 'cpu', kvDtype: 'fp32', threads: 1 });
   try {
     const tokens = randomTokens(config, 8, 5);
     for (const attention of [{ window: 4 }, { window: 2, keySums: true }, { keySums: true }, { window: 6, queries: true }, { window: 1 }]) {
@@ -205,7 +205,7 @@ test('onnx vs reference at large positions (RoPE angles of tens of thousands of 
   const config = testConfig({ headDim: 16, hiddenSize: 48, ropeTheta: 1000000 });
   const weights = randomWeights(config, 91);
   const ref = new ReferenceForward(config, weights);
-  const onnx = await createOnnxForward({ config, weights }, { provider: 'cpu', threads: 1 });
+  const onnx = await createOnnxForward({ config, weights }, { provider: 'cpu', kvDtype: 'fp32', threads: 1 });
   try {
     const tokens = randomTokens(config, 6, 9);
     for (const base of [4093, 31999, 130000]) {
@@ -221,7 +221,7 @@ test('onnx with weights in an external data file (the >2 GB path) equals the ref
   const config = testConfig({ tieWordEmbeddings: true });
   const weights = randomWeights(config, 61);
   const ref = new ReferenceForward(config, weights);
-  const onnx = await createOnnxForward({ config, weights }, { provider: 'cpu', threads: 1, externalData: 'always' });
+  const onnx = await createOnnxForward({ config, weights }, { provider: 'cpu', kvDtype: 'fp32', threads: 1, externalData: 'always' });
   try {
     const tokens = randomTokens(config, 7, 2);
     for (const attention of [undefined, { window: 2, keySums: true }]) {
@@ -244,7 +244,7 @@ for (const [label, overrides, blockSize] of INT4_CASES) {
     const weights = randomWeights(config, 41);
     const onnx = await createOnnxForward(
       { config, weights },
-      { provider: 'cpu', quantization: 'int4', int4AccuracyLevel: 0, int4BlockSize: blockSize, threads: 1 },
+      { provider: 'cpu', kvDtype: 'fp32', quantization: 'int4', int4AccuracyLevel: 0, int4BlockSize: blockSize, threads: 1 },
     );
     try {
       const ref = new ReferenceForward(config, int4RoundTripWeights(config, weights, blockSize));
@@ -270,7 +270,7 @@ for (const [label, overrides, blockSize] of INT4_CASES) {
 test('greedy decode: onnx and reference generate the same tokens and stop at a stop token', async () => {
   const config = testConfig();
   const weights = randomWeights(config, 51);
-  const onnx = await createOnnxForward({ config, weights }, { provider: 'cpu', threads: 1 });
+  const onnx = await createOnnxForward({ config, weights }, { provider: 'cpu', kvDtype: 'fp32', threads: 1 });
   try {
     const ref = new ReferenceForward(config, weights);
     const prompt = randomTokens(config, 10, 6);
@@ -334,11 +334,11 @@ for (const name of fixtureDirs) {
     // Q5_1/Q5_K blocks are requantized to 8 bits in the graph: those fixtures are checked against the
     // weights the graph really holds (and against transformers in the drift test below).
     const requantized = model.dtypeShares?.some((share) => share.dtype === 'Q5_1' || share.dtype === 'Q5_K') ?? false;
-    const onnx = await createOnnxForward(model, { provider: 'cpu', threads: 1 });
+    const onnx = await createOnnxForward(model, { provider: 'cpu', kvDtype: 'fp32', threads: 1 });
     // The production path: tensors read as stored, a GGUF file's blocks kept quantized (MatMulNBits with
     // fp32 activations, so the only difference from transformers' dequantized weights is summation order).
     const stored = inspectModel(path).storedWeights();
-    const native = await createOnnxForward({ config, weights: stored }, { provider: 'cpu', threads: 1, int4AccuracyLevel: 0 });
+    const native = await createOnnxForward({ config, weights: stored }, { provider: 'cpu', kvDtype: 'fp32', threads: 1, int4AccuracyLevel: 0 });
     stored.close();
     try {
       for (const forward of (requantized ? [new ReferenceForward(config, model.weights), onnx] : [new ReferenceForward(config, model.weights), onnx, native]) as DecoderForward[]) {
@@ -381,7 +381,7 @@ test('GGUF Q5_1/Q5_K requantized to 8 bits: the graph equals the reference on wh
   assert.ok(plan.dtypeShares.some((share) => share.dtype === 'Q5_1') && plan.dtypeShares.some((share) => share.dtype === 'Q5_K'));
   const stored = plan.storedWeights();
   const held = nbitsRoundTripWeights(plan.config, stored, 'int8');
-  const forward = await createOnnxForward({ config: plan.config, weights: stored }, { provider: 'cpu', threads: 1, int4AccuracyLevel: 0 });
+  const forward = await createOnnxForward({ config: plan.config, weights: stored }, { provider: 'cpu', kvDtype: 'fp32', threads: 1, int4AccuracyLevel: 0 });
   stored.close();
   try {
     const input = { tokens: expected.ids, positions: expected.prefill.positions, past: emptyPast(plan.config), logits: 'all' as const };
@@ -414,7 +414,7 @@ test('--weights int8 and int4 on the float fixtures: logit drift against fp32 is
     const spread = Math.max(...expected.prefill.logits) - Math.min(...expected.prefill.logits);
     for (const scheme of ['int8', 'int4'] as const) {
       const stored = plan.storedWeights();
-      const forward = await createOnnxForward({ config: plan.config, weights: stored }, { provider: 'cpu', threads: 1, quantization: scheme, int4AccuracyLevel: 0 });
+      const forward = await createOnnxForward({ config: plan.config, weights: stored }, { provider: 'cpu', kvDtype: 'fp32', threads: 1, quantization: scheme, int4AccuracyLevel: 0 });
       stored.close();
       try {
         const out = await forward.forward({ tokens: expected.ids, positions: expected.prefill.positions, past: emptyPast(plan.config), logits: 'all' });
@@ -442,7 +442,7 @@ test('--weights int8 and int4 on the default model: the top-1 next token agrees 
   const input = { tokens: ids, positions: ids.map((_, i) => i), past: emptyPast(plan.config), logits: 'all' as const };
   const run = async (quantization: 'fp32' | 'int8' | 'int4'): Promise<Float32Array> => {
     const stored = plan.storedWeights();
-    const forward = await createOnnxForward({ config: plan.config, weights: stored }, { provider: 'cpu', threads: 1, quantization });
+    const forward = await createOnnxForward({ config: plan.config, weights: stored }, { provider: 'cpu', kvDtype: 'fp32', threads: 1, quantization });
     stored.close();
     try {
       return (await forward.forward(input)).logits;
@@ -471,7 +471,7 @@ test('provider fallback: providers are tried in order, each failure kept as a on
   const weights = randomWeights(config, 81);
   const order = ['cuda', 'webgpu', 'cpu'];
   for (const provider of ['auto', 'webgpu'] as const) {
-    const onnx = await createOnnxForward({ config, weights }, { provider, threads: 1 });
+    const onnx = await createOnnxForward({ config, weights }, { provider, kvDtype: 'fp32', threads: 1 });
     try {
       const tried = provider === 'auto' ? order : order.slice(1);
       // Whatever loaded, every provider before it in the chain failed with a reason naming it.
@@ -486,10 +486,10 @@ test('provider fallback: providers are tried in order, each failure kept as a on
       await onnx.dispose();
     }
   }
-  const cpu = await createOnnxForward({ config, weights }, { provider: 'cpu', threads: 1 });
+  const cpu = await createOnnxForward({ config, weights }, { provider: 'cpu', kvDtype: 'fp32', threads: 1 });
   assert.deepEqual([cpu.provider, cpu.fallbackReasons], ['cpu', []]);
   await cpu.dispose();
   await assert.rejects(cpu.forward({ tokens: [1], positions: [0], past: emptyPast(config) }), /disposed/);
   await assert.rejects(cpu.forward({ tokens: [1], positions: [0], past: emptyPast(config), attention: { keySums: true } }), /disposed/);
-  await assert.rejects(createOnnxForward({ config, weights }, { provider: 'cpu', quantization: 'int4', int4BlockSize: 24 }), /power of two/);
+  await assert.rejects(createOnnxForward({ config, weights }, { provider: 'cpu', kvDtype: 'fp32', quantization: 'int4', int4BlockSize: 24 }), /power of two/);
 });

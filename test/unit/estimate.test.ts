@@ -1,25 +1,33 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { inspectModel } from '../../src/engine/model/loader';
 import { estimateRun } from '../../src/engine/bench/estimate';
 
 const FIXTURE = join(__dirname, '..', 'fixtures', 'models', 'qwen2-bias-untied-f32');
 
-test('the run estimate comes from config.json: fp32 weights twice, the full cache at the longest length, less for compressed methods', () => {
-  const e = estimateRun(FIXTURE, [512, 1024], ['full', 'kivi:bits=2', 'snapkv:ratio=0.75', 'h2o:budget=99999']);
-  // Qwen2 fixture: 2 layers, 2 KV heads, head dim 16 → K+V fp32 per token = 2 * 2 * 2 * 16 * 4 bytes.
+test('the run estimate: weights in the chosen format, the fp16 full cache at the longest length, less for compressed methods', () => {
+  const e = estimateRun(FIXTURE, [512, 1024], ['full', 'kivi:bits=2', 'snapkv:ratio=0.75', 'h2o:budget=99999'], { weights: 'fp32' });
+  // Qwen2 fixture: 2 layers, 2 KV heads, head dim 16 → K+V fp16 per token = 2 * 2 * 2 * 16 * 2 bytes.
   const context = 1024 + 64;
   assert.equal(e.contextTokens, context);
-  assert.equal(e.fullKvBytes, context * 2 * 2 * 2 * 16 * 4);
+  assert.equal(e.kvDtype, 'fp16');
+  assert.equal(e.fullKvBytes, context * 2 * 2 * 2 * 16 * 2);
   assert.equal(e.methods[0].kvBytes, e.fullKvBytes);
-  // kivi-2: 2 bits of code + about 1 bit of group scale/zero per element, against 32 bits.
-  assert.equal(e.methods[1].kvBytes, Math.round((e.fullKvBytes * 3) / 32));
+  // kivi-2: 2 bits of code + about 1 bit of group scale/zero per element, against 16 bits.
+  assert.equal(e.methods[1].kvBytes, Math.round((e.fullKvBytes * 3) / 16));
   assert.equal(e.methods[2].kvBytes, Math.round(e.fullKvBytes * (Math.floor(context * 0.25) / context)));
   assert.equal(e.methods[3].kvBytes, null);
   assert.match(e.methods[3].problem ?? '', /budget 99999 is not below the prompt length/);
+  // fp32 weights, held once: 4 bytes per parameter plus a small resident overhead, never a second copy.
+  assert.equal(e.weightFormat, 'fp32');
+  const parameters = inspectModel(FIXTURE).parameterCount;
+  assert.ok(e.weightBytes >= parameters * 4 && e.weightBytes <= parameters * 4 * 1.1, `weights ${e.weightBytes} vs ${parameters * 4}`);
   assert.equal(e.totalBytes, e.weightBytes + e.fullKvBytes);
   assert.equal(e.fits, e.totalBytes <= e.freeBytes);
-  assert.match(e.summary, /weights .* \+ full KV cache .* at 1088 tokens\) of .* free/);
+  assert.match(e.summary, /weights .* in fp32 \+ full fp16 KV cache .* at 1088 tokens\) of .* free/);
+  const wide = estimateRun(FIXTURE, [1024], ['full'], { kvDtype: 'fp32' });
+  assert.equal(wide.fullKvBytes, 2 * e.fullKvBytes);
 });
 
 test('estimating an unknown model names it', () => {

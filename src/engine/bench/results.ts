@@ -1,5 +1,6 @@
 // The results file every consumer reads (CLI summaries, exports, the webview, CodeLens).
 // Bump RESULTS_SCHEMA_VERSION on any incompatible change and keep schema/results.schema.json in step.
+import type { KvDtype } from '../kv/kv-dtype';
 
 export const RESULTS_SCHEMA_VERSION = 1;
 
@@ -70,8 +71,11 @@ export interface SweepSpec {
 
 export interface RunConfigSnapshot extends SweepSpec {
   kvlensVersion: string;
-  /** `weights`: how the engine held them (absent in files written before weight formats existed). */
-  model: { path: string; contentHash: string; architecture: string; dtype: string; parameters: number; weights?: string };
+  /**
+   * `weights`: how the engine held them; `kvDtype`: what full-precision caches held keys and values in
+   * (both absent in files written before they existed; such caches were fp32).
+   */
+  model: { path: string; contentHash: string; architecture: string; dtype: string; parameters: number; weights?: string; kvDtype?: KvDtype };
   tokenizer: string;
   executionProvider: string;
   shard: { index: number; count: number } | null;

@@ -7,6 +7,8 @@ import type { ChatMessage } from '../tasks';
 import type { BenchRequest, ProgressEvent } from '../host/protocol';
 import { prefill } from '../model/prefill';
 import { createMethod, mergeNeeds, verifyCompression, verifyDecode, type KvMethod } from '../kv';
+import { checkContextLength } from '../model/config';
+import { sweepContextTokens } from './estimate';
 import { scanWorkspace, buildSamples, importJsonl, scoreContinuation, type Sample } from '../tasks';
 import { decodeWithCache } from './decode';
 import { keptFractions, retainedContext, tokenLines } from './retained';
@@ -71,8 +73,9 @@ export async function runBench(session: ModelSession, request: BenchRequest, hoo
     hooks.onLog?.(line);
   };
   if (session.fallbackReasons.length > 0) for (const reason of session.fallbackReasons) say(`provider fallback: ${reason}`);
-  say(`model ${session.modelPath} on ${session.provider}, weights ${session.weightFormatLabel} (${session.weightFormat.reason})`);
+  say(`model ${session.modelPath} on ${session.provider}, weights ${session.weightFormatLabel} (${session.weightFormat.reason}), KV cache ${session.kvDtype}`);
 
+  checkContextLength(session.model.config, sweepContextTokens(request.lengths), `lengths ${request.lengths.join(', ')}`, request.allowLongContext);
   const methods: KvMethod[] = request.methods.map((spec) => createMethod(spec));
   if (!methods.some((m) => m.spec === 'full')) methods.unshift(createMethod('full'));
 
@@ -125,6 +128,7 @@ export async function runBench(session: ModelSession, request: BenchRequest, hoo
       dtype: session.model.dtype,
       parameters: session.model.parameterCount,
       weights: session.weightFormatLabel,
+      kvDtype: session.kvDtype,
     },
     tokenizer: session.tokenizer.tokenizerFile,
     executionProvider: session.provider,

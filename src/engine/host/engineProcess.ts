@@ -7,6 +7,7 @@ import { estimateRun, sweepContextTokens } from '../bench/estimate';
 import { listMethods } from '../kv';
 import { modelInfo } from '../model/info';
 import type { WeightsChoice } from '../model/weightFormat';
+import { DEFAULT_KV_DTYPE, type KvDtype } from '../kv/kv-dtype';
 import { parseClientMessage, type ClientMessage, type EngineMessage, type ExecutionProviderChoice } from './protocol';
 
 const send = (message: EngineMessage) => process.send?.(message);
@@ -14,12 +15,12 @@ const running = new Map<number, AbortController>();
 let cached: { key: string; session: ModelSession } | null = null;
 
 /** Keeps the last model loaded: a sweep after `info` on the same model does not read the weights twice. */
-async function session(model: string, provider: ExecutionProviderChoice, contextTokens: number, weights: WeightsChoice = 'auto'): Promise<ModelSession> {
-  const key = `${model}\u0000${provider}\u0000${weights}`;
+async function session(model: string, provider: ExecutionProviderChoice, contextTokens: number, weights: WeightsChoice = 'auto', kvDtype: KvDtype = DEFAULT_KV_DTYPE): Promise<ModelSession> {
+  const key = `${model}\u0000${provider}\u0000${weights}\u0000${kvDtype}`;
   if (cached?.key === key) return cached.session;
   if (cached) await cached.session.dispose();
   cached = null;
-  const opened = await openModel(model, { provider, contextTokens, weights });
+  const opened = await openModel(model, { provider, contextTokens, weights, kvDtype });
   cached = { key, session: opened };
   return opened;
 }
@@ -33,7 +34,7 @@ async function handle(message: ClientMessage): Promise<void> {
       send({ type: 'result', id: message.id, result: listMethods() });
       return;
     case 'estimate':
-      send({ type: 'result', id: message.id, result: estimateRun(message.model, message.lengths, message.methods) });
+      send({ type: 'result', id: message.id, result: estimateRun(message.model, message.lengths, message.methods, { weights: message.weights, kvDtype: message.kvDtype }) });
       return;
     case 'info': {
       const s = await session(message.model, message.provider, 4096, message.weights);
@@ -45,7 +46,7 @@ async function handle(message: ClientMessage): Promise<void> {
       running.set(message.id, controller);
       try {
         const r = message.request;
-        const s = await session(r.model, r.provider, sweepContextTokens(r.lengths), r.weights);
+        const s = await session(r.model, r.provider, sweepContextTokens(r.lengths), r.weights, r.kvDtype);
         const results = await runBench(s, r, {
           signal: controller.signal,
           onProgress: (progress) => send({ type: 'progress', id: message.id, progress }),

@@ -2,6 +2,7 @@
 // One interface, identical in-process (the CLI calls the Engine directly) and across the process boundary.
 
 import { WEIGHT_CHOICES, type WeightsChoice } from '../model/weightFormat';
+import { KV_DTYPES, type KvDtype } from '../kv/kv-dtype';
 import type { SweepSpec } from '../bench/results';
 
 export interface BenchRequest extends SweepSpec {
@@ -12,6 +13,10 @@ export interface BenchRequest extends SweepSpec {
   maxNewTokens?: number;
   /** How float-stored weight matrices are held (default auto). */
   weights?: WeightsChoice;
+  /** What full-precision caches hold keys and values in (default fp16). */
+  kvDtype?: KvDtype;
+  /** Run lengths beyond the model's max_position_embeddings (refused otherwise). */
+  allowLongContext?: boolean;
   shard?: { index: number; count: number } | null;
   /** Restrict the scan to these workspace-relative files (Profile Current File / Selection). */
   files?: string[];
@@ -37,7 +42,7 @@ export type ClientMessage =
   | { type: 'bench'; id: number; request: BenchRequest }
   | { type: 'info'; id: number; model: string; provider: ExecutionProviderChoice; weights?: WeightsChoice }
   | { type: 'methods'; id: number }
-  | { type: 'estimate'; id: number; model: string; lengths: number[]; methods: string[] }
+  | { type: 'estimate'; id: number; model: string; lengths: number[]; methods: string[]; weights?: WeightsChoice; kvDtype?: KvDtype }
   | { type: 'cancel'; id: number };
 
 export type EngineMessage =
@@ -76,6 +81,7 @@ function isBenchRequest(value: unknown): value is BenchRequest {
     }) &&
     (value.files === undefined || isStringArray(value.files)) &&
     (value.weights === undefined || (WEIGHT_CHOICES as readonly unknown[]).includes(value.weights)) &&
+    (value.kvDtype === undefined || (KV_DTYPES as readonly unknown[]).includes(value.kvDtype)) &&
     (value.imports === undefined || isStringArray(value.imports))
   );
 }
@@ -91,7 +97,12 @@ export function parseClientMessage(value: unknown): ClientMessage | null {
         ? (value as ClientMessage)
         : null;
     case 'estimate':
-      return isString(value.model) && isNumberArray(value.lengths) && (value.lengths as number[]).length > 0 && isStringArray(value.methods)
+      return isString(value.model) &&
+        isNumberArray(value.lengths) &&
+        (value.lengths as number[]).length > 0 &&
+        isStringArray(value.methods) &&
+        (value.weights === undefined || (WEIGHT_CHOICES as readonly unknown[]).includes(value.weights)) &&
+        (value.kvDtype === undefined || (KV_DTYPES as readonly unknown[]).includes(value.kvDtype))
         ? (value as ClientMessage)
         : null;
     case 'methods':

@@ -1,5 +1,6 @@
 // The attention-ready cache layout shared by the forward pass and every compression method.
 // Token-major slots ([slot, kvHead, headDim]) so appending is a copy at the end and eviction is a compaction.
+import { allocateKv, decodeKv, encodeKv, type KvArray, type KvDtype } from './kv-dtype';
 
 /**
  * One layer's cache as attention reads it. Each slot holds, per KV head, one key/value. With per-head
@@ -19,12 +20,43 @@ export interface LayerKV {
   valid: Uint8Array | null;
   /** [length, numKvHeads]: original position of the token in each slot, -1 where invalid. */
   positions: Int32Array;
+  /**
+   * Present when the cache holds 16-bit keys and values: their raw patterns ([length, numKvHeads, headDim]),
+   * which a forward pass can read without decoding. `keys`/`values` then decode on first access.
+   */
+  stored?: { dtype: 'fp16' | 'bf16'; keys: Uint16Array; values: Uint16Array };
 }
 
-/** A growable full-precision cache for one layer (the `full` baseline, and prefill's output). */
+/** Bytes of a view's keys and values as the cache holds them (16-bit patterns when it holds those). */
+export function storedKvBytes(kv: LayerKV): number {
+  return kv.stored ? kv.stored.keys.byteLength + kv.stored.values.byteLength : kv.keys.byteLength + kv.values.byteLength;
+}
+
+/**
+ * A LayerKV over keys/values stored in `dtype`. A 16-bit view carries the raw patterns in `stored` (a forward
+ * pass can feed them as they are) and decodes `keys`/`values` only when they are read.
+ */
+export function kvView(base: Omit<LayerKV, 'keys' | 'values' | 'stored'>, dtype: KvDtype, keys: KvArray, values: KvArray): LayerKV {
+  if (dtype === 'fp32') return { ...base, keys: keys as Float32Array, values: values as Float32Array };
+  const stored = { dtype, keys: keys as Uint16Array, values: values as Uint16Array };
+  let decodedKeys: Float32Array | null = null;
+  let decodedValues: Float32Array | null = null;
+  return {
+    ...base,
+    stored,
+    get keys(): Float32Array {
+      return (decodedKeys ??= decodeKv(dtype, stored.keys));
+    },
+    get values(): Float32Array {
+      return (decodedValues ??= decodeKv(dtype, stored.values));
+    },
+  };
+}
+
+/** A growable full-precision cache for one layer (the `full` baseline, and prefill's output), in fp16, bf16 or fp32. */
 export class DenseLayerCache {
-  private keyBuffer: Float32Array;
-  private valueBuffer: Float32Array;
+  private keyBuffer: KvArray;
+  private valueBuffer: KvArray;
   private positionBuffer: Int32Array;
   private validBuffer: Uint8Array | null = null;
   length = 0;
@@ -33,10 +65,11 @@ export class DenseLayerCache {
     readonly numKvHeads: number,
     readonly headDim: number,
     initialCapacity = 256,
+    readonly dtype: KvDtype = 'fp32',
   ) {
     const capacity = Math.max(1, initialCapacity);
-    this.keyBuffer = new Float32Array(capacity * numKvHeads * headDim);
-    this.valueBuffer = new Float32Array(capacity * numKvHeads * headDim);
+    this.keyBuffer = allocateKv(dtype, capacity * numKvHeads * headDim);
+    this.valueBuffer = allocateKv(dtype, capacity * numKvHeads * headDim);
     this.positionBuffer = new Int32Array(capacity * numKvHeads);
   }
 
@@ -49,13 +82,13 @@ export class DenseLayerCache {
     // Grow geometrically so a long decode reallocates O(log n) times, not every step.
     const capacity = Math.max(slots, Math.ceil(this.capacity * 1.5), 256);
     const row = this.numKvHeads * this.headDim;
-    const grow = <T extends Float32Array | Int32Array | Uint8Array>(old: T, width: number, make: (n: number) => T): T => {
+    const grow = <T extends KvArray | Int32Array | Uint8Array>(old: T, width: number, make: (n: number) => T): T => {
       const next = make(capacity * width);
-      next.set(old.subarray(0, this.length * width));
+      next.set(old.subarray(0, this.length * width) as never);
       return next;
     };
-    this.keyBuffer = grow(this.keyBuffer, row, (n) => new Float32Array(n));
-    this.valueBuffer = grow(this.valueBuffer, row, (n) => new Float32Array(n));
+    this.keyBuffer = grow(this.keyBuffer, row, (n) => allocateKv(this.dtype, n));
+    this.valueBuffer = grow(this.valueBuffer, row, (n) => allocateKv(this.dtype, n));
     this.positionBuffer = grow(this.positionBuffer, this.numKvHeads, (n) => new Int32Array(n));
     if (this.validBuffer) this.validBuffer = grow(this.validBuffer, this.numKvHeads, (n) => new Uint8Array(n));
   }
@@ -68,8 +101,8 @@ export class DenseLayerCache {
       throw new Error(`append: expected ${q * row} key/value elements for ${q} tokens, got ${keys.length}/${values.length}`);
     }
     this.reserve(this.length + q);
-    this.keyBuffer.set(keys, this.length * row);
-    this.valueBuffer.set(values, this.length * row);
+    encodeKv(this.dtype, keys, this.keyBuffer, this.length * row);
+    encodeKv(this.dtype, values, this.valueBuffer, this.length * row);
     for (let t = 0; t < q; t++) {
       for (let h = 0; h < this.numKvHeads; h++) this.positionBuffer[(this.length + t) * this.numKvHeads + h] = positions[t];
       if (this.validBuffer) this.validBuffer.fill(1, (this.length + t) * this.numKvHeads, (this.length + t + 1) * this.numKvHeads);
@@ -86,8 +119,8 @@ export class DenseLayerCache {
     const slots = Math.max(0, ...Array.from(keepPerHead, (k) => k.length));
     const d = this.headDim;
     const heads = this.numKvHeads;
-    const keys = new Float32Array(Math.max(slots, 1) * heads * d);
-    const values = new Float32Array(Math.max(slots, 1) * heads * d);
+    const keys = allocateKv(this.dtype, Math.max(slots, 1) * heads * d);
+    const values = allocateKv(this.dtype, Math.max(slots, 1) * heads * d);
     const positions = new Int32Array(Math.max(slots, 1) * heads).fill(-1);
     const uniform = keepPerHead.every((k) => k.length === slots);
     const valid = uniform ? null : new Uint8Array(Math.max(slots, 1) * heads);
@@ -97,8 +130,8 @@ export class DenseLayerCache {
         const src = keep[i];
         if (src < 0 || src >= this.length) throw new Error(`retain: slot ${src} out of range 0..${this.length - 1}`);
         if (this.validBuffer && !this.validBuffer[src * heads + h]) throw new Error(`retain: slot ${src} is empty for head ${h}`);
-        keys.set(this.keyBuffer.subarray((src * heads + h) * d, (src * heads + h + 1) * d), (i * heads + h) * d);
-        values.set(this.valueBuffer.subarray((src * heads + h) * d, (src * heads + h + 1) * d), (i * heads + h) * d);
+        keys.set(this.keyBuffer.subarray((src * heads + h) * d, (src * heads + h + 1) * d) as never, (i * heads + h) * d);
+        values.set(this.valueBuffer.subarray((src * heads + h) * d, (src * heads + h + 1) * d) as never, (i * heads + h) * d);
         positions[i * heads + h] = this.positionBuffer[src * heads + h];
         if (valid) valid[i * heads + h] = 1;
       }
@@ -145,15 +178,15 @@ export class DenseLayerCache {
 
   view(): LayerKV {
     const row = this.numKvHeads * this.headDim;
-    return {
+    const elements = this.length * row;
+    const base = {
       numKvHeads: this.numKvHeads,
       headDim: this.headDim,
       length: this.length,
-      keys: this.keyBuffer.subarray(0, this.length * row),
-      values: this.valueBuffer.subarray(0, this.length * row),
       valid: this.validBuffer ? this.validBuffer.subarray(0, this.length * this.numKvHeads) : null,
       positions: this.positionBuffer.subarray(0, this.length * this.numKvHeads),
     };
+    return kvView(base, this.dtype, this.keyBuffer.subarray(0, elements), this.valueBuffer.subarray(0, elements));
   }
 
   /** Tokens held per head (valid slots). */
@@ -171,17 +204,18 @@ export class DenseLayerCache {
   bytes(): number {
     const row = this.numKvHeads * this.headDim;
     return (
-      2 * this.length * row * Float32Array.BYTES_PER_ELEMENT +
+      2 * this.length * row * this.keyBuffer.BYTES_PER_ELEMENT +
       this.length * this.numKvHeads * Int32Array.BYTES_PER_ELEMENT +
       (this.validBuffer ? this.length * this.numKvHeads : 0)
     );
   }
 
   clone(): DenseLayerCache {
-    const copy = new DenseLayerCache(this.numKvHeads, this.headDim, Math.max(this.length, 1));
+    const copy = new DenseLayerCache(this.numKvHeads, this.headDim, Math.max(this.length, 1), this.dtype);
     const v = this.view();
-    copy.keyBuffer.set(v.keys);
-    copy.valueBuffer.set(v.values);
+    const elements = this.length * this.numKvHeads * this.headDim;
+    copy.keyBuffer.set(this.keyBuffer.subarray(0, elements) as never);
+    copy.valueBuffer.set(this.valueBuffer.subarray(0, elements) as never);
     copy.positionBuffer.set(v.positions);
     if (v.valid) copy.validBuffer = new Uint8Array(copy.capacity * this.numKvHeads).fill(0);
     if (v.valid && copy.validBuffer) copy.validBuffer.set(v.valid);

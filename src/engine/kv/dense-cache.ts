@@ -1,14 +1,14 @@
 // The full-precision cache behind `full` and the token-dropping methods: one DenseLayerCache per layer,
 // optionally with a per-layer eviction that keeps the size fixed while decoding.
 import type { LayerAttention } from '../model/types';
-import type { DenseLayerCache, LayerKV } from './cache';
+import { storedKvBytes, type DenseLayerCache, type LayerKV } from './cache';
 import type { LayerDecodeEviction } from './definition';
 import { type CacheBytes, type MethodCache, ZERO_BYTES } from './method';
 
 export function denseBytes(views: LayerKV[]): CacheBytes {
   const b = { ...ZERO_BYTES };
   for (const kv of views) {
-    b.fullPrecision += kv.keys.byteLength + kv.values.byteLength;
+    b.fullPrecision += storedKvBytes(kv);
     b.positions += kv.positions.byteLength + (kv.valid ? kv.valid.byteLength : 0);
   }
   b.held = b.fullPrecision + b.positions;

@@ -151,7 +151,20 @@ export function readConfig(modelDir: string): ModelConfig {
   return parseConfig(raw, file);
 }
 
-/** Bytes of full-precision (fp32 here; fp16 on GPUs) K and V for one token across all layers. */
+/**
+ * Refuses a context longer than the model's `max_position_embeddings` unless `allow`: positions past it
+ * were never trained (or need rope scaling the config does not declare), so results there mislead.
+ */
+export function checkContextLength(config: ModelConfig, tokens: number, what: string, allow = false): void {
+  if (allow || tokens <= config.maxPositionEmbeddings) return;
+  throw new KvlensError(
+    `${tokens} tokens exceed the model's max_position_embeddings (${config.maxPositionEmbeddings}): it was not trained on positions that far. ` +
+      'Use shorter prompts or lengths, or pass --allow-long-context to run anyway',
+    what,
+  );
+}
+
+/** Bytes of K and V for one token across all layers at `bytesPerElement` (2 for the default fp16 cache). */
 export function kvBytesPerToken(config: ModelConfig, bytesPerElement = 4): number {
   return 2 * config.numLayers * config.numKvHeads * config.headDim * bytesPerElement;
 }

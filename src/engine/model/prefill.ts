@@ -2,6 +2,7 @@
 
 import { performance } from 'node:perf_hooks';
 import { DenseLayerCache, type LayerKV } from '../kv/cache';
+import type { KvDtype } from '../kv/kv-dtype';
 import { KvlensError } from '../errors';
 import { argmax } from './reference';
 import type { AttentionRequest, DecoderForward, LayerAttention } from './types';
@@ -32,6 +33,8 @@ export interface PrefillOptions {
   attention?: AttentionRequest;
   /** RoPE position of the first prompt token (default 0). */
   startPosition?: number;
+  /** What the cache holds keys and values in (default: the forward's kvDtype, else fp32). */
+  kvDtype?: KvDtype;
 }
 
 /**
@@ -63,7 +66,8 @@ export async function prefill(forward: DecoderForward, tokens: ArrayLike<number>
   const request = options.attention;
   const window = Math.min(request?.window ?? 0, n);
   const start = options.startPosition ?? 0;
-  const layers = Array.from({ length: numLayers }, () => new DenseLayerCache(numKvHeads, headDim, n));
+  const dtype = options.kvDtype ?? forward.kvDtype ?? 'fp32';
+  const layers = Array.from({ length: numLayers }, () => new DenseLayerCache(numKvHeads, headDim, n, dtype));
   const stats: PrefillLayerStats[] | null = request
     ? Array.from({ length: numLayers }, () => ({
         keySums: request.keySums ? new Float32Array(numHeads * n) : null,

@@ -14,6 +14,7 @@ import type { ModelConfig } from './config';
 import type { DecoderForward, ForwardInput, ForwardOutput, LayerAttention, WeightMap, Tensor } from './types';
 import type { LayerKV } from '../kv/cache';
 import { KvlensError } from '../errors';
+import type { KvDtype } from '../kv/kv-dtype';
 
 const f32 = Math.fround;
 
@@ -187,7 +188,9 @@ export function validateForwardInput(config: ModelConfig, input: ForwardInput): 
         'forward input',
       );
     }
-    if (layer.keys.length < layer.length * row || layer.values.length < layer.length * row) {
+    const keys = layer.stored?.keys ?? layer.keys;
+    const values = layer.stored?.values ?? layer.values;
+    if (keys.length < layer.length * row || values.length < layer.length * row) {
       throw new KvlensError(`past layer ${l} holds fewer keys/values than its length ${layer.length}`, 'forward input');
     }
     if (layer.valid && layer.valid.length < layer.length * config.numKvHeads) {
@@ -209,6 +212,8 @@ export class ReferenceForward implements DecoderForward {
   constructor(
     readonly config: ModelConfig,
     weights: WeightMap,
+    /** The cache dtype prefill stores; this forward decodes 16-bit caches to fp32 when it reads them. */
+    readonly kvDtype: KvDtype = 'fp32',
   ) {
     this.w = resolveWeights(config, weights);
     this.invFreq = ropeInverseFrequencies(config);
@@ -345,6 +350,6 @@ export class ReferenceForward implements DecoderForward {
   }
 }
 
-export function createReferenceForward(model: { config: ModelConfig; weights: WeightMap }): ReferenceForward {
-  return new ReferenceForward(model.config, model.weights);
+export function createReferenceForward(model: { config: ModelConfig; weights: WeightMap }, kvDtype: KvDtype = 'fp32'): ReferenceForward {
+  return new ReferenceForward(model.config, model.weights, kvDtype);
 }

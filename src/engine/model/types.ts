@@ -1,6 +1,7 @@
 import type { GgmlBlockDtype } from './ggmlQuants';
 import type { ModelConfig } from './config';
 import type { LayerKV } from '../kv/cache';
+import type { KvDtype } from '../kv/kv-dtype';
 
 /** F32/F16/BF16 from safetensors or GGUF; ggml block formats only from GGUF (dequantized at load). */
 export type StorageDtype = 'F32' | 'F16' | 'BF16' | GgmlBlockDtype;
@@ -89,6 +90,8 @@ export interface ForwardOutput {
 /** One forward pass of a decoder; implemented by the ONNX runtime path and the plain-TypeScript reference. */
 export interface DecoderForward {
   readonly config: ModelConfig;
+  /** What prefill stores the cache in, and what this forward reads without converting (absent: fp32). */
+  readonly kvDtype?: KvDtype;
   forward(input: ForwardInput): Promise<ForwardOutput>;
   dispose?(): Promise<void> | void;
 }

@@ -1,4 +1,4 @@
-// Keeps every token in fp32: the uncompressed baseline every other method is measured against.
+// Keeps every token in the cache's dtype (fp16 by default, as deployments hold it): the uncompressed baseline every other method is measured against.
 // No paper: this is the reference point.
 import type { MethodDefinition } from '../definition';
 
@@ -6,7 +6,7 @@ export const full: MethodDefinition = {
   name: 'full',
   family: 'baseline',
   phases: [],
-  summary: 'keeps the whole cache in fp32 (no compression)',
+  summary: 'keeps the whole cache at the KV dtype, fp16 by default (no compression)',
   params: [],
   paper: null,
   build: () => ({ kind: 'baseline' }),

@@ -3,7 +3,8 @@
 import { KvlensError } from '../../errors';
 import type { ModelConfig } from '../../model/config';
 import type { LayerAttention } from '../../model/types';
-import { DenseLayerCache, type LayerKV } from '../cache';
+import { DenseLayerCache, storedKvBytes, type LayerKV } from '../cache';
+import { decodeKv, type KvArray } from '../kv-dtype';
 import type { MethodDefinition, Params, SizePromise } from '../definition';
 import { type CacheBytes, type CompressInput, type MethodCache, ZERO_BYTES, addBytes } from '../method';
 import { missingStats, perKvHead, range, sumWindow, topK } from '../scores';
@@ -36,8 +37,9 @@ export function infllmGeometry(promptLength: number, params: Params): InfLLMGeom
 }
 
 interface Block {
-  keys: Float32Array;
-  values: Float32Array;
+  /** In the cache's dtype, like the resident tokens. */
+  keys: KvArray;
+  values: KvArray;
   positions: Int32Array;
   /** [numKvHeads, reprs, headDim] */
   representatives: Float32Array;
@@ -92,8 +94,8 @@ class InfLLMLayer {
       const positions = new Int32Array(blockSize);
       for (let t = 0; t < blockSize; t++) positions[t] = kv.positions[(first + t) * heads];
       this.blocks.push({
-        keys: kv.keys.slice(first * row, (first + blockSize) * row),
-        values: kv.values.slice(first * row, (first + blockSize) * row),
+        keys: (kv.stored?.keys ?? kv.keys).slice(first * row, (first + blockSize) * row),
+        values: (kv.stored?.values ?? kv.values).slice(first * row, (first + blockSize) * row),
         positions,
         representatives,
       });
@@ -111,7 +113,8 @@ class InfLLMLayer {
     const kv = this.resident.view();
     const row = heads * d;
     const chosen = this.selected.slice().sort((a, b) => this.blocks[a].positions[0] - this.blocks[b].positions[0]);
-    const visible = new DenseLayerCache(heads, d, kv.length + chosen.length * blockSize + this.geometry.blockSize);
+    const dtype = this.resident.dtype;
+    const visible = new DenseLayerCache(heads, d, kv.length + chosen.length * blockSize + this.geometry.blockSize, dtype);
     this.layout = [];
     const copyResident = (from: number, to: number) => {
       const positions = Array.from({ length: to - from }, (_, i) => kv.positions[(from + i) * heads]);
@@ -120,7 +123,7 @@ class InfLLMLayer {
     };
     copyResident(0, sinks);
     for (const b of chosen) {
-      visible.append(this.blocks[b].keys, this.blocks[b].values, this.blocks[b].positions);
+      visible.append(decodeKv(dtype, this.blocks[b].keys), decodeKv(dtype, this.blocks[b].values), this.blocks[b].positions);
       for (let t = 0; t < blockSize; t++) this.layout.push(-1);
     }
     copyResident(sinks, kv.length);
@@ -177,7 +180,7 @@ class InfLLMLayer {
   bytes(): CacheBytes {
     const kv = this.resident.view();
     const b = { ...ZERO_BYTES };
-    b.fullPrecision = kv.keys.byteLength + kv.values.byteLength;
+    b.fullPrecision = storedKvBytes(kv);
     b.positions = kv.positions.byteLength;
     let selectedBytes = 0;
     this.blocks.forEach((block, i) => {

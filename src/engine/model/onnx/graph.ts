@@ -9,8 +9,8 @@
 //   stats_rows    int64 [1]               attention rows to return per layer (the last w queries; 0 = none)
 //   stats_sums    bool  []                return per-key attention sums
 //   stats_queries bool  []                return the rotated queries
-//   past_key_i    float [1, P_i, kvH, D]  layer i's cache, token-major, keys already rotated
-//   past_value_i  float [1, P_i, kvH, D]
+//   past_key_i    float [1, P_i, kvH, D]  layer i's cache, token-major, keys already rotated (float16
+//   past_value_i  float [1, P_i, kvH, D]  with pastDtype 'float16': a 16-bit cache is read as stored)
 //   past_bias_i   float [1, P_i, kvH]     0 for a valid (slot, head), -1e30 for an empty one (token-major
 //                                         like the cache and its validity mask)
 // Graph outputs:
@@ -63,6 +63,8 @@ export interface GraphOptions {
    * dot products do); 0 keeps fp32 activations so block weights can be checked against the reference.
    */
   int4AccuracyLevel?: 0 | 4;
+  /** Element type of the past_key/past_value inputs (default float; float16 for fp16 caches). */
+  pastDtype?: 'float' | 'float16';
   /** Route one-token calls through the copy-free decode attention (default true; false for comparisons). */
   decodeFastPath?: boolean;
   /** Where initializers go (default: inline in the ModelProto). */
@@ -304,6 +306,12 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
     return g.op('Concat', [first, second], { axis: int(-1) });
   };
 
+  /** A past input in the cache's element type, as fp32 for the attention below. */
+  const pastInput = (name: string, shape: (number | string)[]): string => {
+    if (options.pastDtype !== 'float16') return g.input(name, OnnxDataType.FLOAT, shape);
+    return g.op('Cast', [g.input(name, OnnxDataType.FLOAT16, shape)], { to: int(OnnxDataType.FLOAT) });
+  };
+
   // ---- inputs ----
   const inputsEmbeds = g.input('inputs_embeds', OnnxDataType.FLOAT, [1, 'q', hidden]);
   const positionIds = g.input('position_ids', OnnxDataType.INT64, [1, 'q']);
@@ -331,8 +339,8 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
   for (let l = 0; l < config.numLayers; l++) {
     const p = `model.layers.${l}.`;
     const bias = (kind: string): string | null => (source.info(`${p}self_attn.${kind}_proj.bias`) ? `${p}self_attn.${kind}_proj.bias` : null);
-    const pastKey = g.input(`past_key_${l}`, OnnxDataType.FLOAT, [1, `past_${l}`, KVH, D]);
-    const pastValue = g.input(`past_value_${l}`, OnnxDataType.FLOAT, [1, `past_${l}`, KVH, D]);
+    const pastKey = pastInput(`past_key_${l}`, [1, `past_${l}`, KVH, D]);
+    const pastValue = pastInput(`past_value_${l}`, [1, `past_${l}`, KVH, D]);
     const pastBias = g.input(`past_bias_${l}`, OnnxDataType.FLOAT, [1, `past_${l}`, KVH]);
 
     // ---- attention: norm -> q/k/v -> rope -> attend -> o_proj ----

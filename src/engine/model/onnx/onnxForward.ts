@@ -14,6 +14,8 @@ import { EmbeddingTable } from '../embedding';
 import { buildDecoderGraph, graphWeightBytes, MASKED, type BuiltGraph, type GraphOptions, type WeightQuantization } from './graph';
 import { ExternalFileSink, InlineSink, StaleCacheError, clearWeightCache, kvlensCacheDir } from './initializers';
 import { KvlensError, describeError } from '../../errors';
+import { DEFAULT_KV_DTYPE, allocateKv, encodeKv, type KvDtype } from '../../kv/kv-dtype';
+import type { LayerKV } from '../../kv/cache';
 
 export type ProviderChoice = 'auto' | 'cuda' | 'webgpu' | 'cpu';
 export type ProviderName = 'cuda' | 'webgpu' | 'cpu';
@@ -38,6 +40,11 @@ export interface OnnxForwardOptions {
   cacheKey?: string;
   /** Intra-op threads (default: all cores). */
   threads?: number;
+  /**
+   * What the cache holds keys and values in (default fp16). fp16 caches are fed to the graph as stored;
+   * bf16 ones are decoded to fp32 per call (onnxruntime's JavaScript API has no bfloat16 tensors).
+   */
+  kvDtype?: KvDtype;
 }
 
 /**
@@ -166,6 +173,7 @@ export class OnnxForward implements DecoderForward {
     readonly config: ModelConfig,
     private readonly embedding: EmbeddingTable,
     private readonly graphOptions: GraphOptions,
+    readonly kvDtype: KvDtype,
     readonly provider: ProviderName,
     readonly fallbackReasons: string[],
     /** Bytes of the graph's weight initializers, as onnxruntime was given them. */
@@ -190,7 +198,13 @@ export class OnnxForward implements DecoderForward {
     if (!Number.isInteger(blockSize) || blockSize < 16 || (blockSize & (blockSize - 1)) !== 0) {
       throw new KvlensError(`int4 block size must be a power of two >= 16, got ${blockSize}`, 'onnx options');
     }
-    const graphOptions: GraphOptions = { quantization, int4AccuracyLevel: options.int4AccuracyLevel, int4BlockSize: blockSize };
+    const kvDtype = options.kvDtype ?? DEFAULT_KV_DTYPE;
+    const graphOptions: GraphOptions = {
+      quantization,
+      int4AccuracyLevel: options.int4AccuracyLevel,
+      int4BlockSize: blockSize,
+      pastDtype: kvDtype === 'fp16' ? 'float16' : 'float',
+    };
     const source = model.weights instanceof Map ? weightMapSource(model.weights) : model.weights;
     const embedding = new EmbeddingTable(source);
     const prepared = prepareGraph(model.config, source, graphOptions, options);
@@ -204,7 +218,7 @@ export class OnnxForward implements DecoderForward {
         }
         try {
           const session = await createSession(prepared, sessionOptions(provider, threads));
-          const forward = new OnnxForward(model.config, embedding, graphOptions, provider, reasons, prepared.graph.weightBytes, prepared.reused);
+          const forward = new OnnxForward(model.config, embedding, graphOptions, kvDtype, provider, reasons, prepared.graph.weightBytes, prepared.reused);
           forward.session = session;
           return forward;
         } catch (error) {
@@ -225,6 +239,16 @@ export class OnnxForward implements DecoderForward {
       if (length <= 64) this.zeroBiases.set(length, bias);
     }
     return bias;
+  }
+
+  /** A past input as the graph takes it: an fp16 cache's patterns as they are; anything else converted. */
+  private pastTensor(past: LayerKV, part: 'keys' | 'values', elements: number, dims: number[]): ort.Tensor {
+    if (this.graphOptions.pastDtype !== 'float16') return new ort.Tensor('float32', past[part].subarray(0, elements), dims);
+    if (past.stored?.dtype === 'fp16') return new ort.Tensor('float16', past.stored[part].subarray(0, elements), dims);
+    // Caches that rebuild fp32 rows (quantized stores, bf16) are rounded to fp16 here, as a deployment reads them.
+    const half = allocateKv('fp16', elements);
+    encodeKv('fp16', past[part].subarray(0, elements), half, 0);
+    return new ort.Tensor('float16', half, dims);
   }
 
   async forward(input: ForwardInput): Promise<ForwardOutput> {
@@ -260,8 +284,8 @@ export class OnnxForward implements DecoderForward {
       } else {
         bias = this.zeroBias(KVH * P);
       }
-      feeds[`past_key_${l}`] = new ort.Tensor('float32', past.keys.subarray(0, P * row), [1, P, KVH, D]);
-      feeds[`past_value_${l}`] = new ort.Tensor('float32', past.values.subarray(0, P * row), [1, P, KVH, D]);
+      feeds[`past_key_${l}`] = this.pastTensor(past, 'keys', P * row, [1, P, KVH, D]);
+      feeds[`past_value_${l}`] = this.pastTensor(past, 'values', P * row, [1, P, KVH, D]);
       feeds[`past_bias_${l}`] = new ort.Tensor('float32', bias, [1, P, KVH]);
     }
 

@@ -1,0 +1,107 @@
+// The element type a full-precision cache holds its keys and values in: fp16 by default (what llama.cpp,
+// vLLM and transformers keep), bf16, or fp32 for parity checks. 16-bit caches store raw bit patterns.
+import { KvlensError } from '../errors';
+
+export type KvDtype = 'fp16' | 'bf16' | 'fp32';
+
+export const KV_DTYPES: readonly KvDtype[] = ['fp16', 'bf16', 'fp32'];
+export const DEFAULT_KV_DTYPE: KvDtype = 'fp16';
+
+/** Storage of one cache's keys or values: fp32 values, or 16-bit patterns of the cache's dtype. */
+export type KvArray = Float32Array | Uint16Array;
+
+export function parseKvDtype(value: string, where = '--kv-dtype'): KvDtype {
+  if ((KV_DTYPES as readonly string[]).includes(value)) return value as KvDtype;
+  throw new KvlensError(`unknown KV dtype "${value}" (choose ${KV_DTYPES.join(', ')})`, where);
+}
+
+export function kvElementBytes(dtype: KvDtype): number {
+  return dtype === 'fp32' ? 4 : 2;
+}
+
+export function allocateKv(dtype: KvDtype, elements: number): KvArray {
+  return dtype === 'fp32' ? new Float32Array(elements) : new Uint16Array(elements);
+}
+
+let halfToFloat: Float32Array | null = null;
+
+/** Every fp16 bit pattern's value (256 KiB, built on first use): decoding is one lookup per element. */
+function halfTable(): Float32Array {
+  if (halfToFloat) return halfToFloat;
+  const table = new Float32Array(0x10000);
+  for (let h = 0; h < 0x10000; h++) {
+    const sign = h & 0x8000 ? -1 : 1;
+    const exponent = (h >>> 10) & 0x1f;
+    const mantissa = h & 0x3ff;
+    if (exponent === 0) table[h] = sign * mantissa * 2 ** -24;
+    else if (exponent === 31) table[h] = mantissa ? NaN : sign * Infinity;
+    else table[h] = sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
+  }
+  halfToFloat = table;
+  return table;
+}
+
+/** fp32 bits -> nearest fp16 bits, ties to even (as torch's `.half()`), overflow to infinity. */
+function floatBitsToHalf(bits: number): number {
+  const sign = (bits >>> 16) & 0x8000;
+  const exponent = (bits >>> 23) & 0xff;
+  const mantissa = bits & 0x7fffff;
+  if (exponent === 0xff) return sign | 0x7c00 | (mantissa ? 0x200 : 0);
+  const e = exponent - 112;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    const shift = 14 - e;
+    if (shift > 24) return sign;
+    const full = mantissa | 0x800000;
+    let h = full >>> shift;
+    const rest = full & ((1 << shift) - 1);
+    const halfway = 1 << (shift - 1);
+    if (rest > halfway || (rest === halfway && h & 1)) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mantissa >>> 13);
+  const rest = mantissa & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++;
+  return sign | h;
+}
+
+/** fp32 bits -> bf16 bits, ties to even (as torch's `.bfloat16()`), NaN kept quiet. */
+function floatBitsToBfloat(bits: number): number {
+  if ((bits & 0x7f800000) === 0x7f800000 && bits & 0x7fffff) return ((bits >>> 16) | 0x40) & 0xffff;
+  return ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/** Writes `source` (fp32 values) into `target` at element `offset`, rounding to the cache's dtype. */
+export function encodeKv(dtype: KvDtype, source: Float32Array, target: KvArray, offset: number): void {
+  if (dtype === 'fp32') {
+    (target as Float32Array).set(source, offset);
+    return;
+  }
+  const bits = new Uint32Array(source.buffer, source.byteOffset, source.length);
+  const out = target as Uint16Array;
+  if (dtype === 'fp16') for (let i = 0; i < bits.length; i++) out[offset + i] = floatBitsToHalf(bits[i]);
+  else for (let i = 0; i < bits.length; i++) out[offset + i] = floatBitsToBfloat(bits[i]);
+}
+
+/** The fp32 values of `count` elements of `source` from `offset` (a fresh array; a view for fp32). */
+export function decodeKv(dtype: KvDtype, source: KvArray, offset = 0, count = source.length - offset): Float32Array {
+  if (dtype === 'fp32') return (source as Float32Array).subarray(offset, offset + count);
+  const out = new Float32Array(count);
+  const from = source as Uint16Array;
+  if (dtype === 'fp16') {
+    const table = halfTable();
+    for (let i = 0; i < count; i++) out[i] = table[from[offset + i]];
+  } else {
+    const bits = new Uint32Array(out.buffer);
+    for (let i = 0; i < count; i++) bits[i] = from[offset + i] << 16;
+  }
+  return out;
+}
+
+/** The value `x` takes once stored in `dtype` (for references that model the cache's rounding). */
+export function roundToKv(dtype: KvDtype, values: Float32Array): Float32Array {
+  if (dtype === 'fp32') return values;
+  const stored = allocateKv(dtype, values.length);
+  encodeKv(dtype, values, stored, 0);
+  return decodeKv(dtype, stored);
+}
