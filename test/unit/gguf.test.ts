@@ -182,7 +182,7 @@ const llamaMeta = (overrides: Record<string, Meta> = {}): Array<[string, Meta]> 
   const base: Record<string, Meta> = {
     'general.architecture': { kind: 'str', value: 'llama' },
     'general.name': { kind: 'str', value: 'fixture' },
-    'llama.context_length': { kind: 'u32', value: 256 },
+    'llama.context_length': { kind: 'u32', value: 4096 },
     'llama.embedding_length': { kind: 'u32', value: 64 },
     'llama.block_count': { kind: 'u32', value: 2 },
     'llama.feed_forward_length': { kind: 'u32', value: 128 },
@@ -326,7 +326,7 @@ test('gguf: qwen2 file maps biases and lm_head without any permutation', () => {
   });
   const meta: Array<[string, Meta]> = [
     ['general.architecture', { kind: 'str', value: 'qwen2' }],
-    ['qwen2.context_length', { kind: 'u32', value: 256 }],
+    ['qwen2.context_length', { kind: 'u32', value: 4096 }],
     ['qwen2.embedding_length', { kind: 'u32', value: 64 }],
     ['qwen2.block_count', { kind: 'u32', value: 2 }],
     ['qwen2.feed_forward_length', { kind: 'u32', value: 96 }],

@@ -98,6 +98,17 @@ export function decodeKv(dtype: KvDtype, source: KvArray, offset = 0, count = so
   return out;
 }
 
+/** One stored element as an fp32 value. */
+export function decodeKvElement(dtype: KvDtype, source: KvArray, index: number): number {
+  if (dtype === 'fp32') return source[index];
+  if (dtype === 'fp16') return halfTable()[source[index]];
+  scratchBits[0] = source[index] << 16;
+  return scratchFloat[0];
+}
+
+const scratchFloat = new Float32Array(1);
+const scratchBits = new Uint32Array(scratchFloat.buffer);
+
 /** The value `x` takes once stored in `dtype` (for references that model the cache's rounding). */
 export function roundToKv(dtype: KvDtype, values: Float32Array): Float32Array {
   if (dtype === 'fp32') return values;

@@ -1,8 +1,10 @@
-// A quantized KV cache: per KV head, bit-packed codes with their scales/zero-points, plus an fp32 residual of recent tokens.
+// A quantized KV cache: per KV head, bit-packed codes with their scales/zero-points, plus a residual of recent tokens
+// in the cache's full-precision dtype (fp16 by default, as KIVI keeps it).
 // Between decode steps the cache holds only that store and the slot bookkeeping (original positions, validity), whose used
 // part is exactly what bytes().held counts (growable buffers keep at most about as much again as spare capacity). views() dequantizes the store into fresh arrays on every call and keeps no reference
 // to them: the fp32 copy lives only while the forward pass reads it (as a non-fused kernel's scratch would), so it is
 // transient working memory, not cache, and is not part of held.
+import { allocateKv, decodeKv, decodeKvElement, encodeKv, type KvArray, type KvDtype } from '../kv-dtype';
 import type { LayerAttention } from '../../model/types';
 import { DenseLayerCache, type LayerKV } from '../cache';
 import { KvlensError } from '../../errors';
@@ -67,14 +69,22 @@ class GroupStore {
   }
 }
 
-/** Growable fp32 rows, oldest first (the residual window). Dropping from the front only moves a start index. */
+/**
+ * Growable rows in the cache's dtype (fp16 by default), oldest first: the residual window. Dropping from the front
+ * only moves a start index.
+ */
 export class RowQueue {
   // Starts empty: schemes without a residual pass each row straight through, so the queue never needs more than two rows.
-  private buffer = new Float32Array(0);
+  private buffer: KvArray;
   private front = 0;
   count = 0;
 
-  constructor(private readonly width: number) {}
+  constructor(
+    private readonly width: number,
+    private readonly dtype: KvDtype = 'fp32',
+  ) {
+    this.buffer = allocateKv(dtype, 0);
+  }
 
   push(row: Float32Array): void {
     if ((this.front + this.count + 1) * this.width > this.buffer.length) {
@@ -82,22 +92,23 @@ export class RowQueue {
       if ((this.count + 1) * this.width * 2 <= this.buffer.length) {
         this.buffer.copyWithin(0, this.front * this.width, (this.front + this.count) * this.width);
       } else {
-        const next = new Float32Array(2 * (this.count + 1) * this.width);
-        next.set(this.used());
+        const next = allocateKv(this.dtype, 2 * (this.count + 1) * this.width);
+        next.set(this.used() as never);
         this.buffer = next;
       }
       this.front = 0;
     }
-    this.buffer.set(row, (this.front + this.count) * this.width);
+    encodeKv(this.dtype, row, this.buffer, (this.front + this.count) * this.width);
     this.count++;
   }
 
+  /** Row i as fp32 values (a view for fp32 rows, a decoded copy for 16-bit ones). */
   row(i: number): Float32Array {
-    return this.buffer.subarray((this.front + i) * this.width, (this.front + i + 1) * this.width);
+    return decodeKv(this.dtype, this.buffer, (this.front + i) * this.width, this.width);
   }
 
   value(i: number, column: number): number {
-    return this.buffer[(this.front + i) * this.width + column];
+    return decodeKvElement(this.dtype, this.buffer, (this.front + i) * this.width + column);
   }
 
   dropFront(n: number): void {
@@ -105,8 +116,8 @@ export class RowQueue {
     this.count -= n;
   }
 
-  /** The rows held (the byteLength the cache reports as its full-precision residual). */
-  used(): Float32Array {
+  /** The rows held, as stored (the byteLength the cache reports as its full-precision residual). */
+  used(): KvArray {
     return this.buffer.subarray(this.front * this.width, (this.front + this.count) * this.width);
   }
 }
@@ -120,9 +131,9 @@ class HeadStore {
   readonly keys: GroupStore;
   readonly values: GroupStore;
 
-  constructor(codec: Codec, scheme: QuantScheme, headDim: number) {
-    this.residualKeys = new RowQueue(headDim);
-    this.residualValues = new RowQueue(headDim);
+  constructor(codec: Codec, scheme: QuantScheme, headDim: number, dtype: KvDtype) {
+    this.residualKeys = new RowQueue(headDim, dtype);
+    this.residualValues = new RowQueue(headDim, dtype);
     this.keys = new GroupStore(codec, scheme);
     this.values = new GroupStore(codec, scheme);
   }
@@ -254,7 +265,7 @@ class QuantizedLayer {
     this.numKvHeads = source.numKvHeads;
     this.headDim = source.headDim;
     this.chunk = scheme.keyAxis === 'tokens' ? scheme.keyGroup : 1;
-    this.heads = Array.from({ length: this.numKvHeads }, () => new HeadStore(codec, scheme, this.headDim));
+    this.heads = Array.from({ length: this.numKvHeads }, () => new HeadStore(codec, scheme, this.headDim, source.dtype));
     this.book = slotBook(source, scheme.name);
     const kv = source.view();
     const { numKvHeads: heads, headDim: d } = this;
