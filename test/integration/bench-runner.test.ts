@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openModel, type ModelSession } from '../../src/engine/session';
@@ -183,11 +183,23 @@ test('imported LongBench rows run on their own when no workspace task is named',
     answers: ['    return result'],
   }));
   writeFileSync(file, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
-  const results = await runBench(await session(), request(null, { tasks: [], imports: [file], methods: ['full', 'int8'] }));
-  assert.equal(results.rows.length, 4);
-  assert.deepEqual([...new Set(results.rows.map((r) => r.expected.trim()))], ['return result']);
+  // A RULER task file where prepare.py puts it: the task and the length come from the path.
+  const rulerFile = join(dir, '512', 'data', 'niah_single_1', 'validation.jsonl');
+  mkdirSync(join(dir, '512', 'data', 'niah_single_1'), { recursive: true });
+  writeFileSync(rulerFile, JSON.stringify({ index: 0, input: 'The special magic number for cat is: 4417.\nWhat is the special magic number for cat?', outputs: ['4417'], length: 30, answer_prefix: ' The special magic number for cat is' }) + '\n');
+  const results = await runBench(await session(), request(null, { tasks: [], imports: [file, rulerFile], methods: ['full', 'int8'] }));
+  assert.equal(results.rows.length, 6);
+  assert.deepEqual(resultsSchemaErrors(results), []);
+  const code = results.rows.filter((r) => r.task === 'longbench/lcc');
+  assert.deepEqual([...new Set(code.map((r) => r.expected.trim()))], ['return result']);
   assert.ok(results.rows.every((r) => r.error === null && r.source === null));
+  assert.ok(code.every((r) => r.metric === 'code_sim_score' && r.group === null && typeof r.prediction === 'string'));
+  const ruler = results.rows.filter((r) => r.task === 'ruler/niah_single_1');
+  assert.equal(ruler.length, 2);
+  assert.ok(ruler.every((r) => r.metric === 'string_match_all' && r.targetLength === 512 && r.expected === '4417'));
+  for (const row of results.rows) assert.ok(row.prediction!.includes(row.answer.trim()), `the scored part comes from the prediction: ${JSON.stringify(row)}`);
   assert.ok(results.log.some((line) => line.includes('imported 2 samples')));
+  assert.ok(results.log.some((line) => line.includes('imported 1 samples')));
 });
 
 test("selfInformation is -log p of each token under transformers' own logits for the fixture", async () => {

@@ -72,3 +72,14 @@ test('Markdown export escapes pipes in method names', () => {
 test('JSON export round-trips the file', () => {
   assert.deepEqual(JSON.parse(exportResults(fixture(), 'json')), fixture());
 });
+
+test('CSV export carries the metric, the reporting group and the raw prediction', () => {
+  const results = fixture();
+  results.rows = [results.rows[0]];
+  Object.assign(results.rows[0], { task: 'longbench-e/qasper', metric: 'qa_f1_score', group: '4-8k', prediction: 'Ada, "the keeper"\nand more' });
+  const records = parseCsv(exportResults(results, 'csv'));
+  const column = (name: string) => records[1][records[0].indexOf(name)];
+  assert.equal(column('metric'), 'qa_f1_score');
+  assert.equal(column('group'), '4-8k');
+  assert.equal(column('prediction'), 'Ada, "the keeper"\nand more');
+});

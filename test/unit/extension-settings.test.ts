@@ -81,10 +81,10 @@ test('results files: newest first, clear errors for bad files, engine answers re
     assert.deepEqual(listResultsFiles(dir), [join(dir, 'results-a.json'), join(dir, 'results-b.json')]);
     assert.deepEqual(listResultsFiles(join(dir, 'missing')), []);
     assert.equal(readProfiledResults(join(dir, 'results-a.json')).rows.length, 36);
-    writeFileSync(join(dir, 'broken.json'), '{"schemaVersion": 1,');
+    writeFileSync(join(dir, 'broken.json'), '{"schemaVersion": 2,');
     assert.throws(() => readProfiledResults(join(dir, 'broken.json')), /broken\.json: the results file is not valid JSON/);
     writeFileSync(join(dir, 'other.json'), '{"name": "package"}');
-    assert.throws(() => readProfiledResults(join(dir, 'other.json')), /other\.json: not a kvlens results file: results schemaVersion must be 1, found nothing/);
+    assert.throws(() => readProfiledResults(join(dir, 'other.json')), /other\.json: not a kvlens results file: results schemaVersion must be 2, found nothing/);
     assert.throws(() => readProfiledResults(join(dir, 'nope.json')), /nope\.json: cannot read the results file \(ENOENT\)/);
     const parsed = JSON.parse(fixture);
     assert.equal(resultsFromAnswer(parsed, '/w/r.json').results?.rows.length, 36);

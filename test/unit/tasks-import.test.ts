@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { importJsonl, parseJsonl, samplesToJsonl } from '../../src/engine/tasks/importJsonl';
 import { buildSamples } from '../../src/engine/tasks/index';
-import { scoreContinuation } from '../../src/engine/tasks/scoring';
+import { scoreSample } from '../../src/engine/tasks/scoring';
 import { KvlensError } from '../../src/engine/errors';
-import { realCounter, wordCounter } from './tasks-support';
+import { wordCounter } from './tasks-support';
 
 const longbenchQa = { context: 'Passage 1: The lighthouse keeper was named Ada.\nPassage 2: Boats came on Tuesdays.', input: 'Who kept the lighthouse?', answers: ['Ada'], length: 14, dataset: 'hotpotqa', _id: 'abc123' };
 const longbenchCode = { context: 'def area(r):\n    return 3.14159 * r * r\n\n', input: 'def circumference(r):\n', answers: ['    return 2 * 3.14159 * r\n'], length: 12, dataset: 'lcc', _id: 'code1' };
@@ -19,42 +19,29 @@ function lines(...rows: unknown[]): string {
 }
 
 test('imports LongBench, RULER and needle rows into samples', () => {
-  const samples = parseJsonl(lines(longbenchQa, longbenchCode, '', ruler, needle), 'mixed.jsonl', { counter: wordCounter });
+  const samples = parseJsonl(lines(longbenchQa, longbenchCode, '', ruler, needle), 'niah_single_1/validation.jsonl', { counter: wordCounter });
   assert.equal(samples.length, 4);
   const [qa, code, r, n] = samples;
   assert.equal(qa.id, 'longbench-abc123');
   assert.equal(qa.task, 'longbench/hotpotqa');
   assert.equal(qa.answer, 'Ada');
-  assert.equal(qa.scoring, 'exact');
-  assert.deepEqual(qa.meta.alternatives, []);
-  assert.ok(qa.prompt.startsWith(longbenchQa.context));
+  assert.equal(qa.scoring, 'qa_f1_score');
+  assert.deepEqual(qa.benchmark, { references: ['Ada'] });
+  assert.ok(qa.prompt.includes(`The following are given passages.\n${longbenchQa.context}\n\n`));
   assert.ok(qa.prompt.endsWith('Question: Who kept the lighthouse?\nAnswer:'));
-  assert.equal(code.scoring, 'edit-similarity');
-  assert.equal(code.answer, 'return 2 * 3.14159 * r');
-  assert.ok(code.prompt.startsWith(longbenchCode.context + longbenchCode.input));
-  assert.equal(r.id, 'ruler-4');
+  assert.equal(code.scoring, 'code_sim_score');
+  assert.equal(code.answer, '    return 2 * 3.14159 * r\n');
+  // lcc's template has no {input}: the context is the whole code.
+  assert.equal(code.prompt, `Please complete the code given below. \n${longbenchCode.context}Next line of code:\n`);
+  assert.equal(r.id, 'ruler-niah_single_1-4');
   assert.equal(r.prompt, ruler.input + ruler.answer_prefix);
   assert.equal(r.answer, '8812');
+  assert.equal(r.scoring, 'string_match_all');
   assert.equal(r.targetLength, 30);
   assert.equal(n.answer, '12');
   assert.equal(n.depth, 0.5);
   assert.deepEqual(n.source, { file: 'a.ts', line: 0 });
   assert.equal(n.promptTokens, wordCounter.encode(needle.prompt).length);
-});
-
-test('a LongBench context over the token limit is cut in the middle, keeping its beginning and the question', () => {
-  const paragraphs = Array.from({ length: 300 }, (_, i) => `Paragraph ${i}: the archive lists shelf ${i * 7} under section ${i % 13}.`);
-  const row = { ...longbenchQa, context: paragraphs.join('\n'), _id: 'long' };
-  const counter = realCounter();
-  const [sample] = parseJsonl(lines(row), 'long.jsonl', { counter, maxTokens: 600 });
-  const tokens = counter.encode(sample.prompt).length;
-  assert.ok(tokens <= 600 && tokens >= 0.9 * 600, `${tokens}`);
-  assert.ok(sample.prompt.startsWith('Paragraph 0: '));
-  assert.ok(sample.prompt.includes('Paragraph 299: '), 'the end of the context survives');
-  assert.ok(!sample.prompt.includes('Paragraph 150: '), 'the middle is cut');
-  assert.ok(sample.prompt.endsWith('Question: Who kept the lighthouse?\nAnswer:'));
-  assert.equal(sample.meta.truncated, true);
-  assert.equal(sample.targetLength, 600);
 });
 
 test('malformed rows fail with the file and line named', () => {
@@ -75,7 +62,7 @@ test('importJsonl reads a file from disk and names a missing one', () => {
   try {
     const file = join(dir, 'rows.jsonl');
     writeFileSync(file, lines(ruler, { ...ruler, index: 5 }, { ...ruler, index: 6 }));
-    assert.deepEqual(importJsonl(file, { limit: 2 }).map((s) => s.id), ['ruler-4', 'ruler-5']);
+    assert.deepEqual(importJsonl(file, { limit: 2, rulerTask: 'niah_single_1' }).map((s) => s.id), ['ruler-niah_single_1-4', 'ruler-niah_single_1-5']);
     assert.throws(() => importJsonl(join(dir, 'missing.jsonl')), /missing\.jsonl: cannot read \(ENOENT\)/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -90,9 +77,19 @@ test('generated samples written as JSONL read back as the same samples', () => {
   assert.throws(() => parseJsonl(lines({ ...needle, segments: [{ file: 'a.ts' }] }), 'x.jsonl'), /line 1: "segments" must be a list/);
 });
 
-test('LongBench answer lists become alternatives the scorer accepts', () => {
+test('LongBench answer lists are all gold answers: the score is the best of them', () => {
   const [sample] = parseJsonl(lines({ ...longbenchQa, answers: ['Ada Lovelace', 'Ada'] }), 'qa.jsonl');
   assert.equal(sample.answer, 'Ada Lovelace');
-  assert.deepEqual(sample.meta.alternatives, ['Ada']);
-  assert.equal(scoreContinuation(sample.scoring, sample.answer, ' Ada.\n', sample.meta.alternatives as string[]).exact, true);
+  assert.deepEqual(sample.benchmark?.references, ['Ada Lovelace', 'Ada']);
+  // " Ada.\n" → "ada": F1 2/3 against "ada lovelace", 1 against "ada".
+  assert.deepEqual(scoreSample(sample, ' Ada.\n'), { score: 1, exact: true, answer: ' Ada.\n' });
+});
+
+test('imported benchmark samples written as JSONL read back with their metric, references and budget', () => {
+  const samples = parseJsonl(lines(longbenchQa, { ...longbenchCode, dataset: 'repobench-p' }), 'set.jsonl', { counter: wordCounter });
+  const back = parseJsonl(samplesToJsonl(samples), 'export.jsonl', { counter: wordCounter });
+  assert.deepEqual(back, samples);
+  assert.throws(() => parseJsonl(lines({ ...needle, scoring: 'rouge_score' }), 'x.jsonl'), /line 1: scoring "rouge_score" needs "benchmark"/);
+  assert.throws(() => parseJsonl(lines({ ...needle, scoring: 'bleu' }), 'x.jsonl'), /line 1: "scoring" must be one of exact, edit-similarity, qa_f1_score/);
+  assert.throws(() => parseJsonl(lines({ ...needle, generation: { maxNewTokens: 0, stopAtNewline: false } }), 'x.jsonl'), /line 1: "generation" must be/);
 });

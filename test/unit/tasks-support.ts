@@ -15,7 +15,7 @@ export function realCounter(): TokenCounter {
     JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')),
     JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8')),
   );
-  cached = { encode: (text: string) => tokenizer.encode(text).ids };
+  cached = { encode: (text: string) => tokenizer.encode(text).ids, decode: (ids: number[]) => tokenizer.decode(ids, { skip_special_tokens: true }) };
   return cached;
 }
 

@@ -2,7 +2,7 @@ import type { ResultRow, ResultsFile } from './results';
 import { formatBytes, formatNumber, paretoFrontier, summarizeMethods } from './summary';
 
 const ROW_COLUMNS: (keyof ResultRow)[] = [
-  'task', 'sampleId', 'length', 'targetLength', 'depth', 'method', 'family', 'score', 'exact', 'answer', 'expected',
+  'task', 'sampleId', 'length', 'targetLength', 'depth', 'group', 'method', 'family', 'score', 'metric', 'exact', 'answer', 'expected', 'prediction',
   'tokensKept', 'tokensKeptPerHead', 'tokensFull', 'bytesHeld', 'bytesFull', 'bytesActive', 'compressionRatio',
   'verified', 'note', 'prefillMs', 'compressMs', 'decodeTokensPerSecond', 'peakRssBytes', 'error',
 ];

@@ -2,9 +2,42 @@
 // Bump RESULTS_SCHEMA_VERSION on any incompatible change and keep schema/results.schema.json in step.
 import type { KvDtype } from '../kv/kv-dtype';
 
-export const RESULTS_SCHEMA_VERSION = 1;
+export const RESULTS_SCHEMA_VERSION = 2;
 
-export type ScoreRule = 'exact' | 'edit-similarity';
+/**
+ * How a continuation is scored: kvlens' own rules (`exact`, `edit-similarity`), LongBench's metrics under the
+ * names of its metrics.py functions, and RULER's two string-match metrics.
+ */
+export type ScoreRule =
+  | 'exact'
+  | 'edit-similarity'
+  | 'qa_f1_score'
+  | 'qa_f1_zh_score'
+  | 'rouge_score'
+  | 'rouge_zh_score'
+  | 'classification_score'
+  | 'retrieval_score'
+  | 'retrieval_zh_score'
+  | 'count_score'
+  | 'code_sim_score'
+  | 'string_match_all'
+  | 'string_match_part';
+
+export const SCORE_RULES: readonly ScoreRule[] = [
+  'exact',
+  'edit-similarity',
+  'qa_f1_score',
+  'qa_f1_zh_score',
+  'rouge_score',
+  'rouge_zh_score',
+  'classification_score',
+  'retrieval_score',
+  'retrieval_zh_score',
+  'count_score',
+  'code_sim_score',
+  'string_match_all',
+  'string_match_part',
+];
 
 export interface ResultRow {
   task: string;
@@ -19,8 +52,15 @@ export interface ResultRow {
   family: string;
   score: number;
   exact: boolean;
+  /** The part of the prediction that was scored (e.g. its first line). */
   answer: string;
   expected: string;
+  /** The raw generated text, special tokens removed (null only in rows migrated from schemaVersion 1). */
+  prediction: string | null;
+  /** The ScoreRule that produced `score` (null only in rows migrated from schemaVersion 1). */
+  metric: ScoreRule | null;
+  /** The group a benchmark reports the row under (LongBench-E's 0-4k / 4-8k / 8k+), else null. */
+  group: string | null;
   /** Tokens held after compression, summed over layers and KV heads, and the per-head average. */
   tokensKept: number;
   tokensKeptPerHead: number;

@@ -9,7 +9,7 @@ import { prefill } from '../model/prefill';
 import { createMethod, mergeNeeds, verifyCompression, verifyDecode, type KvMethod } from '../kv';
 import { checkContextLength } from '../model/config';
 import { sweepContextTokens } from './estimate';
-import { scanWorkspace, buildSamples, importJsonl, scoreContinuation, type Sample } from '../tasks';
+import { scanWorkspace, buildSamples, importJsonl, scoreSample, type Sample } from '../tasks';
 import { decodeWithCache } from './decode';
 import { keptFractions, retainedContext, tokenLines } from './retained';
 import { DEFAULT_PREFILL_CHUNK, conditionalScorer, lineStarts, selfInformation } from './surprise';
@@ -27,15 +27,18 @@ export interface RunHooks {
 }
 
 
-/** New tokens to generate per task: an integer answer is short, a completed line is longer. */
+/** New tokens to generate per task: the benchmark's own number, else an integer answer is short, a completed line longer. */
 function maxNewTokensFor(sample: Sample, requested: number | undefined): number {
   if (requested !== undefined) return requested;
+  if (sample.generation) return sample.generation.maxNewTokens;
   return sample.scoring === 'exact' ? 12 : 40;
 }
 
 /** Stops decoding as soon as the answer is complete, so every method pays for the same work. */
 function completionCheck(session: ModelSession, sample: Sample): (generated: number[]) => boolean {
   const text = (ids: number[]) => session.tokenizer.decode(ids, { skipSpecialTokens: true });
+  // Benchmarks generate to their token budget or EOS (samsum also stops at a newline), as their authors do.
+  if (sample.generation && !sample.generation.stopAtNewline) return () => false;
   if (sample.scoring === 'exact' && /^\d+$/.test(sample.answer.trim())) {
     return (ids) => /\d+\D/.test(text(ids)) || /\n/.test(text(ids).replace(/^\s+/, ''));
   }
@@ -92,7 +95,10 @@ export async function runBench(session: ModelSession, request: BenchRequest, hoo
   if (focusLines) say(`focus: completion and cross-file targets from ${focusLines.file} lines ${focusLines.startLine + 1}-${focusLines.endLine + 1} where they have any`);
   say(`scan: ${scan.files.length} files used, skipped ${JSON.stringify(scan.skipped)}`);
 
-  const counter = { encode: (text: string) => encodePrompt(session, text) };
+  const counter = {
+    encode: (text: string) => encodePrompt(session, text),
+    decode: (ids: number[]) => session.tokenizer.decode(ids, { skipSpecialTokens: true }),
+  };
   const style = session.tokenizer.hasChatTemplate ? { formatChat: (messages: ChatMessage[]) => session.tokenizer.applyChatTemplate(messages) } : {};
   const allSamples: Sample[] =
     request.tasks.length === 0
@@ -238,6 +244,9 @@ async function runMethod(
     exact: false,
     answer: '',
     expected: sample.answer,
+    prediction: '',
+    metric: sample.scoring,
+    group: sample.benchmark?.group ?? null,
     tokensKept: 0,
     tokensKeptPerHead: 0,
     tokensFull: tokens.length,
@@ -293,14 +302,14 @@ async function runMethod(
     });
     verifyDecode(method, cache, prompt.length, decoded.steps, config);
     const continuation = tokenizer.decode(decoded.tokens, { skipSpecialTokens: true });
-    const alternatives = Array.isArray(sample.meta.alternatives) ? (sample.meta.alternatives as string[]) : [];
-    const score = scoreContinuation(sample.scoring, sample.answer, continuation, alternatives);
+    const score = scoreSample(sample, continuation);
     const tokensKept = heldTokens.reduce((a, b) => a + b, 0);
     return {
       ...base,
       score: score.score,
       exact: score.exact,
       answer: score.answer,
+      prediction: continuation,
       tokensKept,
       tokensKeptPerHead: tokensKept / Math.max(1, heldTokens.length),
       bytesHeld: bytes.held,

@@ -1,10 +1,13 @@
-// Brings published long-context sets into the same Sample shape: LongBench rows (context, input, answers),
-// RULER rows (input, outputs) and needle rows (prompt, answer, as kvlens writes them).
+// Brings published long-context sets into the same Sample shape, prompted, sized and scored as their authors
+// do: LongBench / LongBench-E rows (context, input, answers; see longbench.ts), RULER rows (input, outputs,
+// answer_prefix; see ruler.ts) and needle rows (prompt, answer, as kvlens writes them).
 import { readFileSync } from 'node:fs';
 import { KvlensError } from '../errors';
-import { fitToBudget } from './context';
-import { renderPrompt, type PromptStyle } from './prompt';
-import type { PromptSegment, Sample, SampleSource, ScoreRule, TokenCounter } from './types';
+import { SCORE_RULES } from '../bench/results';
+import type { PromptStyle } from './prompt';
+import { LONGBENCH_DATASETS, longBenchELengthGroup, renderLongBenchTemplate, resolveLongBenchDataset, truncateMiddleTokens } from './longbench';
+import { RULER_TASKS, rulerLengthFromPath, rulerTask, rulerTaskFromPath } from './ruler';
+import type { BenchmarkScoring, Generation, PromptSegment, Sample, SampleSource, ScoreRule, TokenCounter } from './types';
 
 export type JsonlFormat = 'auto' | 'longbench' | 'ruler' | 'needle';
 
@@ -12,17 +15,19 @@ export interface ImportOptions {
   format?: JsonlFormat;
   /** Measures prompts (promptTokens) and, with maxTokens, truncates long contexts. */
   counter?: TokenCounter;
-  /** Contexts longer than this are cut in the middle, keeping their beginning and end (as LongBench does). */
+  /**
+   * LongBench prompts longer than this are cut in the middle at token boundaries, keeping their beginning and
+   * end (as LongBench does; needs `counter.decode`); RULER rows longer than this are refused.
+   */
   maxTokens?: number;
+  /** The RULER task of the rows (e.g. `niah_multivalue`); by default the folder of `<task>/validation.jsonl`. */
+  rulerTask?: string;
   /** Rows to read at most. */
   limit?: number;
   style?: PromptStyle;
 }
 
 type Row = Record<string, unknown>;
-
-/** LongBench's code-completion sets, scored by edit similarity. */
-const LONGBENCH_CODE_SETS = new Set(['lcc', 'repobench-p']);
 
 function detect(row: Row): Exclude<JsonlFormat, 'auto'> | null {
   if ('context' in row && 'input' in row && 'answers' in row) return 'longbench';
@@ -62,6 +67,13 @@ class RowReader {
     return value;
   }
 
+  optionalStringList(key: string): string[] | null {
+    const value = this.row[key];
+    if (value === undefined || value === null) return null;
+    if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) this.fail(`"${key}" must be a list of strings, found ${describe(value)}`);
+    return value as string[];
+  }
+
   stringList(key: string): string[] {
     const value = this.row[key];
     const list = typeof value === 'string' ? [value] : value;
@@ -82,76 +94,83 @@ function tokensOf(counter: TokenCounter | undefined, text: string): number {
   return counter ? counter.encode(text).length : 0;
 }
 
-/** The prompt with its context cut in the middle until it fits `maxTokens`. */
-function truncateMiddle(
-  context: string,
-  render: (context: string) => string,
-  options: ImportOptions,
-  reader: RowReader,
-): { prompt: string; tokens: number; truncated: boolean } {
-  const full = render(context);
-  if (!options.counter || options.maxTokens === undefined) return { prompt: full, tokens: tokensOf(options.counter, full), truncated: false };
-  const fullTokens = options.counter.encode(full).length;
-  if (fullTokens <= options.maxTokens) return { prompt: full, tokens: fullTokens, truncated: false };
-  const half = Math.floor(context.length / 2);
-  const fit = fitToBudget(half, (keep) => render(context.slice(0, keep) + context.slice(context.length - keep)), options.counter, options.maxTokens);
-  if (!fit) reader.fail(`the question alone is longer than ${options.maxTokens} tokens`);
-  return { prompt: fit.text, tokens: fit.tokens, truncated: true };
-}
-
-function fromLongBench(reader: RowReader, options: ImportOptions): Sample {
+function fromLongBench(reader: RowReader, options: ImportOptions, file: string): Sample {
   const context = reader.string('context');
   const input = reader.string('input');
   const answers = reader.stringList('answers');
   const id = reader.optionalString('_id') ?? reader.fail('"_id" is missing');
   const length = reader.optionalNumber('length');
-  const dataset = reader.optionalString('dataset') ?? 'longbench';
-  const isCode = LONGBENCH_CODE_SETS.has(dataset);
-  const style = options.style ?? {};
-  // Code sets continue the code; the others ask the question after the document.
-  const render = isCode
-    ? (ctx: string) =>
-        renderPrompt(`${ctx}${input}`, { cue: '', question: 'Write the next line of code. Reply with that line only.' }, style)
-    : (ctx: string) => renderPrompt(ctx, { cue: `Question: ${input}\nAnswer:`, question: `${input}\nAnswer briefly.` }, style);
-  const { prompt, tokens, truncated } = truncateMiddle(context, render, options, reader);
+  const resolved = resolveLongBenchDataset(reader.optionalString('dataset'), file);
+  if ('unknown' in resolved) {
+    reader.fail(`unknown LongBench dataset "${resolved.unknown}" (expected one of ${[...LONGBENCH_DATASETS.keys()].join(', ')}, or <name>_e for LongBench-E)`);
+  }
+  const { dataset, e } = resolved;
+  const classes = reader.optionalStringList('all_classes');
+  if (dataset.metric === 'classification_score' && classes === null) reader.fail(`"all_classes" is needed to score ${dataset.name}`);
+  if (e && length === null) reader.fail('"length" is needed to group a LongBench-E row');
+  let prompt = renderLongBenchTemplate(dataset, { context, input });
+  let truncated = false;
+  if (options.counter && options.maxTokens !== undefined) {
+    const { counter, maxTokens } = options;
+    if (counter.encode(prompt).length > maxTokens) {
+      if (!counter.decode) reader.fail('cutting this prompt to the context needs a tokenizer that can decode');
+      ({ prompt, truncated } = truncateMiddleTokens(prompt, { encode: (t) => counter.encode(t), decode: (ids) => counter.decode!(ids) }, maxTokens));
+    }
+  }
+  const formatChat = options.style?.formatChat;
+  if (dataset.chat && formatChat) prompt = formatChat([{ role: 'user', content: prompt }]);
+  const tokens = tokensOf(options.counter, prompt);
   return {
     id: `longbench-${id}`,
-    task: `longbench/${dataset}`,
+    task: `${e ? 'longbench-e' : 'longbench'}/${dataset.name}`,
     targetLength: options.maxTokens ?? (tokens || (length ?? 0)),
     depth: null,
     prompt,
     promptTokens: tokens,
-    answer: isCode ? answers[0].split('\n').find((l) => l.trim() !== '')?.trim() ?? answers[0] : answers[0],
-    scoring: isCode ? 'edit-similarity' : 'exact',
+    answer: answers[0],
+    scoring: dataset.metric,
     source: null,
-    // `alternatives` are the other accepted answers, which the bench passes to scoreContinuation.
-    meta: { answers, alternatives: isCode ? [] : answers.slice(1), dataset, length, truncated },
+    benchmark: {
+      references: answers,
+      ...(classes ? { classes } : {}),
+      ...(dataset.firstLineOnly ? { firstLineOnly: true } : {}),
+      ...(e ? { group: longBenchELengthGroup(length!) } : {}),
+    },
+    generation: { maxNewTokens: dataset.maxNewTokens, stopAtNewline: dataset.name === 'samsum' },
+    meta: { dataset: dataset.name, category: dataset.category, length, truncated, language: reader.optionalString('language') },
   };
 }
 
-function fromRuler(reader: RowReader, options: ImportOptions): Sample {
+function fromRuler(reader: RowReader, options: ImportOptions, file: string): Sample {
   const input = reader.string('input');
   const outputs = reader.stringList('outputs');
   const index = reader.optionalNumber('index');
   const length = reader.optionalNumber('length');
   const answerPrefix = reader.optionalString('answer_prefix') ?? '';
-  const style = options.style ?? {};
-  const prompt = style.formatChat ? style.formatChat([{ role: 'user', content: input }]) + answerPrefix : input + answerPrefix;
+  const name = options.rulerTask ?? rulerTaskFromPath(file);
+  if (name === null) {
+    reader.fail(`cannot tell which RULER task this is: keep the file as RULER writes it, <task>/validation.jsonl, or name the task (one of ${[...RULER_TASKS.keys()].join(', ')})`);
+  }
+  const task = rulerTask(name) ?? reader.fail(`unknown RULER task "${name}" (expected one of ${[...RULER_TASKS.keys()].join(', ')})`);
+  // RULER feeds `input` + `answer_prefix` as they stand: prepare.py has already wrapped `input` in the model template.
+  const prompt = input + answerPrefix;
   const tokens = tokensOf(options.counter, prompt);
   if (options.maxTokens !== undefined && options.counter && tokens > options.maxTokens) {
     reader.fail(`the RULER prompt has ${tokens} tokens, more than the ${options.maxTokens} allowed (RULER rows are built for one length; pick the matching file)`);
   }
   return {
-    id: `ruler-${index ?? reader.lineNumber}`,
-    task: 'ruler',
-    targetLength: length ?? tokens,
+    id: `ruler-${task.name}-${index ?? reader.lineNumber}`,
+    task: `ruler/${task.name}`,
+    targetLength: rulerLengthFromPath(file) ?? length ?? tokens,
     depth: null,
     prompt,
     promptTokens: tokens,
-    answer: outputs[0],
-    scoring: 'exact',
+    answer: outputs.join(', '),
+    scoring: task.metric,
     source: null,
-    meta: { outputs, length },
+    benchmark: { references: outputs },
+    generation: { maxNewTokens: task.tokensToGenerate, stopAtNewline: false },
+    meta: { rulerTask: task.name, baseTask: task.base, length },
   };
 }
 
@@ -162,7 +181,10 @@ function fromNeedle(reader: RowReader, options: ImportOptions, row: Row): Sample
   const depth = reader.optionalNumber('depth');
   if (depth !== null && (depth < 0 || depth > 1)) reader.fail(`"depth" must be in [0, 1], found ${depth}`);
   const scoring = reader.optionalString('scoring') ?? 'exact';
-  if (scoring !== 'exact' && scoring !== 'edit-similarity') reader.fail(`"scoring" must be "exact" or "edit-similarity", found ${describe(scoring)}`);
+  if (!(SCORE_RULES as readonly string[]).includes(scoring)) reader.fail(`"scoring" must be one of ${SCORE_RULES.join(', ')}, found ${describe(scoring)}`);
+  const benchmark = readBenchmark(reader, row.benchmark);
+  const generation = readGeneration(reader, row.generation);
+  if (benchmark === undefined && scoring !== 'exact' && scoring !== 'edit-similarity') reader.fail(`scoring "${scoring}" needs "benchmark": {references}`);
   const tokens = tokensOf(options.counter, prompt);
   const targetLength = reader.optionalNumber('targetLength') ?? reader.optionalNumber('length') ?? tokens;
   let source: SampleSource | null = null;
@@ -191,8 +213,39 @@ function fromNeedle(reader: RowReader, options: ImportOptions, row: Row): Sample
     scoring: scoring as ScoreRule,
     source,
     ...(segments ? { segments } : {}),
+    ...(benchmark ? { benchmark } : {}),
+    ...(generation ? { generation } : {}),
     meta: typeof row.meta === 'object' && row.meta !== null ? (row.meta as Record<string, unknown>) : {},
   };
+}
+
+function readBenchmark(reader: RowReader, value: unknown): BenchmarkScoring | undefined {
+  if (value === undefined || value === null) return undefined;
+  const b = value as Record<string, unknown>;
+  const strings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
+  const valid =
+    typeof b === 'object' &&
+    strings(b.references) &&
+    (b.references as string[]).length > 0 &&
+    (b.classes === undefined || strings(b.classes)) &&
+    (b.firstLineOnly === undefined || typeof b.firstLineOnly === 'boolean') &&
+    (b.group === undefined || typeof b.group === 'string');
+  if (!valid) reader.fail('"benchmark" must be {references: [string, ...], classes?, firstLineOnly?, group?}');
+  return {
+    references: b.references as string[],
+    ...(b.classes !== undefined ? { classes: b.classes as string[] } : {}),
+    ...(b.firstLineOnly !== undefined ? { firstLineOnly: b.firstLineOnly as boolean } : {}),
+    ...(b.group !== undefined ? { group: b.group as string } : {}),
+  };
+}
+
+function readGeneration(reader: RowReader, value: unknown): Generation | undefined {
+  if (value === undefined || value === null) return undefined;
+  const g = value as Record<string, unknown>;
+  if (typeof g !== 'object' || !Number.isInteger(g.maxNewTokens) || (g.maxNewTokens as number) < 1 || typeof g.stopAtNewline !== 'boolean') {
+    reader.fail('"generation" must be {maxNewTokens: integer ≥ 1, stopAtNewline: boolean}');
+  }
+  return { maxNewTokens: g.maxNewTokens as number, stopAtNewline: g.stopAtNewline as boolean };
 }
 
 export function parseJsonl(text: string, file: string, options: ImportOptions = {}): Sample[] {
@@ -218,8 +271,8 @@ export function parseJsonl(text: string, file: string, options: ImportOptions = 
     if (kind === null) {
       reader.fail('unknown row shape: expected LongBench (context, input, answers), RULER (input, outputs) or needle (prompt, answer) fields');
     }
-    if (kind === 'longbench') samples.push(fromLongBench(reader, options));
-    else if (kind === 'ruler') samples.push(fromRuler(reader, options));
+    if (kind === 'longbench') samples.push(fromLongBench(reader, options, file));
+    else if (kind === 'ruler') samples.push(fromRuler(reader, options, file));
     else samples.push(fromNeedle(reader, options, row as Row));
   }
   const ids = new Set<string>();
@@ -254,6 +307,8 @@ export function samplesToJsonl(samples: readonly Sample[]): string {
         scoring: s.scoring,
         source: s.source,
         segments: s.segments,
+        benchmark: s.benchmark,
+        generation: s.generation,
         meta: s.meta,
       }),
     )

@@ -1,5 +1,21 @@
-// How a model's continuation is scored against the expected answer.
+// How a model's continuation is scored against the expected answer: kvlens' own exact and edit-similarity
+// rules, and the published benchmarks' metrics for imported LongBench and RULER samples.
 import type { ScoreRule } from '../bench/results';
+import type { Sample } from './types';
+import { firstLine } from './longbench';
+import {
+  classificationScore,
+  codeSimLine,
+  codeSimScore,
+  countScore,
+  qaF1Score,
+  qaF1ZhScore,
+  retrievalScore,
+  retrievalZhScore,
+  rougeScore,
+  rougeZhScore,
+} from './longbenchMetrics';
+import { rulerPostprocess, stringMatchAll, stringMatchPart } from './ruler';
 
 export interface Score {
   /** 1/0 for exact, [0, 1] for edit similarity. */
@@ -81,4 +97,45 @@ export function scoreContinuation(rule: ScoreRule, expected: string, continuatio
   const normalized = normalizeAnswer(answer);
   const exact = accepted.some((a) => normalizeAnswer(a) === normalized);
   return { score: exact ? 1 : 0, exact, answer };
+}
+
+const LONGBENCH_METRICS: Partial<Record<ScoreRule, (prediction: string, truth: string, classes: readonly string[]) => number>> = {
+  qa_f1_score: qaF1Score,
+  qa_f1_zh_score: (p, t) => qaF1ZhScore(p, t),
+  rouge_score: rougeScore,
+  rouge_zh_score: (p, t) => rougeZhScore(p, t),
+  classification_score: classificationScore,
+  retrieval_score: retrievalScore,
+  retrieval_zh_score: retrievalZhScore,
+  count_score: countScore,
+  code_sim_score: codeSimScore,
+};
+
+/**
+ * A benchmark metric on one prediction, as the benchmark's own evaluation computes it per row:
+ * LongBench: the first line only where eval.py says so, then the max over the gold answers (starting from 0);
+ * RULER: evaluate.py's cleaning, then string_match_all / string_match_part over the outputs.
+ * `answer` is the text the metric looked at.
+ */
+export function scoreBenchmark(rule: ScoreRule, prediction: string, scoring: { references: readonly string[]; classes?: readonly string[]; firstLineOnly?: boolean }): Score {
+  if (rule === 'string_match_all' || rule === 'string_match_part') {
+    const answer = rulerPostprocess(prediction);
+    const score = (rule === 'string_match_all' ? stringMatchAll : stringMatchPart)(answer, scoring.references);
+    return { score, exact: score === 1, answer };
+  }
+  const metric = LONGBENCH_METRICS[rule];
+  if (!metric) throw new Error(`${rule} is not a benchmark metric`);
+  const compared = scoring.firstLineOnly ? firstLine(prediction) : prediction;
+  let score = 0;
+  for (const truth of scoring.references) score = Math.max(score, metric(compared, truth, scoring.classes ?? []));
+  return { score, exact: score === 1, answer: rule === 'code_sim_score' ? codeSimLine(compared) : compared };
+}
+
+/** Scores a sample's prediction by its own rule: a benchmark metric when the sample carries one, else kvlens' rules. */
+export function scoreSample(sample: Pick<Sample, 'scoring' | 'answer' | 'benchmark' | 'meta'>, prediction: string): Score {
+  if (sample.benchmark && sample.scoring !== 'exact' && sample.scoring !== 'edit-similarity') {
+    return scoreBenchmark(sample.scoring, prediction, sample.benchmark);
+  }
+  const alternatives = Array.isArray(sample.meta.alternatives) ? (sample.meta.alternatives as string[]) : [];
+  return scoreContinuation(sample.scoring, sample.answer, prediction, alternatives);
 }

@@ -6,6 +6,8 @@ export type { ScoreRule, SampleSource };
 /** Counts tokens exactly as the model will be fed them (special tokens such as BOS included). */
 export interface TokenCounter {
   encode(text: string): number[];
+  /** Text of token ids, special tokens skipped; needed to cut a prompt at token boundaries (LongBench). */
+  decode?(ids: number[]): string;
 }
 
 /** One long-context query with its expected answer. */
@@ -25,7 +27,28 @@ export interface Sample {
   source: SampleSource | null;
   /** Runs of workspace lines in the prompt (for mapping retained tokens back to code); absent for imports. */
   segments?: PromptSegment[];
+  /** For benchmark metrics (LongBench, RULER): what the metric compares against and how. */
+  benchmark?: BenchmarkScoring;
+  /** Decoding as the benchmark prescribes; absent for kvlens' own tasks, which stop when the answer is complete. */
+  generation?: Generation;
   meta: Record<string, unknown>;
+}
+
+export interface BenchmarkScoring {
+  /** Every gold answer; the score is the max over them (LongBench) or taken over all of them (RULER). */
+  references: string[];
+  /** LongBench's all_classes, for classification_score. */
+  classes?: string[];
+  /** Score only the first line of the prediction (LongBench's trec, triviaqa, samsum, lsht). */
+  firstLineOnly?: boolean;
+  /** The group the benchmark reports the sample under (LongBench-E's length groups). */
+  group?: string;
+}
+
+export interface Generation {
+  maxNewTokens: number;
+  /** Stop at the first newline after some text (LongBench's samsum, which adds "\n" to its EOS tokens). */
+  stopAtNewline: boolean;
 }
 
 /** Prompt lines [promptLine, promptLine + lineCount) are lines [startLine, startLine + lineCount) of file (0-based). */

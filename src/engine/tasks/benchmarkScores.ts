@@ -1,0 +1,61 @@
+// Benchmark scores as their authors report them, from result rows: the mean per-row metric × 100, rounded to
+// two decimals (Python's round), per method and dataset — LongBench-E also per length group, RULER per task
+// and sequence length.
+import type { ResultRow, ScoreRule } from '../bench/results';
+import { pyRound2 } from './pyText';
+
+const BENCHMARK_METRICS = new Set<ScoreRule>([
+  'qa_f1_score',
+  'qa_f1_zh_score',
+  'rouge_score',
+  'rouge_zh_score',
+  'classification_score',
+  'retrieval_score',
+  'retrieval_zh_score',
+  'count_score',
+  'code_sim_score',
+  'string_match_all',
+  'string_match_part',
+]);
+
+export interface BenchmarkScore {
+  method: string;
+  /** e.g. `longbench/hotpotqa`, `longbench-e/qasper`, `ruler/niah_multivalue`. */
+  task: string;
+  /** LongBench-E's length group, RULER's sequence length, or null for LongBench. */
+  group: string | null;
+  metric: ScoreRule;
+  rows: number;
+  /** Rows that failed (scored 0, as a missing prediction scores in the benchmark's own evaluation). */
+  errors: number;
+  /** mean(score) × 100, rounded to 2 decimals. */
+  score: number;
+}
+
+function groupOf(row: ResultRow): string | null {
+  if (row.group !== null) return row.group;
+  return row.task.startsWith('ruler/') ? String(row.targetLength) : null;
+}
+
+/** One entry per (method, task, group) over the rows scored by a benchmark metric, in first-seen order. */
+export function benchmarkScores(rows: readonly ResultRow[]): BenchmarkScore[] {
+  const cells = new Map<string, { entry: BenchmarkScore; total: number }>();
+  for (const row of rows) {
+    if (row.metric === null || !BENCHMARK_METRICS.has(row.metric)) continue;
+    const group = groupOf(row);
+    const key = JSON.stringify([row.method, row.task, group]);
+    let cell = cells.get(key);
+    if (!cell) {
+      cell = { entry: { method: row.method, task: row.task, group, metric: row.metric, rows: 0, errors: 0, score: 0 }, total: 0 };
+      cells.set(key, cell);
+    }
+    cell.entry.rows++;
+    if (row.error !== null) cell.entry.errors++;
+    else cell.total += row.score;
+  }
+  // In each benchmark's own order of operations: LongBench 100 * total / n, RULER total / n * 100.
+  return [...cells.values()].map(({ entry, total }) => ({
+    ...entry,
+    score: pyRound2(entry.task.startsWith('ruler/') ? (total / entry.rows) * 100 : (100 * total) / entry.rows),
+  }));
+}
