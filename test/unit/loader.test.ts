@@ -265,7 +265,7 @@ test('info: model facts for `kvlens info`', () => {
   assert.equal(info.kvBytesPer1kTokens.fp16, 2 * 2 * 2 * 16 * 2 * 1000);
   assert.deepEqual(
     [info.layers, info.heads, info.kvHeads, info.headDim, info.vocabSize, info.contextLength, info.tiedEmbeddings],
-    [2, 4, 2, 16, 320, 256, true],
+    [2, 4, 2, 16, 320, 4096, true],
   );
   assert.equal(info.ropeScaling, 'llama3 (factor 8, low 1, high 4, original context 32)');
   const text = formatModelInfo(info);
