@@ -7,8 +7,6 @@
 //   logits_rows   int64 [r]               which new tokens get logits (all rows, or just the last)
 //   causal_bias   float [q, q]            0 where new token i may see new token j (j <= i), -1e30 elsewhere
 //   stats_rows    int64 [1]               attention rows to return per layer (the last w queries; 0 = none)
-//   stats_sums    bool  []                return per-key attention sums
-//   stats_queries bool  []                return the rotated queries
 //   past_key_i    float [1, P_i, kvH, D]  layer i's cache, token-major, keys already rotated (float16
 //   past_value_i  float [1, P_i, kvH, D]  with pastDtype 'float16': a 16-bit cache is read as stored)
 //   past_bias_i   float [1, P_i, kvH]     0 for a valid (slot, head), -1e30 for an empty one (token-major
@@ -18,12 +16,13 @@
 //   new_key_i     float [1, q, kvH, D]    rotated keys of the new tokens
 //   new_value_i   float [1, q, kvH, D]
 //   window_i      float [1, kvH, G, w, P_i + q]  probabilities of the last w = stats_rows queries
-//   key_sums_i    float [1, kvH, G, P_i + q]     probabilities summed over all q queries (empty unless asked)
-//   queries_i     float [1, q, kvH, G, D]        rotated queries (empty unless asked)
+//   key_sums_i    float [1, kvH, G, P_i + q]     probabilities summed over all q queries
+//   queries_i     float [1, q, kvH, G, D]        rotated queries
 // Query head h = kvHead * G + g, so [kvH, G] flattens to the head order transformers uses.
 //
-// One session serves generation and the statistics score-based methods need: the statistics are gated
-// by inputs, so the weights are loaded once, never twice.
+// One session serves generation and the statistics score-based methods need, so the weights are loaded
+// once, never twice. Key sums and queries are small next to the attention that makes them and always come
+// out; a call fetches only what it asked for.
 //
 // Attention never concatenates the past cache with the new keys on decode (that would copy the whole
 // cache every step): past and new scores are computed separately, joined (small: G x (P+1)), soft-maxed,
@@ -256,7 +255,6 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
   const kvEye = g.constant('kv_eye', OnnxDataType.FLOAT, [KVH, 1, KVH, 1], eye);
   const kvZeros = g.constant('kv_zeros', OnnxDataType.FLOAT, [1, KVH, 1, 1, 1], new Float32Array(KVH));
   const invFreq = g.constant('rope_inv_freq', OnnxDataType.FLOAT, [half], ropeInverseFrequencies(config));
-  const nothing = g.constant('empty_f32', OnnxDataType.FLOAT, [0], new Float32Array(0));
 
   /** A stored vector (norm weight, bias) as an fp32 initializer. */
   const vector = (name: string): string => g.weight(name, OnnxDataType.FLOAT, [...requireInfo(source, name).shape], () => readFloat32(source, name));
@@ -318,8 +316,6 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
   const logitsRows = g.input('logits_rows', OnnxDataType.INT64, ['r']);
   const causalBias = g.input('causal_bias', OnnxDataType.FLOAT, ['q', 'q']);
   const statsRows = g.input('stats_rows', OnnxDataType.INT64, [1]);
-  const statsSums = g.input('stats_sums', OnnxDataType.BOOL, []);
-  const statsQueries = g.input('stats_queries', OnnxDataType.BOOL, []);
 
   // RoPE angles in fp32 exactly as transformers: float(position) * inv_freq.
   const angles = g.op('Mul', [g.op('Unsqueeze', [g.op('Cast', [positionIds], { to: int(OnnxDataType.FLOAT) }), g.int64s([2])]), invFreq]);
@@ -399,19 +395,25 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
       return [probs, context];
     };
 
-    let probs: string;
-    let context: string;
-    if (options.decodeFastPath === false) [probs, context] = attendMany();
-    else [probs, context] = g.ifElse(singleQuery, `attend_${l}`, attendOne, attendMany, [OnnxDataType.FLOAT, OnnxDataType.FLOAT]);
+    // The statistics are taken where the probabilities are made, so the [kvH, G, q, P+q] probabilities never leave
+    // the branch that computed them: an If output (or a value a later If reads) of that size stays allocated until
+    // the whole call ends, one per layer, which at a 4k prefill is gigabytes.
+    const withStatistics = (attend: () => string[]) => (): string[] => {
+      const [probs, context] = attend();
+      const window = g.op('Slice', [probs, windowStart, int64Max, axis3]); // [1, kvH, G, w, P+q]
+      const keySums = g.op('ReduceSum', [probs, axis3], { keepdims: int(0) }); // [1, kvH, G, P+q]
+      return [context, window, keySums];
+    };
+    const float3 = [OnnxDataType.FLOAT, OnnxDataType.FLOAT, OnnxDataType.FLOAT];
+    const [context, window, keySums] =
+      options.decodeFastPath === false ? withStatistics(attendMany)() : g.ifElse(singleQuery, `attend_${l}`, withStatistics(attendOne), withStatistics(attendMany), float3);
     const contextTokens = g.op('Reshape', [g.op('Transpose', [context], { perm: ints([0, 3, 1, 2, 4]) }), toTokensByHeads]); // [q, H*D]
     hiddenState = g.op('Add', [hiddenState, linear(contextTokens, `${p}self_attn.o_proj.weight`, source.info(`${p}self_attn.o_proj.bias`) ? `${p}self_attn.o_proj.bias` : null)]);
 
-    // ---- attention statistics, computed only when the call asks ----
-    g.op('Slice', [probs, windowStart, int64Max, axis3], {}, `window_${l}`); // [1, kvH, G, w, P+q]
-    const [keySums] = g.ifElse(statsSums, `key_sums_${l}`, () => [g.op('ReduceSum', [probs, axis3], { keepdims: int(0) })], () => [g.op('Identity', [nothing])], [OnnxDataType.FLOAT]);
+    // ---- attention statistics: the window rows asked for (none unless stats_rows > 0), key sums and queries ----
+    g.op('Identity', [window], {}, `window_${l}`); // [1, kvH, G, w, P+q]
     g.op('Identity', [keySums], {}, `key_sums_${l}`); // [1, kvH, G, P+q]
-    const [queriesOut] = g.ifElse(statsQueries, `queries_${l}`, () => [g.op('Identity', [queries])], () => [g.op('Identity', [nothing])], [OnnxDataType.FLOAT]);
-    g.op('Identity', [queriesOut], {}, `queries_${l}`); // [1, q, kvH, G, D]
+    g.op('Identity', [queries], {}, `queries_${l}`); // [1, q, kvH, G, D]
 
     // ---- feed-forward: norm -> SwiGLU -> down ----
     const y = rmsNorm(hiddenState, `${p}post_attention_layernorm.weight`);

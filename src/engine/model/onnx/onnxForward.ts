@@ -269,8 +269,6 @@ export class OnnxForward implements DecoderForward {
       logits_rows: new ort.Tensor('int64', BigInt64Array.from(rows), [rows.length]),
       causal_bias: new ort.Tensor('float32', causal, [q, q]),
       stats_rows: new ort.Tensor('int64', BigInt64Array.of(BigInt(windowQueries)), [1]),
-      stats_sums: new ort.Tensor('bool', Uint8Array.of(request?.keySums ? 1 : 0), []),
-      stats_queries: new ort.Tensor('bool', Uint8Array.of(request?.queries ? 1 : 0), []),
     };
     const row = KVH * D;
     for (let l = 0; l < numLayers; l++) {
