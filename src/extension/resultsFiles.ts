@@ -3,6 +3,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { KvlensError } from '../engine/errors';
 import { checkResultsFile, type ProfiledResults } from './resultsModel';
+import { migrateResults } from '../engine/bench/migrate';
 import { isRecord } from './validate';
 
 export function readProfiledResults(path: string): ProfiledResults {
@@ -18,6 +19,8 @@ export function readProfiledResults(path: string): ProfiledResults {
   } catch (error) {
     throw new KvlensError(`the results file is not valid JSON (${(error as Error).message})`, path);
   }
+  // Files written by an older kvlens are brought up to date first (their log says so).
+  parsed = migrateResults(parsed);
   const problem = checkResultsFile(parsed);
   if (problem) throw new KvlensError(`not a kvlens results file: ${problem}`, path);
   return parsed as ProfiledResults;
