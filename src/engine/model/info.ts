@@ -13,7 +13,7 @@ export interface ModelInfo {
   /** Storage types and their share of the parameters, largest first (several in most GGUF files). */
   dtypeShares: DtypeShare[];
   weightBytesOnDisk: number;
-  /** Weights as the engine holds them (the graph's format plus the stored embedding table). */
+  /** Weights as the engine holds them: the graph in its format (the embedding table is read from the file per lookup). */
   weightBytesInMemory: number;
   /** How the weights are held, e.g. "int8 (auto)", and why. */
   weightFormat: string;

@@ -26,9 +26,9 @@ export interface WeightFormatPlan {
   quantization: WeightQuantization;
   /** Bytes of the graph's weight initializers. */
   graphBytes: number;
-  /** Bytes of the embedding table held as stored, outside the graph. */
+  /** Bytes of the embedding table as stored in the file (read per lookup, not resident). */
   embeddingBytes: number;
-  /** Expected resident weight memory: graph (with the runtime's overhead) + embedding table. */
+  /** Expected resident weight memory: the graph, with the runtime's overhead (the embedding table stays in the file). */
   weightBytes: number;
   /** One line saying what was chosen and why. */
   reason: string;
@@ -54,7 +54,8 @@ function formatPlan(source: WeightSource, requested: WeightsChoice, quantization
     quantization,
     graphBytes,
     embeddingBytes,
-    weightBytes: Math.round(graphBytes * RESIDENT_WEIGHT_FACTOR) + embeddingBytes,
+    // The embedding table is read from the file per lookup (see embedding.ts), so it is not resident.
+    weightBytes: Math.round(graphBytes * RESIDENT_WEIGHT_FACTOR),
     reason,
     hasFloatMatrices,
   };

@@ -27,6 +27,8 @@ export interface WeightSource {
   rawRows(name: string, start: number, end: number): Uint8Array;
   /** Rows [start, end) in fp32. */
   rows(name: string, start: number, end: number): Float32Array;
+  /** Releases open files (file sources reopen them on the next read). */
+  close?(): void;
 }
 
 const BYTES_PER_ELEMENT: Partial<Record<StorageDtype, number>> = { F32: 4, F16: 2, BF16: 2 };

@@ -186,7 +186,7 @@ export class OnnxForward implements DecoderForward {
     return this.graphOptions.quantization;
   }
 
-  /** Bytes of the embedding table held outside the graph. */
+  /** Bytes of the embedding table held outside the graph (0 when its rows are read from the file). */
   get embeddingBytes(): number {
     return this.embedding.byteLength;
   }
@@ -206,7 +206,8 @@ export class OnnxForward implements DecoderForward {
       pastDtype: kvDtype === 'fp16' ? 'float16' : 'float',
     };
     const source = model.weights instanceof Map ? weightMapSource(model.weights) : model.weights;
-    const embedding = new EmbeddingTable(source);
+    // Tables in files are read row by row at lookup time rather than held.
+    const embedding = new EmbeddingTable(source, { resident: model.weights instanceof Map });
     const prepared = prepareGraph(model.config, source, graphOptions, options);
     const reasons: string[] = [];
     try {
@@ -332,6 +333,7 @@ export class OnnxForward implements DecoderForward {
   async dispose(): Promise<void> {
     const session = this.session;
     this.session = null;
+    this.embedding.close();
     if (session) await session.release();
   }
 }
