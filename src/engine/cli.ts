@@ -2,6 +2,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readFileSync, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { constants as osConstants } from 'node:os';
 import { KvlensError, describeError } from './errors';
 import { KVLENS_VERSION } from './version';
 import { openModel } from './session';
@@ -274,14 +275,30 @@ const commands: Record<string, Command> = {
       const badDepth = request.depths.find((d) => !Number.isFinite(d) || d < 0 || d > 1);
       if (badDepth !== undefined) throw new KvlensError(`--depths must be numbers in [0, 1], got ${values.depths}`);
       request.methods.forEach((spec) => createMethod(spec)); // reject bad specs before loading anything
-      const session = await open(values, sweepContextTokens(request.lengths));
-      const { signal, release } = cancelOnCtrlC('finishing the current step, keeping every completed row (Ctrl-C again to quit now)');
+      // Listening from before the model loads: a job stopped while loading ends cleanly, not by the default handler.
+      const { signal, received, release } = cancelOnSignals('finishing the current step, keeping every completed row');
+      let session: Awaited<ReturnType<typeof open>> | null = null;
       try {
-        const results = await runBench(session, request, {
-          signal,
-          onProgress: progressPrinter(Boolean(values.json)),
-          onLog: values.json ? undefined : (line) => process.stderr.write(`${line}\n`),
-        });
+        session = await open(values, sweepContextTokens(request.lengths));
+        if (signal.aborted) {
+          process.stderr.write(`kvlens bench: cancelled by ${received()} while the model loaded, before any sample ran\n`);
+          process.exitCode = signalExitCode(received() ?? 'SIGINT');
+          return;
+        }
+        let results;
+        try {
+          results = await runBench(session, request, {
+            signal,
+            onProgress: progressPrinter(Boolean(values.json)),
+            onLog: values.json ? undefined : (line) => process.stderr.write(`${line}\n`),
+          });
+        } catch (error) {
+          // Stopped while scanning the workspace, before the sweep had a results file to mark.
+          if (!signal.aborted) throw error;
+          process.stderr.write(`kvlens bench: cancelled by ${received()} before the sweep started\n`);
+          process.exitCode = signalExitCode(received() ?? 'SIGINT');
+          return;
+        }
         if (process.stderr.isTTY) process.stderr.write('\n');
         if (typeof values.csv === 'string') writeFileAtomic(resolve(values.csv), toCsv(results));
         if (typeof values.md === 'string') writeFileAtomic(resolve(values.md), toMarkdown(results));
@@ -290,20 +307,21 @@ const commands: Record<string, Command> = {
           process.stdout.write(`\n${summaryMarkdown(results)}`);
           process.stdout.write(`\n${results.rows.length} rows (${results.status}) on ${results.config.executionProvider} → ${request.outFile}\n`);
         }
-        if (results.status === 'cancelled') process.exitCode = 130;
+        if (results.status === 'cancelled') process.exitCode = signalExitCode(received() ?? 'SIGINT');
       } finally {
         release();
-        await session.dispose();
+        await session?.dispose();
       }
     },
   },
   merge: {
     summary: 'combine the results files of a sharded sweep',
-    usage: 'kvlens merge a.json b.json ... [--out merged.json] [--json]',
-    options: { out: { type: 'string' }, json: { type: 'boolean', default: false } },
+    usage: 'kvlens merge a.json b.json ... [--out merged.json] [--allow-incomplete] [--json]',
+    options: { out: { type: 'string' }, 'allow-incomplete': { type: 'boolean', default: false }, json: { type: 'boolean', default: false } },
     async run(values, positionals) {
       if (positionals.length === 0) throw new KvlensError('merge needs one or more results files');
-      const merged = mergeResults(positionals.map((path) => ({ path, results: readResultsFile(resolve(path)) })));
+      const inputs = positionals.map((path) => ({ path, results: readResultsFile(resolve(path)) }));
+      const merged = mergeResults(inputs, { allowIncomplete: Boolean(values['allow-incomplete']) });
       const out = resolve(typeof values.out === 'string' ? values.out : 'kvlens-merged.json');
       writeFileAtomic(out, JSON.stringify(merged, null, 1) + '\n');
       print(values, `${summaryMarkdown(merged)}\n${merged.rows.length} rows (${merged.status}) → ${out}`, merged);
@@ -321,7 +339,7 @@ const commands: Record<string, Command> = {
     },
     async run(values, positionals) {
       if (positionals.length !== 1) throw new KvlensError('download needs exactly one repo id, e.g. kvlens download Qwen/Qwen2.5-0.5B');
-      const { signal, release } = cancelOnCtrlC('the partial file is kept and the next download resumes it');
+      const { signal, release } = cancelOnSignals('the partial file is kept and the next download resumes it');
       try {
         const result = await downloadModel(positionals[0], {
           revision: String(values.revision),
@@ -354,16 +372,38 @@ const commands: Record<string, Command> = {
   },
 };
 
-/** The first Ctrl-C cancels the long job (which then keeps what it finished); a second one quits at once. */
-function cancelOnCtrlC(whatHappens: string): { signal: AbortSignal; release: () => void } {
+/** Signals that end a long job as Ctrl-C does: Kubernetes and Slurm stop jobs with SIGTERM, a closed terminal sends SIGHUP. */
+const CANCEL_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+type CancelSignal = (typeof CANCEL_SIGNALS)[number];
+
+/** The shell's convention for a process ended by a signal: 128 + its number (130 for SIGINT, 143 for SIGTERM). */
+function signalExitCode(name: CancelSignal): number {
+  return 128 + osConstants.signals[name];
+}
+
+/**
+ * The first SIGINT, SIGTERM or SIGHUP cancels the long job (which then keeps what it finished); a second one
+ * quits at once. `received` is the signal that cancelled it.
+ */
+function cancelOnSignals(whatHappens: string): { signal: AbortSignal; received: () => CancelSignal | null; release: () => void } {
   const controller = new AbortController();
-  const onSigint = () => {
-    if (controller.signal.aborted) process.exit(130);
-    process.stderr.write(`\ncancelling: ${whatHappens}\n`);
-    controller.abort();
+  let received: CancelSignal | null = null;
+  const handlers = CANCEL_SIGNALS.map((name) => {
+    const handler = () => {
+      if (controller.signal.aborted) process.exit(signalExitCode(name));
+      received = name;
+      const how = name === 'SIGINT' ? 'Ctrl-C' : name;
+      process.stderr.write(`\ncancelling: ${whatHappens} (${name}; ${how} again to quit now)\n`);
+      controller.abort();
+    };
+    process.on(name, handler);
+    return [name, handler] as const;
+  });
+  return {
+    signal: controller.signal,
+    received: () => received,
+    release: () => handlers.forEach(([name, handler]) => process.off(name, handler)),
   };
-  process.on('SIGINT', onSigint);
-  return { signal: controller.signal, release: () => process.off('SIGINT', onSigint) };
 }
 
 function progressPrinter(quiet: boolean): (p: ProgressEvent) => void {

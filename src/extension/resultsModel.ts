@@ -1,6 +1,6 @@
 // The results file as the extension and the panel read it, checked at runtime because it arrives from disk,
 // from the engine process or through the webview message channel.
-import { RESULTS_SCHEMA_VERSION, type ResultRow, type ResultsFile, type RetainedContext } from '../engine/bench/results';
+import { RESULTS_SCHEMA_VERSION, RESULTS_STATUSES, type ResultRow, type ResultsFile, type RetainedContext } from '../engine/bench/results';
 import {
   type Problem,
   isRecord,
@@ -108,7 +108,7 @@ export function checkResultsFile(value: unknown): Problem {
   }
   return firstProblem(
     () => expectString(value.createdAt, 'createdAt'),
-    () => expectOneOf(value.status, 'status', ['complete', 'cancelled', 'failed'] as const),
+    () => expectOneOf(value.status, 'status', RESULTS_STATUSES),
     () => checkConfig(value.config),
     () => expectArray(value.rows, 'rows', checkRow),
     () => expectArray(value.log ?? [], 'log', expectString),

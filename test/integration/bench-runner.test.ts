@@ -91,15 +91,21 @@ test('cancelling keeps every completed row, marks the file cancelled and leaves 
   const out = join(dir, 'results.json');
   const controller = new AbortController();
   let methodsStarted = 0;
+  let midRun: ResultsFile | null = null;
   const results = await runBench(await session(), request(out, { depths: [0, 0.5, 1] }), {
     signal: controller.signal,
     onProgress: (p) => {
       if (!p.message.includes(' · ')) return;
       methodsStarted++;
+      if (methodsStarted === 6) midRun = readResultsFile(out);
       // Cancel while the second sample's third method runs.
       if (methodsStarted === 8) controller.abort();
     },
   });
+  // Saved after the first sample: an unfinished run says so, with what is left.
+  assert.equal(midRun!.status, 'running');
+  assert.equal(midRun!.rows.length, 5);
+  assert.deepEqual(midRun!.progress, { samples: 4, samplesDone: 1 });
   assert.equal(results.status, 'cancelled');
   const onDisk = readResultsFile(out);
   assert.equal(onDisk.status, 'cancelled');
@@ -130,6 +136,19 @@ test('shards partition the work and merge back to the unsharded sweep', async ()
   const other = structuredClone(parts[1]);
   other.results.config.seed = 99;
   assert.throws(() => mergeResults([parts[0], other]), /different sweep/);
+  // A shard that did not finish, or one left out, is refused unless asked for.
+  for (const status of ['running', 'cancelled', 'failed'] as const) {
+    const unfinished = structuredClone(parts[1]);
+    unfinished.results.status = status;
+    assert.throws(() => mergeResults([parts[0], unfinished]), (e: Error) => e.message.startsWith(`${parts[1].path}: status is ${status}`) && /--allow-incomplete/.test(e.message));
+    const allowed = mergeResults([parts[0], unfinished], { allowIncomplete: true });
+    assert.equal(allowed.status, status === 'failed' ? 'failed' : 'cancelled');
+    assert.equal(allowed.rows.length, merged.rows.length);
+    assert.deepEqual(resultsSchemaErrors(allowed), []);
+  }
+  assert.throws(() => mergeResults([parts[1]]), (e: Error) => e.message.startsWith(parts[1].path) && /only 1 of 2 shards given \(missing 0\/2\)/.test(e.message));
+  assert.equal(mergeResults([parts[1]], { allowIncomplete: true }).status, 'cancelled');
+  assert.deepEqual(merged.progress, { samples: whole.progress!.samples, samplesDone: whole.progress!.samples });
 });
 
 test('a results file that breaks the schema is refused with its path', () => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, copyFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, copyFileSync, readdirSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -144,4 +144,80 @@ test('Ctrl-C during bench cancels: exit 130, the results file says cancelled and
   const results = JSON.parse(readFileSync(out, 'utf8'));
   assert.equal(results.status, 'cancelled');
   assert.ok(results.rows.length > 0 && results.rows.length < 100 * 3 * 2, `${results.rows.length} rows`);
+});
+
+/**
+ * Starts a long bench in a child process, waits until its results file holds finished rows (checking that it
+ * says running meanwhile), sends `signal` and returns the exit code, stderr and the file as it was left.
+ */
+async function benchUntilRowsThenSignal(signal: NodeJS.Signals) {
+  const { spawn } = await import('node:child_process');
+  const { resultsSchemaErrors } = await import('../../src/engine/bench/validate');
+  const dir = mkdtempSync(join(tmpdir(), `kvlens-${signal.toLowerCase()}-`));
+  const out = join(dir, 'r.json');
+  const child = spawn(process.execPath, [join(ROOT, 'bin', 'kvlens.js'), 'bench', join(ROOT, 'test', 'fixtures', 'codebase'), '--model', FIXTURE,
+    '--methods', 'full,int8', '--tasks', 'needle', '--lengths', '256', '--depths', '0,0.5,1', '--samples', '100', '--out', out, '--max-new-tokens', '3']);
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 90_000;
+  let midRun: { status: string; rows: unknown[]; progress?: { samples: number; samplesDone: number } } | null = null;
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    if (child.exitCode !== null) break;
+    let parsed;
+    try {
+      parsed = JSON.parse(readFileSync(out, 'utf8'));
+    } catch {
+      continue; // not written yet
+    }
+    if (parsed.rows.length >= 4) {
+      midRun = parsed;
+      break;
+    }
+  }
+  assert.ok(midRun, `the run saved no rows in time: ${stderr.slice(-500)}`);
+  assert.equal(midRun.status, 'running', 'a file saved mid-run says running');
+  assert.deepEqual(resultsSchemaErrors(midRun), []);
+  assert.equal(midRun.progress?.samples, 300);
+  child.kill(signal);
+  const code = await exited;
+  return { code, stderr, out, dir, onDisk: JSON.parse(readFileSync(out, 'utf8')), resultsSchemaErrors };
+}
+
+for (const [signal, exitCode] of [['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+  test(`${signal} during bench ends it like Ctrl-C: exit ${exitCode}, the file says cancelled, keeps the finished rows and is schema-valid`, async () => {
+    const run = await benchUntilRowsThenSignal(signal);
+    assert.equal(run.code, exitCode, run.stderr.slice(-500));
+    assert.match(run.stderr, new RegExp(`cancelling: finishing the current step.*${signal}`));
+    assert.equal(run.onDisk.status, 'cancelled');
+    assert.deepEqual(run.resultsSchemaErrors(run.onDisk), []);
+    const { samplesDone, samples } = run.onDisk.progress;
+    assert.equal(samples, 300);
+    assert.ok(samplesDone >= 2 && samplesDone < samples, `${samplesDone} samples done`);
+    // Every finished sample's two rows, plus at most the first method of the interrupted one.
+    assert.ok(run.onDisk.rows.length >= 2 * samplesDone && run.onDisk.rows.length <= 2 * samplesDone + 1, `${run.onDisk.rows.length} rows`);
+    assert.equal(run.onDisk.rows.filter((r: { error: string | null }) => r.error !== null).length, 0);
+    assert.match(run.onDisk.log.at(-1), new RegExp(`cancelled after ${run.onDisk.rows.length} rows \\(${samplesDone} of 300 samples finished\\)`));
+    assert.deepEqual(readdirSync(run.dir), ['r.json'], 'no temporary file left behind');
+  });
+}
+
+test('a shard killed with SIGKILL is left saying running; merge refuses it unless --allow-incomplete', async () => {
+  const run = await benchUntilRowsThenSignal('SIGKILL');
+  assert.equal(run.code, null);
+  assert.equal(run.onDisk.status, 'running');
+  assert.deepEqual(run.resultsSchemaErrors(run.onDisk), []);
+  assert.ok(run.onDisk.rows.length >= 4);
+  const refused = kvlens('merge', run.out, '--out', join(run.dir, 'm.json'));
+  assert.equal(refused.code, 1);
+  assert.equal(refused.stderr.trim().split('\n').length, 1, refused.stderr);
+  assert.match(refused.stderr, new RegExp(`^kvlens merge: ${run.out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: status is running .*--allow-incomplete`));
+  assert.equal(existsSync(join(run.dir, 'm.json')), false);
+  const allowed = kvlens('merge', run.out, '--out', join(run.dir, 'm.json'), '--allow-incomplete', '--json');
+  assert.equal(allowed.code, 0, allowed.stderr);
+  const merged = JSON.parse(readFileSync(join(run.dir, 'm.json'), 'utf8'));
+  assert.equal(merged.status, 'cancelled');
+  assert.equal(merged.rows.length, run.onDisk.rows.length);
+  assert.match(merged.log.join('\n'), /status is running/);
 });

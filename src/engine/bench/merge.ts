@@ -7,17 +7,38 @@ function comparableConfig(results: ResultsFile): string {
   return JSON.stringify(rest);
 }
 
+/** Why a file's rows may not be the whole of its shard, for the refusal and the merged log. */
+function incompleteReason(results: ResultsFile): string {
+  const done = results.progress ? `, ${results.progress.samplesDone} of ${results.progress.samples} samples finished` : '';
+  switch (results.status) {
+    case 'running':
+      return `status is running (the run is still going, or its process was killed before it finished${done})`;
+    case 'cancelled':
+      return `status is cancelled (stopped before the end${done})`;
+    default:
+      return `status is ${results.status}${done}`;
+  }
+}
+
+export interface MergeOptions {
+  /** Merge shards that did not finish (running, cancelled, failed) and sweeps with shards missing. */
+  allowIncomplete?: boolean;
+}
+
 /**
  * Combines shard files of one sweep (`--shard i/n`) into one results file. Refuses files from different
- * sweeps (model hash, methods, tasks, seed...) and duplicate shards, naming the offending file.
+ * sweeps (model hash, methods, tasks, seed...), duplicate shards and, unless `allowIncomplete`, shards that
+ * are not complete or missing, naming the offending file. A merge of incomplete shards is marked cancelled
+ * (failed if one of them failed).
  */
-export function mergeResults(inputs: { path: string; results: ResultsFile }[]): ResultsFile {
+export function mergeResults(inputs: { path: string; results: ResultsFile }[], options: MergeOptions = {}): ResultsFile {
   if (inputs.length === 0) throw new KvlensError('merge needs at least one results file');
   const reference = comparableConfig(inputs[0].results);
   const seenShards = new Set<number>();
   const seenRows = new Set<string>();
   const merged: ResultsFile = {
     ...inputs[0].results,
+    status: 'complete',
     createdAt: new Date().toISOString(),
     config: { ...inputs[0].results.config, shard: null },
     rows: [],
@@ -41,7 +62,11 @@ export function mergeResults(inputs: { path: string; results: ResultsFile }[]): 
       seenRows.add(key);
       merged.rows.push(row);
     }
-    if (results.status !== 'complete') merged.status = results.status;
+    if (results.status !== 'complete') {
+      if (!options.allowIncomplete) throw new KvlensError(`${incompleteReason(results)}; rerun the shard, or pass --allow-incomplete to merge what it saved`, path);
+      merged.log.push(`${path}: ${incompleteReason(results)}`);
+      merged.status = results.status === 'failed' || merged.status === 'failed' ? 'failed' : 'cancelled';
+    }
     if (results.scan) {
       filesUsed = Math.max(filesUsed, results.scan.filesUsed);
       for (const [reason, count] of Object.entries(results.scan.skipped)) skipped[reason] = Math.max(skipped[reason] ?? 0, count);
@@ -50,9 +75,16 @@ export function mergeResults(inputs: { path: string; results: ResultsFile }[]): 
   }
   const count = inputs[0].results.config.shard?.count;
   if (count !== undefined && seenShards.size !== count) {
-    merged.log.push(`only ${seenShards.size} of ${count} shards merged: the sweep is incomplete`);
+    const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !seenShards.has(i));
+    const problem = `only ${seenShards.size} of ${count} shards given (missing ${missing.map((i) => `${i}/${count}`).join(', ')}): the sweep is incomplete`;
+    if (!options.allowIncomplete) throw new KvlensError(`${problem}; pass --allow-incomplete to merge them anyway`, inputs[0].path);
+    merged.log.push(problem);
     if (merged.status === 'complete') merged.status = 'cancelled';
   }
+  const progress = inputs.map(({ results }) => results.progress);
+  if (progress.every((p) => p !== undefined)) {
+    merged.progress = { samples: progress.reduce((n, p) => n + p.samples, 0), samplesDone: progress.reduce((n, p) => n + p.samplesDone, 0) };
+  } else delete merged.progress;
   merged.scan = { filesUsed, skipped };
   return merged;
 }

@@ -123,12 +123,22 @@ export interface RunConfigSnapshot extends SweepSpec {
   machine: { platform: string; arch: string; cpus: number; cpuModel: string; totalMemoryBytes: number; node: string };
 }
 
+export type ResultsStatus = 'running' | 'complete' | 'cancelled' | 'failed';
+
+export const RESULTS_STATUSES: readonly ResultsStatus[] = ['running', 'complete', 'cancelled', 'failed'];
+
 export interface ResultsFile {
   schemaVersion: typeof RESULTS_SCHEMA_VERSION;
   createdAt: string;
-  status: 'complete' | 'cancelled' | 'failed';
+  /**
+   * `running` while the run goes on (saved after every sample), so a file left by a killed process never reads
+   * as complete; `cancelled` after SIGINT, SIGTERM, SIGHUP or Cancel Run, with every completed row kept.
+   */
+  status: ResultsStatus;
   config: RunConfigSnapshot;
   rows: ResultRow[];
+  /** Samples this run (shard) has and how many had finished when the file was written (absent in older files). */
+  progress?: { samples: number; samplesDone: number };
   /** Files the workspace scan skipped, by reason. */
   scan: { filesUsed: number; skipped: Record<string, number> } | null;
   log: string[];

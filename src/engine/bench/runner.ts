@@ -148,18 +148,27 @@ export async function runBench(session: ModelSession, request: BenchRequest, hoo
     workspace,
     machine: machineSnapshot(),
   };
+  const finished = { samples: work.length, samplesDone: 0 };
   const results: ResultsFile = {
     schemaVersion: RESULTS_SCHEMA_VERSION,
     createdAt: new Date().toISOString(),
-    status: 'complete',
+    status: 'running',
     config,
     rows: [],
+    progress: finished,
     scan: { filesUsed: scan.files.length, skipped: scan.skipped },
     log,
   };
   const save = () => {
     if (request.outFile) writeFileAtomic(request.outFile, JSON.stringify(results, null, 1) + '\n');
   };
+  // Written before the first sample, so a run killed during the sweep leaves a file that says it is unfinished
+  // (not an earlier run's file at the same path), and an unwritable --out fails before any work is done.
+  try {
+    save();
+  } catch (error) {
+    throw new KvlensError(`cannot write the results file (${(error as NodeJS.ErrnoException).code ?? describeError(error)})`, request.outFile ?? undefined);
+  }
 
   const total = work.length * methods.length;
   const began = performance.now();
@@ -180,12 +189,14 @@ export async function runBench(session: ModelSession, request: BenchRequest, hoo
         },
       });
       progress(`${sample.id} done`);
+      finished.samplesDone++;
       save();
     }
+    results.status = 'complete';
   } catch (error) {
     if (hooks.signal?.aborted) {
       results.status = 'cancelled';
-      say(`cancelled after ${results.rows.length} rows`);
+      say(`cancelled after ${results.rows.length} rows (${finished.samplesDone} of ${work.length} samples finished)`);
     } else {
       results.status = 'failed';
       say(`failed: ${describeError(error)}`);
