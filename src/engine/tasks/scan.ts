@@ -1,6 +1,7 @@
 // Collects the code files of a workspace that are worth putting in a long-context query: the user's own,
 // readable, human-written source. Everything else is skipped, counted by reason and logged, never fatal.
 import * as fsp from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
 import * as path from 'node:path';
 import ignore from 'ignore';
 import { KvlensError } from '../errors';
@@ -26,7 +27,11 @@ export interface ScanFs {
   lstat(file: string): Promise<{ isDirectory(): boolean; isFile(): boolean; isSymbolicLink(): boolean; size: number }>;
   stat(file: string): Promise<{ isDirectory(): boolean; isFile(): boolean; size: number }>;
   realpath(file: string): Promise<string>;
-  readFile(file: string): Promise<Buffer>;
+  /**
+   * Reads a regular file, at most `maxBytes + 1` bytes of it (one more than allowed shows that it is too
+   * large); anything else (a FIFO, a device, a socket swapped in after the checks) fails with ENOTREG.
+   */
+  readFile(file: string, maxBytes: number): Promise<Buffer>;
 }
 
 export interface ScanOptions {
@@ -82,6 +87,8 @@ const COMMENT_START = /^(\/\/|\/\*|\*|#|--|<!--|"""|''')/;
 
 const BINARY_PROBE_BYTES = 8 * 1024;
 
+const IGNORE_FILES: readonly string[] = ['.gitignore', '.kvlensignore'];
+
 function languageOf(relPath: string): string | null {
   const base = relPath.slice(relPath.lastIndexOf('/') + 1);
   const dot = base.lastIndexOf('.');
@@ -117,12 +124,41 @@ export function looksMinified(text: string): boolean {
   return text.length / lines.length > 300 || longest > 10_000;
 }
 
-const defaultFs: ScanFs = {
+/** Ignore files are held to the source files' default size limit: larger ones are not hand-written rules. */
+export const MAX_IGNORE_FILE_BYTES = DEFAULT_MAX_FILE_BYTES;
+
+const READ_CHUNK_BYTES = 64 * 1024;
+
+/**
+ * Opens without blocking (opening a FIFO for reading would wait for a writer forever), then checks what was
+ * opened, not what a path named a moment earlier, and stops reading one byte past the limit.
+ */
+async function readRegularFile(file: string, maxBytes: number): Promise<Buffer> {
+  const handle = await fsp.open(file, fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0));
+  try {
+    if (!(await handle.stat()).isFile()) throw Object.assign(new Error(`not a regular file: ${file}`), { code: 'ENOTREG' });
+    const chunks: Buffer[] = [];
+    let total = 0;
+    while (total <= maxBytes) {
+      const chunk = Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES, maxBytes + 1 - total));
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+      if (bytesRead === 0) break;
+      chunks.push(chunk.subarray(0, bytesRead));
+      total += bytesRead;
+    }
+    return Buffer.concat(chunks, total);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The real file system, as the scanner reads it. */
+export const defaultScanFs: ScanFs = {
   readdir: (dir) => fsp.readdir(dir),
   lstat: (file) => fsp.lstat(file),
   stat: (file) => fsp.stat(file),
   realpath: (file) => fsp.realpath(file),
-  readFile: (file) => fsp.readFile(file),
+  readFile: readRegularFile,
 };
 
 interface RuleSet {
@@ -141,7 +177,7 @@ function byCodePoint(a: string, b: string): number {
 }
 
 export async function scanWorkspace(root: string, options: ScanOptions = {}): Promise<ScanResult> {
-  const fs = options.fs ?? defaultFs;
+  const fs = options.fs ?? defaultScanFs;
   const maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
   const languages = options.languages ? new Set(options.languages) : null;
   const maxLogLines = options.maxLogLines ?? 500;
@@ -173,18 +209,72 @@ export async function scanWorkspace(root: string, options: ScanOptions = {}): Pr
     if (options.signal?.aborted) throw new KvlensError('workspace scan cancelled', absRoot);
   };
 
+  /**
+   * The text of an ignore file, or null (counted as a skip) when it is not one the scan would read as a source
+   * file: not a regular file, a link out of the workspace or in a loop, too large, unreadable, binary.
+   */
+  const readIgnoreFile = async (absPath: string, relPath: string): Promise<string | null> => {
+    let entry: Awaited<ReturnType<ScanFs['lstat']>>;
+    try {
+      entry = await fs.lstat(absPath);
+    } catch (error) {
+      const code = errorCode(error);
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') skip('unreadable-ignore-file', relPath, code);
+      return null;
+    }
+    let isFile = entry.isFile();
+    let size = entry.size;
+    if (entry.isSymbolicLink()) {
+      let realPath: string;
+      try {
+        realPath = await fs.realpath(absPath);
+        const target = await fs.stat(absPath);
+        isFile = target.isFile();
+        size = target.size;
+      } catch (error) {
+        const code = errorCode(error);
+        skip(code === 'ELOOP' ? 'symlink-loop' : 'unreadable-ignore-file', relPath, code === 'ELOOP' ? 'ignore file' : `broken link: ${code}`);
+        return null;
+      }
+      if (realPath !== rootReal && !realPath.startsWith(rootReal + path.sep)) {
+        skip('link-outside-workspace', relPath, `ignore file linked to ${realPath}; its rules are not applied`);
+        return null;
+      }
+    }
+    if (!isFile) {
+      skip('not-a-regular-file', relPath, 'ignore file; its rules are not applied');
+      return null;
+    }
+    if (size > MAX_IGNORE_FILE_BYTES) {
+      skip('too-large', relPath, `ignore file of ${size} bytes > ${MAX_IGNORE_FILE_BYTES}; its rules are not applied`);
+      return null;
+    }
+    let bytes: Buffer;
+    try {
+      bytes = await fs.readFile(absPath, MAX_IGNORE_FILE_BYTES);
+    } catch (error) {
+      const code = errorCode(error);
+      skip(code === 'ENOTREG' ? 'not-a-regular-file' : 'unreadable-ignore-file', relPath, `ignore file: ${code}; its rules are not applied`);
+      return null;
+    }
+    // The file grew after it was checked.
+    if (bytes.length > MAX_IGNORE_FILE_BYTES) {
+      skip('too-large', relPath, `ignore file of more than ${MAX_IGNORE_FILE_BYTES} bytes; its rules are not applied`);
+      return null;
+    }
+    if (looksBinary(bytes)) {
+      skip('binary', relPath, 'ignore file; its rules are not applied');
+      return null;
+    }
+    return bytes.toString('utf8');
+  };
+
   const loadRules = async (absDir: string, relDir: string, inherited: RuleSet[]): Promise<RuleSet[]> => {
     const rules = ignore();
     let any = false;
-    for (const name of ['.gitignore', '.kvlensignore']) {
-      let text: string;
-      try {
-        text = (await fs.readFile(path.join(absDir, name))).toString('utf8');
-      } catch (error) {
-        const code = errorCode(error);
-        if (code !== 'ENOENT' && code !== 'ENOTDIR') skip('unreadable-ignore-file', joinRel(relDir, name), code);
-        continue;
-      }
+    for (const name of IGNORE_FILES) {
+      const text = await readIgnoreFile(path.join(absDir, name), joinRel(relDir, name));
+      if (text === null) continue;
       rules.add(text);
       any = true;
     }
@@ -218,9 +308,10 @@ export async function scanWorkspace(root: string, options: ScanOptions = {}): Pr
     if (readFiles.has(realPath)) return skip('duplicate-link', relPath, 'same file reached twice through a link');
     let bytes: Buffer;
     try {
-      bytes = await fs.readFile(absPath);
+      bytes = await fs.readFile(absPath, maxFileBytes);
     } catch (error) {
-      return skip('unreadable', relPath, errorCode(error));
+      const code = errorCode(error);
+      return code === 'ENOTREG' ? skip('not-a-regular-file', relPath) : skip('unreadable', relPath, code);
     }
     readFiles.add(realPath);
     if (bytes.length > maxFileBytes) return skip('too-large', relPath, `${bytes.length} bytes > ${maxFileBytes}`);
@@ -246,6 +337,8 @@ export async function scanWorkspace(root: string, options: ScanOptions = {}): Pr
     const ruleSets = await loadRules(absDir, relDir, inherited);
     for (const name of names.slice().sort(byCodePoint)) {
       checkCancelled();
+      // Read (or refused, and counted) by loadRules.
+      if (IGNORE_FILES.includes(name)) continue;
       const absPath = path.join(absDir, name);
       const relPath = joinRel(relDir, name);
       let entry: Awaited<ReturnType<ScanFs['lstat']>>;
@@ -307,7 +400,6 @@ export async function scanWorkspace(root: string, options: ScanOptions = {}): Pr
         visitedDirs.add(realPath);
         await visitDir(absPath, relPath, realPath, ruleSets);
       } else if (isFile) {
-        if (name === '.gitignore' || name === '.kvlensignore') continue;
         if (isIgnored(ruleSets, relPath, false)) {
           skip('ignored', relPath);
           continue;
