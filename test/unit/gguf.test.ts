@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadModel } from '../../src/engine/model/loader';
@@ -353,7 +353,9 @@ test('gguf errors: bad magic, unsupported version, truncated metadata, truncated
   const version = writeTmp('b.gguf', v1);
   assertKvlensError(() => loadModel(version), version, /GGUF version 1 is not supported \(supported: 2, 3\)/);
   const shortMeta = writeTmp('c.gguf', good.subarray(0, 60));
-  assertKvlensError(() => loadModel(shortMeta), shortMeta, /file ends at byte 60 while reading .*truncated or corrupt GGUF/);
+  assertKvlensError(() => loadModel(shortMeta), shortMeta, /metadata count 18 and tensor count 21 need at least 906 bytes, more than the 36 bytes left for the header: corrupt GGUF/);
+  const cutString = forgedGguf('cut.gguf', 0, 1, [str('general.name'), u32(8), u64(40), Buffer.from('fixture')]);
+  assertKvlensError(() => loadModel(cutString), cutString, /file ends at byte 63 while reading metadata "general\.name" at byte 56 \(truncated or corrupt GGUF\)/);
   const shortData = writeTmp('d.gguf', good.subarray(0, good.length - 100));
   assertKvlensError(() => loadModel(shortData), shortData, /runs past the end of the file .*truncated file/);
   const hugeCount = Buffer.from(good);
@@ -401,4 +403,66 @@ test('gguf: a file written by gguf-py in llama.cpp conventions loads to exactly 
   assert.equal(model.dtype, 'Q8_0');
   assert.deepEqual(model.config.ropeScaling, llamaF32.config.ropeScaling);
   assert.equal(model.config.tieWordEmbeddings, true);
+});
+
+// ---- Forged headers: every count is checked against what the file can hold before anything is allocated. ----
+
+/** A GGUF v3 header with the given counts, then `body`; `sparseSize` extends the file with a hole (no disk used). */
+function forgedGguf(name: string, tensorCount: number | bigint, kvCount: number | bigint, body: Buffer[], sparseSize?: number): string {
+  const file = writeTmp(name, Buffer.concat([Buffer.from('GGUF', 'latin1'), u32(3), u64(tensorCount), u64(kvCount), ...body]));
+  if (sparseSize !== undefined) truncateSync(file, sparseSize);
+  return file;
+}
+
+/** Peak RSS growth while `fn` runs, in MiB. */
+function peakGrowthMiB(fn: () => void): number {
+  const before = process.resourceUsage().maxRSS;
+  fn();
+  return (process.resourceUsage().maxRSS - before) / 1024;
+}
+
+test('gguf bounds: a sparse 256 MiB file holding one huge metadata array is refused before the array is built', () => {
+  // 200M one-byte elements fit in the file; as a JavaScript array they would take gigabytes (V8 aborted the process).
+  const file = forgedGguf('array.gguf', 0, 1, [str('tokenizer.ggml.scores'), u32(9), u32(0), u64(200_000_000)], 256 * 2 ** 20);
+  const growth = peakGrowthMiB(() => assertKvlensError(() => openGguf(file), file, /metadata "tokenizer\.ggml\.scores" takes the metadata arrays past 16777216 elements in all: corrupt GGUF/));
+  assert.ok(growth < 64, `peak RSS grew by ${growth.toFixed(0)} MiB`);
+});
+
+test('gguf bounds: array lengths and counts must fit in the bytes the file has left', () => {
+  // 1000 u64 elements need 8000 bytes; the file has about 4000 left.
+  const array = forgedGguf('short-array.gguf', 0, 1, [str('x'), u32(9), u32(10), u64(1000), Buffer.alloc(4000)]);
+  assertKvlensError(() => openGguf(array), array, /metadata "x" claims 1000 elements \(at least 8000 bytes\), more than the 4000 bytes left for the header: corrupt GGUF/);
+  // Arrays of strings: each element is at least its 8-byte length.
+  const strings = forgedGguf('short-strings.gguf', 0, 1, [str('tokenizer.ggml.tokens'), u32(9), u32(8), u64(600), Buffer.alloc(4000)]);
+  assertKvlensError(() => openGguf(strings), strings, /metadata "tokenizer\.ggml\.tokens" claims 600 elements \(at least 4800 bytes\)/);
+  // 1000 tensor-table entries need at least 32 bytes each.
+  const table = forgedGguf('short-table.gguf', 1000, 0, [Buffer.alloc(2000)]);
+  assertKvlensError(() => openGguf(table), table, /metadata count 0 and tensor count 1000 need at least 32000 bytes, more than the 2000 bytes left for the header: corrupt GGUF/);
+  // The table is checked again once the metadata has taken its share.
+  const afterMeta = forgedGguf('after-meta.gguf', 100, 1, [str('big'), u32(8), str('y'.repeat(3000)), Buffer.alloc(400)]);
+  assertKvlensError(() => openGguf(afterMeta), afterMeta, /tensor count 100 needs at least 3200 bytes of tensor table, more than the 400 bytes left/);
+});
+
+test('gguf bounds: absurd tensor and metadata counts are refused even when a sparse file could hold them', () => {
+  const tensors = forgedGguf('tensors.gguf', 100_000, 0, [], 64 * 2 ** 20);
+  assertKvlensError(() => openGguf(tensors), tensors, /tensor count is 100000, more than 65536: corrupt GGUF/);
+  const entries = forgedGguf('entries.gguf', 0, 5_000_000, [], 256 * 2 ** 20);
+  assertKvlensError(() => openGguf(entries), entries, /metadata count is 5000000, more than 65536: corrupt GGUF/);
+  // A 300 MiB string is cut off at the header limit instead of being read into memory.
+  const text = forgedGguf('string.gguf', 0, 1, [str('tokenizer.chat_template'), u32(8), u64(300 * 2 ** 20)], 512 * 2 ** 20);
+  const growth = peakGrowthMiB(() => assertKvlensError(() => openGguf(text), text, /metadata "tokenizer\.chat_template" at byte \d+ takes the header \(metadata and tensor table\) past 256 MiB: corrupt GGUF/));
+  assert.ok(growth < 64, `peak RSS grew by ${growth.toFixed(0)} MiB`);
+});
+
+test('gguf bounds: a huge rope_freqs.weight is refused by its shape before it is read or decoded', () => {
+  const embedding = new Uint8Array(64 * 4 * 4);
+  const entries = 2 ** 27; // 512 MiB of F32 in a sparse file of a few KB on disk
+  const head = ggufFile(llamaMeta(), [
+    { name: 'token_embd.weight', ne: [64, 4], type: TYPE.F32, bytes: embedding },
+    { name: 'rope_freqs.weight', ne: [entries], type: TYPE.F32, bytes: new Uint8Array(0) },
+  ]);
+  const file = writeTmp('rope.gguf', head);
+  truncateSync(file, head.length + entries * 4);
+  const growth = peakGrowthMiB(() => assertKvlensError(() => loadModel(file), file, /rope_freqs\.weight has shape \[134217728\] \(134217728 entries\), expected \[8\] \(head dim 16\)/));
+  assert.ok(growth < 64, `peak RSS grew by ${growth.toFixed(0)} MiB`);
 });

@@ -10,6 +10,50 @@ import type { StorageDtype, WeightMap } from './types';
 const GGUF_MAGIC = 0x46554747; // "GGUF" read as little-endian u32
 const DEFAULT_ALIGNMENT = 32;
 
+/**
+ * Limits on what the header may make the reader hold, far above real files (a 256k-token vocabulary with its
+ * merges, scores and an embedded tokenizer.json is tens of MiB and under a million array elements; a llama or
+ * qwen2 file has a few thousand tensors). Counts are also bounded by the bytes the file has left to hold them,
+ * but a sparse file can be large on disk and cheap to make, so these bound memory as well.
+ */
+export const GGUF_LIMITS = {
+  headerBytes: 256 * 2 ** 20,
+  metadataEntries: 1 << 16,
+  metadataArrayElements: 1 << 24,
+  tensors: 1 << 16,
+};
+
+/** The fewest bytes one metadata value of a type takes in the file (a string: its u64 length). */
+function minValueBytes(type: number): number {
+  switch (type) {
+    case ValueType.UINT8:
+    case ValueType.INT8:
+    case ValueType.BOOL:
+      return 1;
+    case ValueType.UINT16:
+    case ValueType.INT16:
+      return 2;
+    case ValueType.UINT32:
+    case ValueType.INT32:
+    case ValueType.FLOAT32:
+      return 4;
+    case ValueType.STRING:
+    case ValueType.UINT64:
+    case ValueType.INT64:
+    case ValueType.FLOAT64:
+      return 8;
+    case ValueType.ARRAY:
+      return 12; // element type + count
+    default:
+      return 1;
+  }
+}
+
+/** A metadata entry's fewest bytes: key length, type, one byte of value. */
+const MIN_METADATA_ENTRY_BYTES = 8 + 4 + 1;
+/** A tensor-table entry's fewest bytes: name length, dimension count, one dimension, type, offset. */
+const MIN_TENSOR_INFO_BYTES = 8 + 4 + 8 + 4 + 8;
+
 enum ValueType {
   UINT8 = 0,
   INT8 = 1,
@@ -86,11 +130,19 @@ class Cursor {
     private readonly file: string,
   ) {}
 
+  /** Bytes the header can still take: up to the end of the file and at most GGUF_LIMITS.headerBytes. */
+  remaining(): number {
+    return Math.min(this.fileSize, GGUF_LIMITS.headerBytes) - this.position;
+  }
+
   private ensure(n: number, what: string): void {
     const offset = this.position - this.bufferStart;
     if (offset + n <= this.buffer.length) return;
     if (this.position + n > this.fileSize) {
       throw new KvlensError(`file ends at byte ${this.fileSize} while reading ${what} at byte ${this.position} (truncated or corrupt GGUF)`, this.file);
+    }
+    if (this.position + n > GGUF_LIMITS.headerBytes) {
+      throw new KvlensError(`${what} at byte ${this.position} takes the header (metadata and tensor table) past ${GGUF_LIMITS.headerBytes / 2 ** 20} MiB: corrupt GGUF`, this.file);
     }
     const size = Math.min(Math.max(n, 1 << 20), this.fileSize - this.position);
     this.buffer = Buffer.alloc(size);
@@ -168,7 +220,12 @@ class Cursor {
   }
 }
 
-function readValue(cursor: Cursor, type: number, what: string, file: string, depth = 0): GgufValue {
+/** Array elements read so far from one file's metadata, against GGUF_LIMITS.metadataArrayElements. */
+interface ElementBudget {
+  used: number;
+}
+
+function readValue(cursor: Cursor, type: number, what: string, file: string, budget: ElementBudget, depth = 0): GgufValue {
   switch (type) {
     case ValueType.UINT8: return cursor.u8(what);
     case ValueType.INT8: return cursor.i8(what);
@@ -192,8 +249,17 @@ function readValue(cursor: Cursor, type: number, what: string, file: string, dep
       if (depth > 4) throw new KvlensError(`${what} nests arrays too deeply`, file);
       const elementType = cursor.u32(`${what} element type`);
       const count = cursor.size(`${what} element count`);
+      // Checked before anything is allocated: the elements must fit in what is left of the header.
+      const needed = count * minValueBytes(elementType);
+      if (needed > cursor.remaining()) {
+        throw new KvlensError(`${what} claims ${count} elements (at least ${needed} bytes), more than the ${cursor.remaining()} bytes left for the header: corrupt GGUF`, file);
+      }
+      budget.used += count;
+      if (budget.used > GGUF_LIMITS.metadataArrayElements) {
+        throw new KvlensError(`${what} takes the metadata arrays past ${GGUF_LIMITS.metadataArrayElements} elements in all: corrupt GGUF`, file);
+      }
       const values: GgufValue[] = [];
-      for (let i = 0; i < count; i++) values.push(readValue(cursor, elementType, what, file, depth + 1));
+      for (let i = 0; i < count; i++) values.push(readValue(cursor, elementType, what, file, budget, depth + 1));
       return values;
     }
     default:
@@ -219,11 +285,24 @@ export function openGguf(file: string): GgufFile {
     if (version !== 2 && version !== 3) throw new KvlensError(`GGUF version ${version} is not supported (supported: 2, 3)`, file);
     const tensorCount = cursor.size('tensor count');
     const kvCount = cursor.size('metadata count');
+    if (tensorCount > GGUF_LIMITS.tensors) throw new KvlensError(`tensor count is ${tensorCount}, more than ${GGUF_LIMITS.tensors}: corrupt GGUF`, file);
+    if (kvCount > GGUF_LIMITS.metadataEntries) throw new KvlensError(`metadata count is ${kvCount}, more than ${GGUF_LIMITS.metadataEntries}: corrupt GGUF`, file);
+    const tableBytes = (count: number) => count * MIN_TENSOR_INFO_BYTES;
+    if (kvCount * MIN_METADATA_ENTRY_BYTES + tableBytes(tensorCount) > cursor.remaining()) {
+      throw new KvlensError(
+        `metadata count ${kvCount} and tensor count ${tensorCount} need at least ${kvCount * MIN_METADATA_ENTRY_BYTES + tableBytes(tensorCount)} bytes, more than the ${cursor.remaining()} bytes left for the header: corrupt GGUF`,
+        file,
+      );
+    }
     const metadata = new Map<string, GgufValue>();
+    const budget: ElementBudget = { used: 0 };
     for (let i = 0; i < kvCount; i++) {
       const key = cursor.string(`metadata key #${i}`);
       const type = cursor.u32(`type of metadata "${key}"`);
-      metadata.set(key, readValue(cursor, type, `metadata "${key}"`, file));
+      metadata.set(key, readValue(cursor, type, `metadata "${key}"`, file, budget));
+    }
+    if (tableBytes(tensorCount) > cursor.remaining()) {
+      throw new KvlensError(`tensor count ${tensorCount} needs at least ${tableBytes(tensorCount)} bytes of tensor table, more than the ${cursor.remaining()} bytes left for the header: corrupt GGUF`, file);
     }
     const alignmentValue = metadata.get('general.alignment') ?? DEFAULT_ALIGNMENT;
     if (typeof alignmentValue !== 'number' || alignmentValue <= 0 || alignmentValue % 8 !== 0) {
@@ -336,9 +415,6 @@ export function llama3RopeFactors(theta: number, headDim: number, factor: number
 // llama.cpp bakes Llama 3.x rope scaling into a tensor of divisors instead of metadata, so the
 // parameters are recovered by finding the llama3 settings that reproduce those divisors.
 function inferLlama3Scaling(gguf: GgufFile, prefix: string, theta: number, headDim: number, divisors: Float32Array): ModelConfig['ropeScaling'] {
-  if (divisors.length !== headDim / 2) {
-    throw new KvlensError(`rope_freqs.weight has ${divisors.length} entries, expected ${headDim / 2} (head dim ${headDim})`, gguf.file);
-  }
   if (divisors.every((d) => d === 1)) return null;
   const factor = gguf.metadata.has(`${prefix}.rope.scaling.factor`) ? metaNumber(gguf, `${prefix}.rope.scaling.factor`) : Math.max(...divisors);
   const originals = new Set<number>();
@@ -386,6 +462,11 @@ export function ggufConfig(gguf: GgufFile): ModelConfig {
   let ropeScaling: ModelConfig['ropeScaling'] = null;
   const ropeFreqs = gguf.tensors.get('rope_freqs.weight');
   if (ropeFreqs) {
+    // Checked by its table entry, before anything is read or decoded: one divisor per pair of head dimensions.
+    const entries = elementCount(ropeFreqs.dims);
+    if (ropeFreqs.dims.length !== 1 || entries !== headDim / 2) {
+      throw new KvlensError(`rope_freqs.weight has shape [${ropeFreqs.dims.join(', ')}] (${entries} entries), expected [${headDim / 2}] (head dim ${headDim})`, gguf.file);
+    }
     const divisors = readGgufTensorRaw(gguf, ropeFreqs);
     ropeScaling = inferLlama3Scaling(gguf, arch, ropeTheta, headDim, divisors);
   }
