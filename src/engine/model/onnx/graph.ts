@@ -28,8 +28,9 @@
 // cache every step): past and new scores are computed separately, joined (small: G x (P+1)), soft-maxed,
 // split again. An If node picks the attention form by the number of new tokens: several (prefill)
 // transpose the past into heads-major layout once; one (decode) reads the token-major past in place.
-// Everything else is plain opset-17 ops (RMSNorm, RoPE and SwiGLU spelled out), so this graph is checked
-// op for op against reference.ts. Linear layers are Gemm on fp32 weights, or com.microsoft MatMulNBits
+// RMSNorm is onnxruntime's fused SimplifiedLayerNormalization (CPU, CUDA and WebGPU kernels; plainOps spells
+// it out); everything else is plain opset-17 ops (RoPE and SwiGLU spelled out), and the graph is checked
+// against reference.ts. Linear layers are Gemm on fp32 weights, or com.microsoft MatMulNBits
 // on block-quantized ones (see nbits.ts): a GGUF file's quantized blocks stay quantized.
 
 import type { ModelConfig } from '../config';
@@ -64,6 +65,8 @@ export interface GraphOptions {
   int4AccuracyLevel?: 0 | 4;
   /** Element type of the past_key/past_value inputs (default float; float16 for fp16 caches). */
   pastDtype?: 'float' | 'float16';
+  /** Spell RMSNorm out in plain opset ops instead of onnxruntime's fused SimplifiedLayerNormalization (for comparisons). */
+  plainOps?: boolean;
   /** Route one-token calls through the copy-free decode attention (default true; false for comparisons). */
   decodeFastPath?: boolean;
   /** Where initializers go (default: inline in the ModelProto). */
@@ -288,10 +291,14 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
     return g.op('MatMulNBits', inputs, attributes, undefined, 'com.microsoft');
   };
 
+  /** x / sqrt(mean(x^2) + eps) * weight over the last axis: one fused kernel instead of six small ops per call. */
   const rmsNorm = (x: string, weightName: string): string => {
-    const meanSquare = g.op('ReduceMean', [g.op('Mul', [x, x])], { axes: ints([-1]), keepdims: int(1) });
-    const inverseRms = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [meanSquare, eps])])]);
-    return g.op('Mul', [g.op('Mul', [x, inverseRms]), vector(weightName)]);
+    if (options.plainOps) {
+      const meanSquare = g.op('ReduceMean', [g.op('Mul', [x, x])], { axes: ints([-1]), keepdims: int(1) });
+      const inverseRms = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [meanSquare, eps])])]);
+      return g.op('Mul', [g.op('Mul', [x, inverseRms]), vector(weightName)]);
+    }
+    return g.op('SimplifiedLayerNormalization', [x, vector(weightName)], { axis: int(-1), epsilon: { kind: 'float', value: config.rmsNormEps } });
   };
 
   /** Rotate-half RoPE on the last axis of x; cos/sin broadcast against x's leading axes. */
