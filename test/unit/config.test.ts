@@ -103,3 +103,45 @@ test('config: missing and malformed config.json name the file', () => {
   writeFileSync(join(dir, 'config.json'), '{"hidden_size": 64,');
   assert.throws(() => readConfig(dir), /not valid JSON/);
 });
+
+test('config: absurd sizes are refused by name before anything is sized by them', () => {
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ num_hidden_layers: 1e9 }, /"num_hidden_layers" is 1000000000, more than any supported model has \(at most 1024\)/],
+    [{ hidden_size: 2 ** 40, num_attention_heads: 4 }, /"hidden_size" is 1099511627776, more than any supported model has/],
+    [{ intermediate_size: 1e12 }, /"intermediate_size" is 1000000000000, more than/],
+    [{ vocab_size: 1e9 }, /"vocab_size" is 1000000000, more than any supported model has \(at most 4194304\)/],
+    [{ num_attention_heads: 2 ** 20, num_key_value_heads: 2 ** 20, head_dim: 64 }, /"num_attention_heads" is 1048576, more than/],
+    [{ head_dim: 2 ** 20 }, /"head_dim" is 1048576, more than/],
+    [{ max_position_embeddings: 1e12 }, /"max_position_embeddings" is 1000000000000, more than/],
+    [{ max_position_embeddings: 0 }, /"max_position_embeddings" must be a positive integer, found 0/],
+  ];
+  for (const [override, pattern] of cases) {
+    assert.throws(
+      () => parseConfig({ ...llamaBase, ...override }, '/m/config.json'),
+      (error: unknown) => error instanceof KvlensError && error.message.startsWith('/m/config.json: ') && pattern.test(error.message),
+      JSON.stringify(override),
+    );
+  }
+});
+
+test('config: a non-positive rms_norm_eps or rope_theta (NaN logits) is refused', () => {
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ rms_norm_eps: -1 }, /"rms_norm_eps" must be a positive number, found -1/],
+    [{ rms_norm_eps: 0 }, /"rms_norm_eps" must be a positive number, found 0/],
+    [{ rope_theta: 0 }, /"rope_theta" must be a positive number, found 0 \(RoPE frequencies would be NaN\)/],
+    [{ rope_theta: -10000 }, /"rope_theta" must be a positive number, found -10000/],
+    [{ rope_parameters: { rope_type: 'default', rope_theta: 0 } }, /"rope_theta" must be a positive number, found 0/],
+    [
+      { rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 4, high_freq_factor: 4, original_max_position_embeddings: 8192 } },
+      /llama3 rope scaling needs factor > 0, 0 < low_freq_factor < high_freq_factor .*found 8, 4, 4, 8192/,
+    ],
+  ];
+  for (const [override, pattern] of cases) {
+    assert.throws(
+      () => parseConfig({ ...llamaBase, ...override }, '/m/config.json'),
+      (error: unknown) => error instanceof KvlensError && error.message.startsWith('/m/config.json: ') && pattern.test(error.message),
+      JSON.stringify(override),
+    );
+  }
+  assert.equal(parseConfig({ ...llamaBase, rms_norm_eps: 1e-6, rope_theta: 1e6 }, 'c').ropeTheta, 1e6);
+});

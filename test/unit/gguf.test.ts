@@ -466,3 +466,22 @@ test('gguf bounds: a huge rope_freqs.weight is refused by its shape before it is
   const growth = peakGrowthMiB(() => assertKvlensError(() => loadModel(file), file, /rope_freqs\.weight has shape \[134217728\] \(134217728 entries\), expected \[8\] \(head dim 16\)/));
   assert.ok(growth < 64, `peak RSS grew by ${growth.toFixed(0)} MiB`);
 });
+
+test('gguf config bounds: an absurd block_count, a non-positive epsilon or RoPE base are refused naming the file and key', () => {
+  const cases: [Record<string, Meta>, RegExp][] = [
+    [{ 'llama.block_count': { kind: 'u32', value: 1e9 } }, /"llama\.block_count" is 1000000000, more than any supported model has \(at most 1024\)/],
+    [{ 'llama.context_length': { kind: 'u64', value: 2 ** 40 } }, /"llama\.context_length" is 1099511627776, more than/],
+    [{ 'llama.feed_forward_length': { kind: 'u32', value: 4e9 } }, /"llama\.feed_forward_length" is 4000000000, more than/],
+    [{ 'llama.attention.layer_norm_rms_epsilon': { kind: 'f32', value: -1 } }, /"llama\.attention\.layer_norm_rms_epsilon" must be a positive number, found -1/],
+    [{ 'llama.rope.freq_base': { kind: 'f32', value: 0 } }, /"llama\.rope\.freq_base" must be a positive number, found 0/],
+  ];
+  for (const [overrides, pattern] of cases) {
+    const file = writeTmp('bad.gguf', buildLlamaGguf(llamaF32, { metaOverrides: overrides }).file);
+    const started = Date.now();
+    assertKvlensError(() => loadModel(file), file, pattern);
+    assert.ok(Date.now() - started < 2000, `${JSON.stringify(overrides)}: ${Date.now() - started} ms`);
+  }
+  // Within the bound, but more layers than the file has tensors for.
+  const more = writeTmp('more.gguf', buildLlamaGguf(llamaF32, { metaOverrides: { 'llama.block_count': { kind: 'u32', value: 500 } } }).file);
+  assertKvlensError(() => loadModel(more), more, /"llama\.block_count" is 500 but the weights \(.*more\.gguf\) hold tensors of 2 layers/);
+});

@@ -121,12 +121,33 @@ test('loader errors: shape mismatch with the config names the tensor and both sh
   assertKvlensError(() => loadModel(dir), join(dir, 'model.safetensors'), /model\.embed_tokens\.weight" has shape \[320, 64\] but config\.json implies \[321, 64\]/);
 });
 
-test('loader errors: a config with more layers than the checkpoint names the missing tensor', () => {
+test('loader errors: a config with more layers than the checkpoint holds names both files and both counts', () => {
   const dir = copyModel(LLAMA);
   editConfig(dir, (c) => {
     c.num_hidden_layers = 3;
   });
-  assertKvlensError(() => loadModel(dir), join(dir, 'model.safetensors'), /missing tensor "model\.layers\.2\.input_layernorm\.weight"/);
+  const message = `^${join(dir, 'config.json')}: "num_hidden_layers" is 3 but the weights \\(${join(dir, 'model.safetensors')}\\) hold tensors of 2 layers$`;
+  assertKvlensError(() => loadModel(dir), join(dir, 'config.json'), new RegExp(message));
+});
+
+test('loader errors: an absurd layer count is refused at once, by the config bounds and by what the weights hold', () => {
+  const dir = copyModel(LLAMA);
+  const config = join(dir, 'config.json');
+  // Under the config bound, over what the checkpoint holds: refused before a table of 12 000 tensors is built.
+  editConfig(dir, (c) => {
+    c.num_hidden_layers = 1000;
+  });
+  assertKvlensError(() => loadModel(dir), config, /"num_hidden_layers" is 1000 but the weights \(.*model\.safetensors\) hold tensors of 2 layers/);
+  // 1e9 layers spent a minute and gigabytes in the memory pre-check, then failed with no file name.
+  editConfig(dir, (c) => {
+    c.num_hidden_layers = 1e9;
+  });
+  const started = Date.now();
+  const before = process.resourceUsage().maxRSS;
+  assertKvlensError(() => estimateModelMemory(dir, 4096), config, /"num_hidden_layers" is 1000000000, more than any supported model has \(at most 1024\)/);
+  assertKvlensError(() => loadModel(dir), config, /"num_hidden_layers" is 1000000000, more than any supported model has/);
+  assert.ok(Date.now() - started < 2000, `${Date.now() - started} ms`);
+  assert.ok((process.resourceUsage().maxRSS - before) / 1024 < 64, 'no memory spent on the layer count');
 });
 
 test('loader errors: missing config, unsupported architecture', () => {

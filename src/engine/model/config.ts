@@ -40,6 +40,69 @@ export interface ModelConfig {
 
 type Json = Record<string, unknown>;
 
+/**
+ * Upper bounds on a config's sizes, well above any released llama or qwen2 model (Llama 3.1 405B: 126 layers,
+ * hidden 16384, feed-forward 53248; vocabularies reach 262k): every loop and table sized by them stays small,
+ * so a corrupt or hostile config is refused before anything is allocated. The weights then bound them exactly.
+ */
+export const CONFIG_LIMITS = {
+  numLayers: 1024,
+  hiddenSize: 1 << 17,
+  intermediateSize: 1 << 20,
+  numHeads: 1 << 12,
+  numKvHeads: 1 << 12,
+  headDim: 1 << 12,
+  vocabSize: 1 << 22,
+  maxPositionEmbeddings: 1 << 24,
+} as const;
+
+type BoundedKey = keyof typeof CONFIG_LIMITS;
+
+/** How a config format names each checked value, for the error message. */
+export type ConfigKeyNames = Record<BoundedKey | 'rmsNormEps' | 'ropeTheta', string>;
+
+export const HF_CONFIG_KEYS: ConfigKeyNames = {
+  numLayers: 'num_hidden_layers',
+  hiddenSize: 'hidden_size',
+  intermediateSize: 'intermediate_size',
+  numHeads: 'num_attention_heads',
+  numKvHeads: 'num_key_value_heads',
+  headDim: 'head_dim',
+  vocabSize: 'vocab_size',
+  maxPositionEmbeddings: 'max_position_embeddings',
+  rmsNormEps: 'rms_norm_eps',
+  ropeTheta: 'rope_theta',
+};
+
+/**
+ * Refuses sizes beyond CONFIG_LIMITS and the values that make every logit NaN (a non-positive norm epsilon
+ * or RoPE base), naming the file and the key as that file spells it.
+ */
+export function checkConfigValues(config: ModelConfig, file: string, keys: ConfigKeyNames): ModelConfig {
+  for (const key of Object.keys(CONFIG_LIMITS) as BoundedKey[]) {
+    const value = config[key];
+    if (!Number.isInteger(value) || value < 1) throw new KvlensError(`"${keys[key]}" must be a positive integer, found ${value}`, file);
+    if (value > CONFIG_LIMITS[key]) throw new KvlensError(`"${keys[key]}" is ${value}, more than any supported model has (at most ${CONFIG_LIMITS[key]})`, file);
+  }
+  if (!(config.rmsNormEps > 0) || !Number.isFinite(config.rmsNormEps)) {
+    throw new KvlensError(`"${keys.rmsNormEps}" must be a positive number, found ${config.rmsNormEps} (RMS norm would divide by zero or take the root of a negative)`, file);
+  }
+  if (!(config.ropeTheta > 0) || !Number.isFinite(config.ropeTheta)) {
+    throw new KvlensError(`"${keys.ropeTheta}" must be a positive number, found ${config.ropeTheta} (RoPE frequencies would be NaN)`, file);
+  }
+  const scaling = config.ropeScaling;
+  if (scaling) {
+    const { factor, lowFreqFactor: low, highFreqFactor: high, originalMaxPositionEmbeddings: original } = scaling;
+    if (!(factor > 0) || !(low > 0) || !(high > low) || !(original > 0) || ![factor, low, high, original].every(Number.isFinite)) {
+      throw new KvlensError(
+        `llama3 rope scaling needs factor > 0, 0 < low_freq_factor < high_freq_factor and original_max_position_embeddings > 0, found ${factor}, ${low}, ${high}, ${original}`,
+        file,
+      );
+    }
+  }
+  return config;
+}
+
 function requireInt(raw: Json, key: string, file: string, min = 1): number {
   const value = raw[key];
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
@@ -117,7 +180,7 @@ export function parseConfig(raw: unknown, file: string): ModelConfig {
     throw new KvlensError(`hidden_act ${JSON.stringify(json.hidden_act)} is not supported (supported: silu)`, file);
   }
   const eos = idList(json.eos_token_id);
-  return {
+  return checkConfigValues({
     architecture,
     hfArchitecture,
     hiddenSize,
@@ -136,7 +199,7 @@ export function parseConfig(raw: unknown, file: string): ModelConfig {
     bosTokenId: typeof json.bos_token_id === 'number' ? json.bos_token_id : null,
     eosTokenIds: eos,
     torchDtype: typeof json.torch_dtype === 'string' ? json.torch_dtype : typeof json.dtype === 'string' ? json.dtype : null,
-  };
+  }, file, HF_CONFIG_KEYS);
 }
 
 export function readConfig(modelDir: string): ModelConfig {

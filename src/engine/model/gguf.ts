@@ -2,7 +2,7 @@
 // their Hugging Face names and layout.
 import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { KvlensError } from '../errors';
-import type { ModelConfig } from './config';
+import { checkConfigValues, type ConfigKeyNames, type ModelConfig } from './config';
 import { decodeHalfInto, readExactly } from './safetensors';
 import { GGML_BLOCK_FORMATS, dequantizeBlocks, type GgmlBlockFormat } from './ggmlQuants';
 import type { StorageDtype, WeightMap } from './types';
@@ -459,21 +459,12 @@ export function ggufConfig(gguf: GgufFile): ModelConfig {
   if (!embedding) throw new KvlensError('missing tensor "token_embd.weight"', gguf.file);
   const vocabSize = metaInt(gguf, `${arch}.vocab_size`, embedding.dims[1]);
   const ropeTheta = metaNumber(gguf, `${arch}.rope.freq_base`, 10000);
-  let ropeScaling: ModelConfig['ropeScaling'] = null;
   const ropeFreqs = gguf.tensors.get('rope_freqs.weight');
-  if (ropeFreqs) {
-    // Checked by its table entry, before anything is read or decoded: one divisor per pair of head dimensions.
-    const entries = elementCount(ropeFreqs.dims);
-    if (ropeFreqs.dims.length !== 1 || entries !== headDim / 2) {
-      throw new KvlensError(`rope_freqs.weight has shape [${ropeFreqs.dims.join(', ')}] (${entries} entries), expected [${headDim / 2}] (head dim ${headDim})`, gguf.file);
-    }
-    const divisors = readGgufTensorRaw(gguf, ropeFreqs);
-    ropeScaling = inferLlama3Scaling(gguf, arch, ropeTheta, headDim, divisors);
-  }
   const bos = gguf.metadata.get('tokenizer.ggml.bos_token_id');
   const eos = gguf.metadata.get('tokenizer.ggml.eos_token_id');
   const fileType = gguf.metadata.get('general.file_type');
-  return {
+  // Checked before rope_freqs is read, which is sized by the head dimension and decoded with the RoPE base.
+  const config = checkConfigValues({
     architecture: arch as ModelConfig['architecture'],
     hfArchitecture: arch === 'llama' ? 'LlamaForCausalLM' : 'Qwen2ForCausalLM',
     hiddenSize,
@@ -485,13 +476,39 @@ export function ggufConfig(gguf: GgufFile): ModelConfig {
     vocabSize,
     rmsNormEps: metaNumber(gguf, `${arch}.attention.layer_norm_rms_epsilon`, 1e-5),
     ropeTheta,
-    ropeScaling,
+    ropeScaling: null,
     tieWordEmbeddings: !gguf.tensors.has('output.weight'),
     attentionBias: arch === 'qwen2' || gguf.tensors.has('blk.0.attn_q.bias'),
     maxPositionEmbeddings: metaInt(gguf, `${arch}.context_length`, 4096),
     bosTokenId: typeof bos === 'number' ? bos : null,
     eosTokenIds: typeof eos === 'number' ? [eos] : [],
     torchDtype: typeof fileType === 'number' ? `gguf-file-type-${fileType}` : null,
+  }, gguf.file, ggufConfigKeys(arch));
+  if (ropeFreqs) {
+    // Checked by its table entry, before anything is read or decoded: one divisor per pair of head dimensions.
+    const entries = elementCount(ropeFreqs.dims);
+    if (ropeFreqs.dims.length !== 1 || entries !== headDim / 2) {
+      throw new KvlensError(`rope_freqs.weight has shape [${ropeFreqs.dims.join(', ')}] (${entries} entries), expected [${headDim / 2}] (head dim ${headDim})`, gguf.file);
+    }
+    const divisors = readGgufTensorRaw(gguf, ropeFreqs);
+    config.ropeScaling = checkConfigValues({ ...config, ropeScaling: inferLlama3Scaling(gguf, arch, ropeTheta, headDim, divisors) }, gguf.file, ggufConfigKeys(arch)).ropeScaling;
+  }
+  return config;
+}
+
+/** The GGUF metadata keys behind each checked config value. */
+export function ggufConfigKeys(arch: string): ConfigKeyNames {
+  return {
+    numLayers: `${arch}.block_count`,
+    hiddenSize: `${arch}.embedding_length`,
+    intermediateSize: `${arch}.feed_forward_length`,
+    numHeads: `${arch}.attention.head_count`,
+    numKvHeads: `${arch}.attention.head_count_kv`,
+    headDim: `${arch}.attention.key_length`,
+    vocabSize: `${arch}.vocab_size`,
+    maxPositionEmbeddings: `${arch}.context_length`,
+    rmsNormEps: `${arch}.attention.layer_norm_rms_epsilon`,
+    ropeTheta: `${arch}.rope.freq_base`,
   };
 }
 

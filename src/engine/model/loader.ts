@@ -3,8 +3,8 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { freemem, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { KvlensError } from '../errors';
-import { kvBytesPerToken, readConfig, type ModelConfig } from './config';
-import { ggufConfig, ggufHfTensors, openGguf, readGgufTensors } from './gguf';
+import { HF_CONFIG_KEYS, kvBytesPerToken, readConfig, type ModelConfig } from './config';
+import { ggufConfig, ggufConfigKeys, ggufHfTensors, openGguf, readGgufTensors } from './gguf';
 import { cachedSnapshotDir, hfCacheDir, isRepoId } from './download';
 import { openSafetensorsCheckpoint, readCheckpointTensors } from './safetensors';
 import type { DtypeShare, LoadedModel, StorageDtype, WeightMap } from './types';
@@ -145,11 +145,34 @@ function sameShape(a: number[], b: number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
+/** Where a config's layer count comes from, for the error when the weights hold fewer layers. */
+interface LayerCountSource {
+  file: string;
+  key: string;
+}
+
+/**
+ * Refuses a layer count the tensor table cannot hold before anything is sized by it (the expected-tensor
+ * table has a dozen entries per layer).
+ */
+function checkLayerCount(config: ModelConfig, stored: Map<string, StoredTensor>, where: string, source: LayerCountSource): void {
+  const layers = new Set<number>();
+  for (const name of stored.keys()) {
+    const match = /^model\.layers\.(\d+)\./.exec(name);
+    if (match) layers.add(Number(match[1]));
+  }
+  if (config.numLayers <= layers.size) return;
+  const held = layers.size === 0 ? 'no layer tensors' : `tensors of ${layers.size} layer${layers.size === 1 ? '' : 's'}`;
+  throw new KvlensError(`"${source.key}" is ${config.numLayers} but the weights (${where}) hold ${held}`, source.file);
+}
+
 function planFromTable(
   config: ModelConfig,
   stored: Map<string, StoredTensor>,
   where: string,
+  layerSource: LayerCountSource,
 ): { config: ModelConfig; names: string[]; parameterCount: number; bytes: number; dtype: StorageDtype; dtypeShares: DtypeShare[] } {
+  checkLayerCount(config, stored, where, layerSource);
   // transformers ties lm_head to the embedding when asked to, and a checkpoint without lm_head can only mean a tie.
   const tied = config.tieWordEmbeddings || !stored.has('lm_head.weight');
   const effective: ModelConfig = { ...config, tieWordEmbeddings: tied };
@@ -203,7 +226,7 @@ export function inspectModel(dirOrFile: string): ModelPlan {
     }
     const stored = new Map<string, StoredTensor>();
     for (const [name, t] of tensors) stored.set(name, { shape: t.shape, dtype: t.info.format.dtype, bytes: t.info.bytes, file: source });
-    const plan = planFromTable(config, stored, source);
+    const plan = planFromTable(config, stored, source, { file: source, key: ggufConfigKeys(config.architecture).numLayers });
     return {
       dir: dirname(source),
       source,
@@ -226,7 +249,7 @@ export function inspectModel(dirOrFile: string): ModelPlan {
     stored.set(name, { shape: entry.shape, dtype: entry.dtype, bytes: entry.end - entry.begin, file: header.file });
   }
   const where = checkpoint.headers.length > 1 ? join(source, 'model.safetensors.index.json') : checkpoint.headers[0].file;
-  const plan = planFromTable(config, stored, where);
+  const plan = planFromTable(config, stored, where, { file: join(source, 'config.json'), key: HF_CONFIG_KEYS.numLayers });
   return {
     dir: source,
     source,
