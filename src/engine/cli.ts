@@ -9,10 +9,10 @@ import { openModel } from './session';
 import { parseWeightsChoice } from './model/weightFormat';
 import { formatModelInfo, modelInfo } from './model/info';
 import { greedyDecode, prefill } from './model/prefill';
-import { createMethod, listMethods } from './kv';
+import { listMethods } from './kv';
 import { TASKS } from './tasks';
 import { mergeResults, parseShard } from './bench/merge';
-import { runBench } from './bench/runner';
+import { checkDistinctMethods, runBench } from './bench/runner';
 import { summaryMarkdown, toCsv, toMarkdown } from './bench/export';
 import { sweepContextTokens } from './bench/estimate';
 import { parseKvDtype } from './kv/kv-dtype';
@@ -247,25 +247,37 @@ const commands: Record<string, Command> = {
     async run(values, positionals) {
       const folder = resolve(positionals[0] ?? '.');
       if (!existsSync(folder)) throw new KvlensError('folder not found', folder);
-      const integer = (name: string, fallback: number, min: number) => {
+      const integer = (name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER) => {
         const raw = values[name];
         if (raw === undefined) return fallback;
         const value = Number(raw);
-        if (!Number.isInteger(value) || value < min) throw new KvlensError(`--${name} must be an integer >= ${min}, got ${raw}`);
+        if (!Number.isSafeInteger(value) || value < min || value > max) {
+          throw new KvlensError(`--${name} must be an integer ${max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `in ${min}..${max}`}, got ${raw}`);
+        }
         return value;
       };
+      // An option given with nothing in it is a mistake (a shell variable that expanded to nothing), not a request for the default.
+      const given = (name: string, split: (text: string) => string[] = (text) => list(text, [])): string[] | undefined => {
+        const raw = values[name];
+        if (typeof raw !== 'string') return undefined;
+        const items = split(raw);
+        if (items.length === 0) throw new KvlensError(`--${name} is empty (got ${JSON.stringify(raw)}): list at least one, or leave the option out for the default`);
+        return items;
+      };
+      const tasks = given('tasks') ?? (typeof values.import === 'string' ? [] : DEFAULT_BENCH.tasks);
       const request: BenchRequest = {
         workspace: folder,
         model: String(values.model),
-        methods: typeof values.methods === 'string' ? splitMethods(values.methods) : DEFAULT_BENCH.methods,
+        methods: given('methods', splitMethods) ?? DEFAULT_BENCH.methods,
         // Imported sets run alone unless tasks are named too.
-        tasks: list(values.tasks, typeof values.import === 'string' ? [] : DEFAULT_BENCH.tasks).filter((t) => t !== 'none'),
-        imports: list(values.import, []),
+        tasks: tasks.filter((t) => t !== 'none'),
+        imports: given('import') ?? [],
         importLimit: values['import-limit'] === undefined ? undefined : integer('import-limit', 0, 1),
-        lengths: typeof values.lengths === 'string' ? list(values.lengths, []).map(parseLength) : DEFAULT_BENCH.lengths,
-        depths: typeof values.depths === 'string' ? list(values.depths, []).map(Number) : DEFAULT_BENCH.depths,
-        samples: integer('samples', DEFAULT_BENCH.samples, 1),
-        seed: integer('seed', DEFAULT_BENCH.seed, 0),
+        lengths: given('lengths')?.map(parseLength) ?? DEFAULT_BENCH.lengths,
+        depths: given('depths')?.map(Number) ?? DEFAULT_BENCH.depths,
+        samples: integer('samples', DEFAULT_BENCH.samples, 1, MAX_SAMPLES_PER_CELL),
+        // Seeds are taken as 32-bit integers: a larger one would silently run the sweep of another seed.
+        seed: integer('seed', DEFAULT_BENCH.seed, 0, 2 ** 32 - 1),
         provider: providerOf(values),
         outFile: resolve(typeof values.out === 'string' ? values.out : 'kvlens-results.json'),
         shard: typeof values.shard === 'string' ? parseShard(values.shard) : null,
@@ -274,7 +286,15 @@ const commands: Record<string, Command> = {
       };
       const badDepth = request.depths.find((d) => !Number.isFinite(d) || d < 0 || d > 1);
       if (badDepth !== undefined) throw new KvlensError(`--depths must be numbers in [0, 1], got ${values.depths}`);
-      request.methods.forEach((spec) => createMethod(spec)); // reject bad specs before loading anything
+      // Everything below is refused before the model loads, which can take minutes.
+      const unknownTask = tasks.find((t) => t !== 'none' && !TASKS.some((info) => info.id === t));
+      if (unknownTask !== undefined) throw new KvlensError(`unknown task "${unknownTask}" in --tasks (known: ${TASKS.map((t) => t.id).join(', ')}, or none with --import)`);
+      checkDistinctMethods(request.methods, '--methods');
+      checkDistinctOutputs([
+        ['--out', request.outFile],
+        ['--csv', typeof values.csv === 'string' ? resolve(values.csv) : null],
+        ['--md', typeof values.md === 'string' ? resolve(values.md) : null],
+      ]);
       // Listening from before the model loads: a job stopped while loading ends cleanly, not by the default handler.
       const { signal, received, release } = cancelOnSignals('finishing the current step, keeping every completed row');
       let session: Awaited<ReturnType<typeof open>> | null = null;
@@ -371,6 +391,19 @@ const commands: Record<string, Command> = {
     },
   },
 };
+
+/** Samples per sweep cell; a sweep has tasks × lengths × depths cells, so this already allows millions of samples. */
+export const MAX_SAMPLES_PER_CELL = 10_000;
+
+/** Two outputs on one path would leave only the last written (a CSV or Markdown export over the results JSON). */
+function checkDistinctOutputs(outputs: [string, string | null][]): void {
+  const given = outputs.filter((o): o is [string, string] => o[1] !== null);
+  for (let i = 0; i < given.length; i++) {
+    for (let j = i + 1; j < given.length; j++) {
+      if (given[i][1] === given[j][1]) throw new KvlensError(`${given[i][0]} and ${given[j][0]} name the same file: each output needs its own path`, given[i][1]);
+    }
+  }
+}
 
 /** Signals that end a long job as Ctrl-C does: Kubernetes and Slurm stop jobs with SIGTERM, a closed terminal sends SIGHUP. */
 const CANCEL_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;

@@ -151,6 +151,13 @@ test('shards partition the work and merge back to the unsharded sweep', async ()
   assert.deepEqual(merged.progress, { samples: whole.progress!.samples, samplesDone: whole.progress!.samples });
 });
 
+test('a method listed twice is refused before anything runs (its rows would collide in merge)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kvlens-dup-'));
+  const out = join(dir, 'results.json');
+  await assert.rejects(runBench(await session(), request(out, { methods: ['full', 'snapkv:ratio=0.5', 'snapkv:ratio=0.5,window=32'] })), /methods lists "snapkv:ratio=0.5" twice/);
+  assert.equal(existsSync(out), false, 'no results file was started');
+});
+
 test('a results file that breaks the schema is refused with its path', () => {
   const dir = mkdtempSync(join(tmpdir(), 'kvlens-schema-'));
   const bad = join(dir, 'bad.json');

@@ -34,6 +34,24 @@ test('bad input exits non-zero with one line naming the problem', () => {
     [['bench', '.', '--shard', '3/2'], /--shard/],
     [['bench', '.', '--no-such-flag'], /no-such-flag/],
   ];
+  // Sweep options are refused before the model loads: with a model that does not exist, the model error would come first.
+  const noModel = ['--model', '/nonexistent/model'];
+  const sweep: [string[], RegExp][] = [
+    [['--samples', '99999999999999999999'], /--samples must be an integer in 1\.\.10000, got 99999999999999999999/],
+    [['--samples', '10001'], /--samples must be an integer in 1\.\.10000/],
+    [['--seed', '4294967296'], /--seed must be an integer in 0\.\.4294967295/],
+    [['--methods', 'full,kivi,kivi:bits=2'], /--methods lists "kivi:bits=2" twice \(as "kivi" and "kivi:bits=2"\): list each method once/],
+    [['--methods', 'int8,full,int8'], /--methods lists "int8" twice: list each method once/],
+    [['--methods', ''], /--methods is empty \(got ""\)/],
+    [['--methods', ' , '], /--methods is empty/],
+    [['--depths', ','], /--depths is empty \(got ","\)/],
+    [['--lengths', ''], /--lengths is empty/],
+    [['--tasks', ''], /--tasks is empty/],
+    [['--tasks', 'needle,bogus'], /unknown task "bogus" in --tasks \(known: needle, /],
+    [['--out', 'same.json', '--md', 'same.json'], /same\.json: --out and --md name the same file/],
+    [['--csv', 'r.csv', '--md', './r.csv'], /r\.csv: --csv and --md name the same file/],
+  ];
+  for (const [args, pattern] of sweep) cases.push([['bench', '.', ...noModel, ...args], pattern]);
   for (const [args, pattern] of cases) {
     const run = kvlens(...args);
     assert.notEqual(run.code, 0, args.join(' '));

@@ -69,6 +69,23 @@ interface WorkItem {
   sample: Sample;
 }
 
+/**
+ * Refuses bad method specs and a method listed twice (`kivi` and `kivi:bits=2` are the same method): its rows
+ * would share their keys, which merge then rejects.
+ */
+export function checkDistinctMethods(specs: string[], where: string): void {
+  const seen = new Map<string, string>();
+  for (const spec of specs) {
+    const canonical = createMethod(spec).spec;
+    const earlier = seen.get(canonical);
+    if (earlier !== undefined) {
+      const as = earlier === spec ? '' : ` (as ${JSON.stringify(earlier)} and ${JSON.stringify(spec)})`;
+      throw new KvlensError(`${where} lists ${JSON.stringify(canonical)} twice${as}: list each method once`);
+    }
+    seen.set(canonical, spec);
+  }
+}
+
 export async function runBench(session: ModelSession, request: BenchRequest, hooks: RunHooks = {}): Promise<ResultsFile> {
   const log: string[] = [];
   const say = (line: string) => {
@@ -79,6 +96,7 @@ export async function runBench(session: ModelSession, request: BenchRequest, hoo
   say(`model ${session.modelPath} on ${session.provider}, weights ${session.weightFormatLabel} (${session.weightFormat.reason}), KV cache ${session.kvDtype}`);
 
   checkContextLength(session.model.config, sweepContextTokens(request.lengths), `lengths ${request.lengths.join(', ')}`, request.allowLongContext);
+  checkDistinctMethods(request.methods, 'methods');
   const methods: KvMethod[] = request.methods.map((spec) => createMethod(spec));
   if (!methods.some((m) => m.spec === 'full')) methods.unshift(createMethod('full'));
 
