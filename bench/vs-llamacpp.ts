@@ -38,6 +38,8 @@ interface RunResult {
   timeToFirstTokenMs: number;
   peakRssMiB: number;
   wallMs: number;
+  /** kvlens only: the up-front memory estimate the load was checked against. */
+  estimatedMiB?: number;
 }
 
 function ggufFile(format: string): string {
@@ -119,6 +121,7 @@ function summarize(runs: RunResult[]): RunResult {
     timeToFirstTokenMs: pick((r) => r.timeToFirstTokenMs),
     peakRssMiB: pick((r) => r.peakRssMiB),
     wallMs: pick((r) => r.wallMs),
+    estimatedMiB: runs[0].estimatedMiB,
   };
 }
 
@@ -173,7 +176,8 @@ function main(): void {
       console.log(
         `${format.padEnd(5)} ${String(context).padStart(5)}: prefill ${kvlens.prefillTokensPerSecond.toFixed(0)} vs ${llamacpp.prefillTokensPerSecond.toFixed(0)} tok/s, ` +
           `decode ${kvlens.decodeMsPerToken?.toFixed(1)} vs ${llamacpp.decodeMsPerToken?.toFixed(1)} ms/token, ` +
-          `peak RSS ${kvlens.peakRssMiB.toFixed(0)} vs ${llamacpp.peakRssMiB.toFixed(0)} MiB`,
+          `peak RSS ${kvlens.peakRssMiB.toFixed(0)} vs ${llamacpp.peakRssMiB.toFixed(0)} MiB ` +
+          `(kvlens estimated ${kvlens.estimatedMiB?.toFixed(0)} MiB up front: measured/estimate ${(kvlens.peakRssMiB / (kvlens.estimatedMiB ?? NaN)).toFixed(2)})`,
       );
     }
   }

@@ -164,6 +164,9 @@ const commands: Record<string, Command> = {
           weights: session.weightFormatLabel,
           kvDtype: session.kvDtype,
           kvCacheBytes: denseBytes(pre.layers.map((layer) => layer.view())).held,
+          // What the load was checked against: weights as held + the full cache at the estimate's context.
+          estimatedMiB: session.memoryEstimate.totalBytes / 2 ** 20,
+          estimateContextTokens: session.memoryEstimate.contextTokens,
           executionProvider: session.provider,
         };
         print(

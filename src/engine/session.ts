@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { loadModel, resolveModelDir, estimateModelMemory, checkFitsInMemory, inspectModel, isGgufPath } from './model/loader';
+import { loadModel, resolveModelDir, estimateModelMemory, checkFitsInMemory, inspectModel, isGgufPath, type MemoryEstimate } from './model/loader';
 import { loadTokenizer, type ModelTokenizer } from './tokenizer/tokenizer';
 import { createOnnxForward, type ProviderChoice } from './model/onnx/onnxForward';
 import { createReferenceForward } from './model/reference';
@@ -41,6 +41,8 @@ export interface ModelSession {
   weightFormatLabel: string;
   /** What full-precision caches hold keys and values in. */
   kvDtype: KvDtype;
+  /** The up-front estimate the load was checked against (weights as held + the full cache at contextTokens). */
+  memoryEstimate: MemoryEstimate;
   dispose(): Promise<void>;
 }
 
@@ -72,7 +74,7 @@ export async function openModel(spec: string, options: SessionOptions = {}): Pro
     const model = loadModel(modelPath);
     const forward = createReferenceForward(model, kvDtype);
     const reference = { ...weightFormat, quantization: 'fp32' as const, reason: 'the reference forward upcasts every weight to fp32' };
-    return { model, tokenizer, forward, provider: 'reference', fallbackReasons: [], modelPath, weightFormat: reference, weightFormatLabel: 'fp32 (reference)', kvDtype, dispose: async () => {} };
+    return { model, tokenizer, forward, provider: 'reference', fallbackReasons: [], modelPath, weightFormat: reference, weightFormatLabel: 'fp32 (reference)', kvDtype, memoryEstimate: estimate, dispose: async () => {} };
   }
   const weights = plan.storedWeights();
   let forward;
@@ -102,6 +104,7 @@ export async function openModel(spec: string, options: SessionOptions = {}): Pro
     weightFormat,
     weightFormatLabel: describeWeightFormat(weightFormat),
     kvDtype,
+    memoryEstimate: estimate,
     dispose: async () => {
       await forward.dispose?.();
     },
