@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import {
+import { RUNTIME_BASE_BYTES,
   checkFitsInMemory,
   estimateMemory,
   estimateModelMemory,
@@ -217,7 +217,9 @@ test('loader: memory estimate from config alone matches the loaded model and KV 
   assert.equal(estimate.weightBytes, QWEN_PARAMS * 4);
   // K and V x 2 layers x 2 KV heads x 16 dims x 4 bytes x 1000 tokens
   assert.equal(estimate.kvBytes, 2 * 2 * 2 * 16 * 4 * 1000);
-  assert.equal(estimate.totalBytes, estimate.weightBytes + estimate.kvBytes);
+  // The runtime: its fixed base plus three copies of one prefill chunk's scores ([4 heads, 512, 1000] fp32).
+  assert.equal(estimate.runtimeBytes, RUNTIME_BASE_BYTES + 3 * 4 * 512 * 1000 * 4);
+  assert.equal(estimate.totalBytes, estimate.weightBytes + estimate.kvBytes + estimate.runtimeBytes);
   assert.equal(estimateMemory(model.config, 1000, { kvBytesPerElement: 2 }).kvBytes, 2 * 2 * 2 * 16 * 2 * 1000);
   assert.equal(estimateMemory(model.config, 0, { weightCopies: 2 }).weightBytes, QWEN_PARAMS * 8);
 });
@@ -234,7 +236,7 @@ test('loader: the estimate needs no weights (works with garbage weight files) an
   assert.throws(
     () => checkFitsInMemory(estimate, dir, { freeBytes: 1024 ** 2, totalBytes: 2 * 1024 ** 3 }),
     (error: unknown) =>
-      error instanceof KvlensError && error.message.includes(dir) && /needs about 0\.00 GiB/.test(error.message) && /only 0\.00 GiB of 2\.00 GiB is free/.test(error.message),
+      error instanceof KvlensError && error.message.includes(dir) && /needs about 0\.44 GiB .*runtime and prefill scratch 0\.44 GiB/.test(error.message) && /only 0\.00 GiB of 2\.00 GiB is free/.test(error.message),
   );
   // 2 (K, V) x 80 layers x 8 KV heads x 128 dims x 4 bytes = 655,360 bytes per token
   const big = estimateMemory({ ...loadModel(QWEN).config, numLayers: 80, numKvHeads: 8, headDim: 128 }, 1_000_000);

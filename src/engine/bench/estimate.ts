@@ -26,7 +26,7 @@ export interface RunEstimate {
   /** The full-precision cache at the longest context: the most any method holds, and what `full` holds. */
   fullKvBytes: number;
   methods: MethodEstimate[];
-  /** Peak need: weights + the full cache (every sample is prefilled with it before methods fork it). */
+  /** Peak need: weights + the full cache (every sample is prefilled with it before methods fork it) + the runtime and prefill scratch. */
   totalBytes: number;
   freeBytes: number;
   totalMemoryBytes: number;
@@ -60,10 +60,10 @@ export function estimateRun(model: string, lengths: number[], methods: string[],
   });
   const weightFormat = memory.weightFormat ? describeWeightFormat(memory.weightFormat) : 'fp32';
   const freeBytes = freemem();
-  const totalBytes = memory.weightBytes + memory.kvBytes;
+  const totalBytes = memory.weightBytes + memory.kvBytes + memory.runtimeBytes;
   const fits = totalBytes <= freeBytes;
   const summary =
-    `about ${formatBytes(totalBytes)} (weights ${formatBytes(memory.weightBytes)} in ${weightFormat} + full ${kvDtype} KV cache ${formatBytes(memory.kvBytes)} at ${contextTokens} tokens)` +
+    `about ${formatBytes(totalBytes)} (weights ${formatBytes(memory.weightBytes)} in ${weightFormat} + full ${kvDtype} KV cache ${formatBytes(memory.kvBytes)} at ${contextTokens} tokens + runtime ${formatBytes(memory.runtimeBytes)})` +
     ` of ${formatBytes(freeBytes)} free`;
   return {
     modelPath,

@@ -10,6 +10,7 @@ import { openSafetensorsCheckpoint, readCheckpointTensors } from './safetensors'
 import type { DtypeShare, LoadedModel, StorageDtype, WeightMap } from './types';
 import { describeWeightFormat, planWeightFormat, type WeightFormatPlan, type WeightsChoice } from './weightFormat';
 import { GgufWeightSource, SafetensorsWeightSource, type WeightSource } from './weightSource';
+import { defaultChunkSize } from './prefill';
 
 /** Where `default` may live: beside the sources (src/engine/model) or beside the bundle (dist/). */
 export function defaultModelCandidates(): string[] {
@@ -294,6 +295,8 @@ export interface MemoryEstimate {
   weightBytes: number;
   /** Full K and V for `contextTokens` tokens across all layers. */
   kvBytes: number;
+  /** The process and runtime themselves, plus prefill's transient attention scores at `contextTokens`. */
+  runtimeBytes: number;
   contextTokens: number;
   totalBytes: number;
   /** Size of the weight files (set when estimated from a model on disk). */
@@ -313,11 +316,25 @@ export interface MemoryEstimateOptions {
   freeBytes?: number;
 }
 
+/** Node, onnxruntime and a tokenizer loaded, before any weight: measured at about 350 MiB on Linux x64. */
+export const RUNTIME_BASE_BYTES = 350 * 1024 * 1024;
+
+/**
+ * The process itself plus prefill's transient attention scores: each chunk's [heads, chunk, n] fp32
+ * probabilities exist about three times at once (scores, biased scores, softmax) at the longest context.
+ */
+export function runtimeBytesFor(config: ModelConfig, contextTokens: number): number {
+  const n = Math.max(contextTokens, 1);
+  const scores = config.numHeads * defaultChunkSize(config.numHeads, n) * n * Float32Array.BYTES_PER_ELEMENT;
+  return RUNTIME_BASE_BYTES + 3 * scores;
+}
+
 export function estimateMemory(config: ModelConfig, contextTokens: number, options: MemoryEstimateOptions = {}): MemoryEstimate {
   const parameters = parameterCountFor(config);
   const weightBytes = parameters * Float32Array.BYTES_PER_ELEMENT * (options.weightCopies ?? 1);
   const kvBytes = kvBytesPerToken(config, options.kvBytesPerElement ?? 4) * contextTokens;
-  return { parameters, weightBytes, kvBytes, contextTokens, totalBytes: weightBytes + kvBytes };
+  const runtimeBytes = runtimeBytesFor(config, contextTokens);
+  return { parameters, weightBytes, kvBytes, runtimeBytes, contextTokens, totalBytes: weightBytes + kvBytes + runtimeBytes };
 }
 
 /**
@@ -342,7 +359,7 @@ export function estimateModelMemory(dirOrFile: string, contextTokens: number, op
       ...base,
       parameters: plan.parameterCount,
       weightBytes: weightFormat.weightBytes,
-      totalBytes: weightFormat.weightBytes + base.kvBytes,
+      totalBytes: weightFormat.weightBytes + base.kvBytes + base.runtimeBytes,
       filesBytes: filesBytesOf(plan),
       weightFormat,
     };
@@ -380,7 +397,7 @@ export function checkFitsInMemory(estimate: MemoryEstimate, what: string, availa
   if (estimate.totalBytes <= available.freeBytes) return;
   throw new KvlensError(
     `needs about ${formatGiB(estimate.totalBytes)} (weights ${formatGiB(estimate.weightBytes)} in ${estimate.weightFormat ? describeWeightFormat(estimate.weightFormat) : 'fp32'} + KV cache ${formatGiB(estimate.kvBytes)} for ` +
-      `${estimate.contextTokens} tokens) but only ${formatGiB(available.freeBytes)} of ${formatGiB(available.totalBytes)} is free: ` +
+      `${estimate.contextTokens} tokens + runtime and prefill scratch ${formatGiB(estimate.runtimeBytes)}) but only ${formatGiB(available.freeBytes)} of ${formatGiB(available.totalBytes)} is free: ` +
       `use a shorter context, a smaller model${estimate.weightFormat?.hasFloatMatrices && estimate.weightFormat.quantization !== 'int4' ? ' or --weights int4' : ''}`,
     what,
   );

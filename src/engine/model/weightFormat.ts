@@ -14,12 +14,6 @@ export function parseWeightsChoice(value: unknown, where = '--weights'): Weights
   throw new KvlensError(`${where} must be one of ${WEIGHT_CHOICES.join(', ')}, got ${JSON.stringify(value)}`);
 }
 
-/**
- * onnxruntime repacks constant matrices for its kernels and keeps arenas for activations; measured on
- * the Qwen2.5-0.5B shape, resident weights come to about this many times the graph's weight bytes.
- */
-export const RESIDENT_WEIGHT_FACTOR = 1.05;
-
 export interface WeightFormatPlan {
   requested: WeightsChoice;
   /** What float-stored matrices become in the graph. */
@@ -28,7 +22,7 @@ export interface WeightFormatPlan {
   graphBytes: number;
   /** Bytes of the embedding table as stored in the file (read per lookup, not resident). */
   embeddingBytes: number;
-  /** Expected resident weight memory: the graph, with the runtime's overhead (the embedding table stays in the file). */
+  /** Expected resident weight memory: the graph as onnxruntime holds it once loaded (see RESIDENT_FACTOR; the embedding table stays in the file). */
   weightBytes: number;
   /** One line saying what was chosen and why. */
   reason: string;
@@ -55,7 +49,7 @@ function formatPlan(source: WeightSource, requested: WeightsChoice, quantization
     graphBytes,
     embeddingBytes,
     // The embedding table is read from the file per lookup (see embedding.ts), so it is not resident.
-    weightBytes: Math.round(graphBytes * RESIDENT_WEIGHT_FACTOR),
+    weightBytes: graphWeightBytes(source, { quantization }, true),
     reason,
     hasFloatMatrices,
   };
