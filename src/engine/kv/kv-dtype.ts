@@ -1,6 +1,7 @@
 // The element type a full-precision cache holds its keys and values in: fp16 by default (what llama.cpp,
 // vLLM and transformers keep), bf16, or fp32 for parity checks. 16-bit caches store raw bit patterns.
 import { KvlensError } from '../errors';
+import { halfBitsOfFloatBits } from './quant/half';
 
 export type KvDtype = 'fp16' | 'bf16' | 'fp32';
 
@@ -41,30 +42,6 @@ function halfTable(): Float32Array {
   return table;
 }
 
-/** fp32 bits -> nearest fp16 bits, ties to even (as torch's `.half()`), overflow to infinity. */
-function floatBitsToHalf(bits: number): number {
-  const sign = (bits >>> 16) & 0x8000;
-  const exponent = (bits >>> 23) & 0xff;
-  const mantissa = bits & 0x7fffff;
-  if (exponent === 0xff) return sign | 0x7c00 | (mantissa ? 0x200 : 0);
-  const e = exponent - 112;
-  if (e >= 31) return sign | 0x7c00;
-  if (e <= 0) {
-    const shift = 14 - e;
-    if (shift > 24) return sign;
-    const full = mantissa | 0x800000;
-    let h = full >>> shift;
-    const rest = full & ((1 << shift) - 1);
-    const halfway = 1 << (shift - 1);
-    if (rest > halfway || (rest === halfway && h & 1)) h++;
-    return sign | h;
-  }
-  let h = (e << 10) | (mantissa >>> 13);
-  const rest = mantissa & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++;
-  return sign | h;
-}
-
 /** fp32 bits -> bf16 bits, ties to even (as torch's `.bfloat16()`), NaN kept quiet. */
 function floatBitsToBfloat(bits: number): number {
   if ((bits & 0x7f800000) === 0x7f800000 && bits & 0x7fffff) return ((bits >>> 16) | 0x40) & 0xffff;
@@ -79,7 +56,7 @@ export function encodeKv(dtype: KvDtype, source: Float32Array, target: KvArray, 
   }
   const bits = new Uint32Array(source.buffer, source.byteOffset, source.length);
   const out = target as Uint16Array;
-  if (dtype === 'fp16') for (let i = 0; i < bits.length; i++) out[offset + i] = floatBitsToHalf(bits[i]);
+  if (dtype === 'fp16') for (let i = 0; i < bits.length; i++) out[offset + i] = halfBitsOfFloatBits(bits[i]);
   else for (let i = 0; i < bits.length; i++) out[offset + i] = floatBitsToBfloat(bits[i]);
 }
 

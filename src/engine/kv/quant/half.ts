@@ -4,7 +4,11 @@ const u32 = new Uint32Array(f32.buffer);
 
 export function toHalfBits(value: number): number {
   f32[0] = value;
-  const bits = u32[0];
+  return halfBitsOfFloatBits(u32[0]);
+}
+
+/** The fp16 pattern nearest to the fp32 value with these bits (ties to even, overflow to infinity). */
+export function halfBitsOfFloatBits(bits: number): number {
   const sign = (bits >>> 16) & 0x8000;
   const exponent = (bits >>> 23) & 0xff;
   const mantissa = bits & 0x7fffff;
