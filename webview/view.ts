@@ -201,6 +201,9 @@ function configSection(results: ProfiledResults, resultsPath: string | null): HT
     ['kvlens', c.kvlensVersion],
     ['model', `${c.model.path} · ${c.model.architecture} · ${c.model.dtype} · ${c.model.parameters.toLocaleString('en-US')} parameters`],
     ['model hash', c.model.contentHash],
+    ['weights held as', c.model.weights ?? 'not recorded'],
+    // Files written before KV dtypes existed held fp32 caches.
+    ['KV cache dtype', c.model.kvDtype ?? 'fp32 (not recorded)'],
     ['tokenizer', c.tokenizer],
     ['execution provider', c.executionProvider],
     ['methods', c.methods.join(', ')],

@@ -218,6 +218,8 @@ test('per-task tables and needle heatmaps show the fixture numbers', { skip: ski
   const config = await page.$$eval('#config-list dd', (dds) => dds.map((d) => d.textContent));
   assert.ok(config.includes('full, kivi:bits=2, streamingllm:ratio=0.5, snapkv:ratio=0.5'));
   assert.ok(config.includes('cpu'));
+  // The fixture predates KV dtypes: its caches were fp32, and the panel says it was not recorded.
+  assert.ok(config.includes('fp32 (not recorded)'), `config list: ${config.join(' | ')}`);
   await page.screenshot({ path: join(artifacts, 'panel-dark.png'), fullPage: true });
 });
 
