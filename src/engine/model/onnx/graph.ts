@@ -399,8 +399,9 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
       const blockQuery = g.op('Reshape', [g.op('Mul', [queryColumns, kvEye]), shapeBlockQuery]); // [kvH*D, H]
       const pastScores = g.op('MatMul', [g.op('Flatten', [pastKey], { axis: int(2) }), blockQuery]); // [P, H]
       const pastScoresByHead = g.op('Reshape', [pastScores, g.op('Concat', [pastLength, kvGroupDims], { axis: int(0) })]); // [P, kvH, G]
-      const biasByHead = g.op('Transpose', [pastBias], { perm: ints([1, 2, 0]) }); // [P, kvH, 1]: moves a unit axis only
-      const pastScoresMasked = g.op('Transpose', [g.op('Add', [pastScoresByHead, biasByHead])], { perm: ints([1, 2, 0]) }); // [kvH, G, P]
+      // The bias is added in [kvH, G, P] layout, where it broadcasts along G onto contiguous rows of P.
+      const biasByHead = g.op('Transpose', [pastBias], { perm: ints([2, 0, 1]) }); // [kvH, 1, P]
+      const pastScoresMasked = g.op('Add', [g.op('Transpose', [pastScoresByHead], { perm: ints([1, 2, 0]) }), biasByHead]); // [kvH, G, P]
       const pastScores5 = g.op('Unsqueeze', [pastScoresMasked, g.int64s([0, 3])]); // [1, kvH, G, 1, P]
       const newScores = g.op('Add', [g.op('MatMul', [queryHeads, newKeyT]), causalBias]); // [1, kvH, G, 1, 1]
       const probs = g.op('Softmax', [g.op('Concat', [pastScores5, newScores], { axis: int(4) })], { axis: int(-1) }); // [1, kvH, G, 1, P+1]
@@ -415,15 +416,18 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
     // The statistics are taken where the probabilities are made, so the [kvH, G, q, P+q] probabilities never leave
     // the branch that computed them: an If output (or a value a later If reads) of that size stays allocated until
     // the whole call ends, one per layer, which at a 4k prefill is gigabytes.
-    const withStatistics = (attend: () => string[]) => (): string[] => {
+    const withStatistics = (attend: () => string[], oneQuery: boolean) => (): string[] => {
       const [probs, context] = attend();
       const window = g.op('Slice', [probs, windowStart, int64Max, axis3]); // [1, kvH, G, w, P+q]
-      const keySums = g.op('ReduceSum', [probs, axis3], { keepdims: int(0) }); // [1, kvH, G, P+q]
+      // One query's sums over queries are its probabilities: a view, not a reduction.
+      const keySums = oneQuery ? g.op('Squeeze', [probs, axis3]) : g.op('ReduceSum', [probs, axis3], { keepdims: int(0) }); // [1, kvH, G, P+q]
       return [context, window, keySums];
     };
     const float3 = [OnnxDataType.FLOAT, OnnxDataType.FLOAT, OnnxDataType.FLOAT];
     const [context, window, keySums] =
-      options.decodeFastPath === false ? withStatistics(attendMany)() : g.ifElse(singleQuery, `attend_${l}`, withStatistics(attendOne), withStatistics(attendMany), float3);
+      options.decodeFastPath === false
+        ? withStatistics(attendMany, false)()
+        : g.ifElse(singleQuery, `attend_${l}`, withStatistics(attendOne, true), withStatistics(attendMany, false), float3);
     const contextTokens = g.op('Reshape', [g.op('Transpose', [context], { perm: ints([0, 3, 1, 2, 4]) }), toTokensByHeads]); // [q, H*D]
     hiddenState = g.op('Add', [hiddenState, linear(contextTokens, `${p}self_attn.o_proj.weight`, source.info(`${p}self_attn.o_proj.bias`) ? `${p}self_attn.o_proj.bias` : null)]);
 
