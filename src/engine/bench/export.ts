@@ -9,7 +9,10 @@ const ROW_COLUMNS: (keyof ResultRow)[] = [
 
 function csvCell(value: unknown): string {
   if (value === null || value === undefined) return '';
-  const text = typeof value === 'object' ? JSON.stringify(value) : String(value);
+  let text = typeof value === 'object' ? JSON.stringify(value) : String(value);
+  // A text cell a spreadsheet would run as a formula (= + - @, or a leading tab/CR) is kept as text by a quote
+  // mark, as OWASP recommends; numbers stay numbers.
+  if (typeof value === 'string' && /^[=+\-@\t\r]/.test(text)) text = `'${text}`;
   return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
@@ -19,8 +22,9 @@ export function toCsv(results: ResultsFile): string {
   return lines.join('\n') + '\n';
 }
 
+/** Text from a results file (answers, paths, task and method names) as literal Markdown: no markup, links or HTML. */
 function mdCell(text: string): string {
-  return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+  return text.replace(/[\\`*_{}[\]()<>#+!|~]/g, (c) => `\\${c}`).replace(/\r?\n|\r/g, ' ');
 }
 
 /** The method summary as a Markdown table: score and memory per method, Pareto-optimal ones marked. */
@@ -34,7 +38,7 @@ export function summaryMarkdown(results: ResultsFile): string {
   for (const s of summaries) {
     const memory = Number.isFinite(s.compressionRatio) ? `${(100 / s.compressionRatio).toFixed(1)}%` : '–';
     lines.push(
-      `| ${mdCell(s.method)} | ${s.family} | ${formatNumber(s.meanScore)} | ${Number.isFinite(s.exactRate) ? `${(s.exactRate * 100).toFixed(0)}%` : '–'} | ${memory} | ${formatBytes(s.meanBytesHeld)} | ${formatNumber(s.meanDecodeTokensPerSecond, 1)} | ${s.allVerified ? 'yes' : 'NO'} | ${frontier.has(s.method) ? '★' : ''} |` +
+      `| ${mdCell(s.method)} | ${mdCell(s.family)} | ${formatNumber(s.meanScore)} | ${Number.isFinite(s.exactRate) ? `${(s.exactRate * 100).toFixed(0)}%` : '–'} | ${memory} | ${formatBytes(s.meanBytesHeld)} | ${formatNumber(s.meanDecodeTokensPerSecond, 1)} | ${s.allVerified ? 'yes' : 'NO'} | ${frontier.has(s.method) ? '★' : ''} |` +
         (s.errors > 0 ? ` ${s.errors} errors` : ''),
     );
   }
@@ -46,8 +50,8 @@ export function toMarkdown(results: ResultsFile): string {
   const header = [
     `# kvlens results (${results.status})`,
     '',
-    `Model \`${c.model.path}\` (${c.model.architecture}, ${c.model.dtype}, ${c.model.parameters.toLocaleString('en-US')} parameters) on ${c.executionProvider}; ` +
-      `tasks ${c.tasks.join(', ')}; lengths ${c.lengths.join(', ')}; seed ${c.seed}; kvlens ${c.kvlensVersion}.`,
+    `Model ${mdCell(c.model.path)} (${mdCell(c.model.architecture)}, ${mdCell(c.model.dtype)}, ${c.model.parameters.toLocaleString('en-US')} parameters) on ${mdCell(c.executionProvider)}; ` +
+      `tasks ${mdCell(c.tasks.join(', '))}; lengths ${c.lengths.join(', ')}; seed ${c.seed}; kvlens ${mdCell(c.kvlensVersion)}.`,
     '',
     '## Summary',
     '',
@@ -59,7 +63,7 @@ export function toMarkdown(results: ResultsFile): string {
   ];
   for (const r of results.rows) {
     header.push(
-      `| ${r.task} | ${mdCell(r.sampleId)} | ${r.length} | ${r.depth ?? ''} | ${mdCell(r.method)} | ${r.score.toFixed(3)} | ${mdCell(r.answer)} | ${mdCell(r.expected)} | ${r.tokensKeptPerHead.toFixed(1)} | ${r.bytesHeld} | ${r.compressionRatio.toFixed(2)} | ${r.verified ? 'yes' : 'NO'} |`,
+      `| ${mdCell(r.task)} | ${mdCell(r.sampleId)} | ${r.length} | ${r.depth ?? ''} | ${mdCell(r.method)} | ${r.score.toFixed(3)} | ${mdCell(r.answer)} | ${mdCell(r.expected)} | ${r.tokensKeptPerHead.toFixed(1)} | ${r.bytesHeld} | ${r.compressionRatio.toFixed(2)} | ${r.verified ? 'yes' : 'NO'} |`,
     );
   }
   return header.join('\n') + '\n';
