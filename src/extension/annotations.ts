@@ -1,7 +1,7 @@
 // Editor annotations from the current results: a CodeLens above each profiled site, a hover with the
 // per-method details, and the retained-context map (which lines a method's compressed cache kept).
 import * as vscode from 'vscode';
-import { codeLensTitle, normalizeRelativePath, profiledSites, siteHoverMarkdown, type ProfiledSite } from './codeLensText';
+import { codeLensTitle, normalizeRelativePath, profiledSites, retainedHoverMarkdown, siteHoverMarkdown, type ProfiledSite } from './codeLensText';
 import type { ProfiledResults } from './resultsModel';
 import { retainedView, type LineRange } from './retainedMap';
 
@@ -88,7 +88,7 @@ class RetainedDecorations implements vscode.Disposable {
     const method = this.source.retainedMethod();
     for (const editor of vscode.window.visibleTextEditors) {
       const view = results && method && this.source.visible() ? retainedView(results.rows, method, relativePath(editor.document)) : null;
-      if (!view) {
+      if (!view || !method) {
         editor.setDecorations(this.kept, []);
         editor.setDecorations(this.partial, []);
         editor.setDecorations(this.dropped, []);
@@ -100,7 +100,7 @@ class RetainedDecorations implements vscode.Disposable {
           .filter(([start]) => start <= last)
           .map(([start, end]) => ({
             range: new vscode.Range(start, 0, Math.min(end, last), 0),
-            hoverMessage: new vscode.MarkdownString(`kvlens: \`${method}\` ${what}: lines ${start + 1}–${end + 1} (over ${view.samples} sample${view.samples === 1 ? '' : 's'})`),
+            hoverMessage: new vscode.MarkdownString(retainedHoverMarkdown(method, what, start, end, view.samples)),
           }));
       editor.setDecorations(this.kept, toOptions(view.kept, 'kept'));
       editor.setDecorations(this.partial, toOptions(view.partial, 'kept in only some samples'));

@@ -62,6 +62,11 @@ function escapeMarkdownCell(text: string): string {
   return text.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/[\r\n]+/g, ' ').replace(/([`*_[\]<>])/g, '\\$1');
 }
 
+/** The hover over a retained-context decoration: which method kept (or evicted) these lines, over how many samples. */
+export function retainedHoverMarkdown(method: string, what: string, start: number, end: number, samples: number): string {
+  return `kvlens: ${escapeMarkdownCell(method)} ${what}: lines ${start + 1}–${end + 1} (over ${samples} sample${samples === 1 ? '' : 's'})`;
+}
+
 function clip(text: string, max = 40): string {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }

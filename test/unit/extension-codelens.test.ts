@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ProfiledResults, ProfiledRow } from '../../src/extension/resultsModel';
-import { codeLensTitle, methodVerdict, profiledSites, siteHoverMarkdown } from '../../src/extension/codeLensText';
+import { codeLensTitle, methodVerdict, profiledSites, retainedHoverMarkdown, siteHoverMarkdown } from '../../src/extension/codeLensText';
 
 const results = JSON.parse(readFileSync(join(__dirname, '..', 'fixtures', 'extension', 'results-fixture.json'), 'utf8')) as ProfiledResults;
 
@@ -55,4 +55,11 @@ test('hover markdown lists each row and escapes table-breaking text', () => {
   const tricky = { ...site, rows: [{ ...site.rows[0], answer: 'a|b\n<img src=x>' }] };
   const trickyMd = siteHoverMarkdown(tricky);
   assert.ok(trickyMd.includes('a\\|b \\<img src=x\\>'), trickyMd);
+});
+
+test('the retained-context hover shows a method string as literal text', () => {
+  assert.equal(retainedHoverMarkdown('snapkv:ratio=0.5', 'kept', 6, 9, 2), 'kvlens: snapkv:ratio=0.5 kept: lines 7–10 (over 2 samples)');
+  // A results file is data: a method string with markup or HTML must not become either.
+  const hostile = retainedHoverMarkdown('`x` <img src=y> *b* [l](u)', 'evicted', 0, 0, 1);
+  assert.equal(hostile, 'kvlens: \\`x\\` \\<img src=y\\> \\*b\\* \\[l\\](u) evicted: lines 1–1 (over 1 sample)');
 });
