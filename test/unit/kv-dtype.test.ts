@@ -61,6 +61,11 @@ test('a 16-bit cache holds half the key/value bytes of an fp32 one, and its view
   assert.equal(clone.dtype, 'fp16');
   const rounded = roundToKv('fp16', keys);
   assert.deepEqual(Array.from(clone.view().keys.subarray(heads * d, heads * d + d)), Array.from(rounded.subarray((2 * heads) * d, (2 * heads) * d + d)));
+  // Rows already in the cache's dtype are copied as stored: the same cache as appending their decoded values.
+  const copied = new DenseLayerCache(heads, d, 1, 'fp16');
+  copied.appendStored(view.stored!.keys, view.stored!.values, positions);
+  assert.deepEqual(Array.from(copied.view().stored!.keys), Array.from(view.stored!.keys));
+  assert.throws(() => copied.appendStored(keys, values, positions), /not stored as fp16/);
   // Per-head (ragged) storage follows the dtype it is given.
   const ragged = new RaggedMethodCache([new DenseLayerCache(heads, d, 1, 'bf16')].map((c) => (c.append(keys, values, positions), c.view())), [[[0, 1], [2]]]);
   assert.equal(ragged.bytes().fullPrecision, 2 * 3 * d * 2);

@@ -93,16 +93,28 @@ export class DenseLayerCache {
     if (this.validBuffer) this.validBuffer = grow(this.validBuffer, this.numKvHeads, (n) => new Uint8Array(n));
   }
 
-  /** Appends q tokens given token-major [q, numKvHeads, headDim] keys/values and their positions. */
+  /** Appends q tokens given token-major [q, numKvHeads, headDim] fp32 keys/values and their positions. */
   append(keys: Float32Array, values: Float32Array, positions: ArrayLike<number>): void {
+    this.appendRows(keys, values, positions, (from, to, at) => encodeKv(this.dtype, from, to, at));
+  }
+
+  /** Like append, with keys/values already in this cache's dtype (patterns copied, never decoded and re-rounded). */
+  appendStored(keys: KvArray, values: KvArray, positions: ArrayLike<number>): void {
+    if (keys.BYTES_PER_ELEMENT !== this.keyBuffer.BYTES_PER_ELEMENT || values.BYTES_PER_ELEMENT !== this.keyBuffer.BYTES_PER_ELEMENT) {
+      throw new Error(`appendStored: keys/values are not stored as ${this.dtype}`);
+    }
+    this.appendRows(keys, values, positions, (from, to, at) => to.set(from as never, at));
+  }
+
+  private appendRows<T extends KvArray>(keys: T, values: T, positions: ArrayLike<number>, write: (from: T, to: KvArray, at: number) => void): void {
     const q = positions.length;
     const row = this.numKvHeads * this.headDim;
     if (keys.length !== q * row || values.length !== q * row) {
       throw new Error(`append: expected ${q * row} key/value elements for ${q} tokens, got ${keys.length}/${values.length}`);
     }
     this.reserve(this.length + q);
-    encodeKv(this.dtype, keys, this.keyBuffer, this.length * row);
-    encodeKv(this.dtype, values, this.valueBuffer, this.length * row);
+    write(keys, this.keyBuffer, this.length * row);
+    write(values, this.valueBuffer, this.length * row);
     for (let t = 0; t < q; t++) {
       for (let h = 0; h < this.numKvHeads; h++) this.positionBuffer[(this.length + t) * this.numKvHeads + h] = positions[t];
       if (this.validBuffer) this.validBuffer.fill(1, (this.length + t) * this.numKvHeads, (this.length + t + 1) * this.numKvHeads);

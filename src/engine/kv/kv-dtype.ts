@@ -1,7 +1,7 @@
 // The element type a full-precision cache holds its keys and values in: fp16 by default (what llama.cpp,
 // vLLM and transformers keep), bf16, or fp32 for parity checks. 16-bit caches store raw bit patterns.
 import { KvlensError } from '../errors';
-import { halfBitsOfFloatBits } from './quant/half';
+import { halfBitsOfFloatBits, halfTable } from './quant/half';
 
 export type KvDtype = 'fp16' | 'bf16' | 'fp32';
 
@@ -22,24 +22,6 @@ export function kvElementBytes(dtype: KvDtype): number {
 
 export function allocateKv(dtype: KvDtype, elements: number): KvArray {
   return dtype === 'fp32' ? new Float32Array(elements) : new Uint16Array(elements);
-}
-
-let halfToFloat: Float32Array | null = null;
-
-/** Every fp16 bit pattern's value (256 KiB, built on first use): decoding is one lookup per element. */
-function halfTable(): Float32Array {
-  if (halfToFloat) return halfToFloat;
-  const table = new Float32Array(0x10000);
-  for (let h = 0; h < 0x10000; h++) {
-    const sign = h & 0x8000 ? -1 : 1;
-    const exponent = (h >>> 10) & 0x1f;
-    const mantissa = h & 0x3ff;
-    if (exponent === 0) table[h] = sign * mantissa * 2 ** -24;
-    else if (exponent === 31) table[h] = mantissa ? NaN : sign * Infinity;
-    else table[h] = sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
-  }
-  halfToFloat = table;
-  return table;
 }
 
 /** fp32 bits -> bf16 bits, ties to even (as torch's `.bfloat16()`), NaN kept quiet. */

@@ -4,7 +4,7 @@ import { KvlensError } from '../../errors';
 import type { ModelConfig } from '../../model/config';
 import type { LayerAttention } from '../../model/types';
 import { DenseLayerCache, storedKvBytes, type LayerKV } from '../cache';
-import { decodeKv, type KvArray } from '../kv-dtype';
+import type { KvArray } from '../kv-dtype';
 import type { MethodDefinition, Params, SizePromise } from '../definition';
 import { type CacheBytes, type CompressInput, type MethodCache, ZERO_BYTES, addBytes } from '../method';
 import { missingStats, perKvHead, range, sumWindow, topK } from '../scores';
@@ -116,14 +116,17 @@ class InfLLMLayer {
     const dtype = this.resident.dtype;
     const visible = new DenseLayerCache(heads, d, kv.length + chosen.length * blockSize + this.geometry.blockSize, dtype);
     this.layout = [];
+    // Stored patterns are copied as they are: decoding and re-rounding them would change nothing but cost a pass.
+    const keys = kv.stored?.keys ?? kv.keys;
+    const values = kv.stored?.values ?? kv.values;
     const copyResident = (from: number, to: number) => {
       const positions = Array.from({ length: to - from }, (_, i) => kv.positions[(from + i) * heads]);
-      visible.append(kv.keys.subarray(from * row, to * row), kv.values.subarray(from * row, to * row), positions);
+      visible.appendStored(keys.subarray(from * row, to * row), values.subarray(from * row, to * row), positions);
       for (let s = from; s < to; s++) this.layout.push(s);
     };
     copyResident(0, sinks);
     for (const b of chosen) {
-      visible.append(decodeKv(dtype, this.blocks[b].keys), decodeKv(dtype, this.blocks[b].values), this.blocks[b].positions);
+      visible.appendStored(this.blocks[b].keys, this.blocks[b].values, this.blocks[b].positions);
       for (let t = 0; t < blockSize; t++) this.layout.push(-1);
     }
     copyResident(sinks, kv.length);
