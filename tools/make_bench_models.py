@@ -349,9 +349,10 @@ def load_bf16_as_fp32(path: Path) -> dict[str, np.ndarray]:
 
 # ---------------------------------------------------------------- llama8b
 
-def llama3_rope_factors(config: dict) -> np.ndarray:
-    scaling, dim, base = config["rope_scaling"], config["head_dim"], config["rope_theta"]
-    freqs = 1.0 / (base ** (np.arange(0, dim, 2, dtype=np.float64) / dim))
+def llama3_rope_factors(base: float, dim: int, scaling: dict, freq_dtype=np.float64) -> np.ndarray:
+    """llama.cpp's rope_freqs tensor for llama3 rope scaling: the divisor of each rotary frequency
+    (also used by tools/make_gguf_fixture.py, which computes the frequencies in float32 as its fixture did)."""
+    freqs = 1.0 / (base ** (np.arange(0, dim, 2, dtype=freq_dtype) / dim))
     factor, low, high, old = scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"], scaling["original_max_position_embeddings"]
     out = []
     for freq in freqs:
@@ -394,7 +395,7 @@ def make_llama8b(out: Path, seed: int) -> None:
         return lambda: rng.uniform(0.8, 1.2, h).astype(np.float32)
 
     # Random values need no q/k permutation: any rows are as good as permuted ones.
-    tensors = [Tensor("rope_freqs.weight", (c["head_dim"] // 2,), Q.F32, lambda: llama3_rope_factors(c)),
+    tensors = [Tensor("rope_freqs.weight", (c["head_dim"] // 2,), Q.F32, lambda: llama3_rope_factors(c["rope_theta"], c["head_dim"], c["rope_scaling"])),
                Tensor("token_embd.weight", (v, h), Q.Q4_0, matrix(v, h))]
     for layer in range(c["num_hidden_layers"]):
         p = f"blk.{layer}."

@@ -16,6 +16,7 @@ import importlib.util
 import json
 import math
 import shutil
+import sys
 from pathlib import Path
 
 import gguf
@@ -36,6 +37,8 @@ Q = gguf.GGMLQuantizationType
 def load_sibling(name: str):
     spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
+    # Registered before it runs: dataclasses look their module up in sys.modules.
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -47,21 +50,7 @@ def llama_cpp_permute(weights: np.ndarray, n_head: int) -> np.ndarray:
 
 def llama3_rope_factors(config: dict) -> np.ndarray:
     rope = config["rope_parameters"]
-    base = rope["rope_theta"]
-    dim = config["head_dim"]
-    freqs = 1.0 / (base ** (np.arange(0, dim, 2, dtype=np.float32) / dim))
-    factor, low, high, old = rope["factor"], rope["low_freq_factor"], rope["high_freq_factor"], rope["original_max_position_embeddings"]
-    out = []
-    for freq in freqs:
-        wavelen = 2 * math.pi / freq
-        if wavelen < old / high:
-            out.append(1.0)
-        elif wavelen > old / low:
-            out.append(factor)
-        else:
-            smooth = (old / wavelen - low) / (high - low)
-            out.append(1 / ((1 - smooth) / factor + smooth))
-    return np.array(out, dtype=np.float32)
+    return load_sibling("make_bench_models").llama3_rope_factors(rope["rope_theta"], config["head_dim"], rope, np.float32)
 
 
 # Which storage each HF tensor gets: a mix, so every reader path is exercised on real writer output.
