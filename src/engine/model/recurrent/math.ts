@@ -1,0 +1,61 @@
+// The few dense kernels the recurrent forward passes share, on row-major fp32 arrays.
+
+/** out[t, o] = sum_i x[t, i] * w[o, i] (+ bias[o]) for t < rows: a Linear layer over `rows` tokens. */
+export function linear(x: Float32Array, rows: number, w: Float32Array, outDim: number, inDim: number, bias: Float32Array | null = null): Float32Array {
+  const out = new Float32Array(rows * outDim);
+  for (let t = 0; t < rows; t++) {
+    const xOffset = t * inDim;
+    for (let o = 0; o < outDim; o++) {
+      const wOffset = o * inDim;
+      let sum = 0;
+      for (let i = 0; i < inDim; i++) sum += x[xOffset + i] * w[wOffset + i];
+      out[t * outDim + o] = bias ? sum + bias[o] : sum;
+    }
+  }
+  return out;
+}
+
+/** weight * x / sqrt(mean(x^2) + eps), per row of width `dim`. */
+export function rmsNorm(x: Float32Array, rows: number, dim: number, weight: Float32Array, eps: number): Float32Array {
+  const out = new Float32Array(rows * dim);
+  for (let t = 0; t < rows; t++) {
+    let squares = 0;
+    for (let i = 0; i < dim; i++) squares += x[t * dim + i] * x[t * dim + i];
+    const scale = 1 / Math.sqrt(squares / dim + eps);
+    for (let i = 0; i < dim; i++) out[t * dim + i] = weight[i] * (x[t * dim + i] * scale);
+  }
+  return out;
+}
+
+/** weight * (x - mean) / sqrt(var + eps) + bias, per row of width `dim` (biased variance, as torch). */
+export function layerNorm(x: Float32Array, rows: number, dim: number, weight: Float32Array, bias: Float32Array, eps: number): Float32Array {
+  const out = new Float32Array(rows * dim);
+  for (let t = 0; t < rows; t++) {
+    let mean = 0;
+    for (let i = 0; i < dim; i++) mean += x[t * dim + i];
+    mean /= dim;
+    let variance = 0;
+    for (let i = 0; i < dim; i++) variance += (x[t * dim + i] - mean) ** 2;
+    const scale = 1 / Math.sqrt(variance / dim + eps);
+    for (let i = 0; i < dim; i++) out[t * dim + i] = (x[t * dim + i] - mean) * scale * weight[i] + bias[i];
+  }
+  return out;
+}
+
+export function silu(x: number): number {
+  return x / (1 + Math.exp(-x));
+}
+
+export function sigmoid(x: number): number {
+  return 1 / (1 + Math.exp(-x));
+}
+
+/** log(1 + e^x), linear above 20 as torch's softplus. */
+export function softplus(x: number): number {
+  return x > 20 ? x : Math.log1p(Math.exp(x));
+}
+
+/** The rows of `x` ([rows, dim]) that logits are wanted for: all, or only the last. */
+export function pickRows(x: Float32Array, rows: number, dim: number, which: 'all' | 'last'): { data: Float32Array; rows: number } {
+  return which === 'all' ? { data: x, rows } : { data: x.subarray((rows - 1) * dim, rows * dim), rows: 1 };
+}
