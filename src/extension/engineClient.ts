@@ -4,30 +4,22 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { KvlensError, describeError } from '../engine/errors';
-import { parseEngineMessage, type BenchRequest, type ClientMessage, type ExecutionProviderChoice } from '../engine/host/protocol';
+import {
+  checkAnswer,
+  checkBenchRequest,
+  parseEngineMessage,
+  type BenchAnswer,
+  type BenchRequest,
+  type CallAnswer,
+  type CallRequest,
+  type CallType,
+  type ClientMessage,
+  type ExecutionProviderChoice,
+  type RequestMessage,
+} from '../engine/host/protocol';
 import type { WeightsChoice } from '../engine/model/weightFormat';
 import type { KvDtype } from '../engine/kv/kv-dtype';
-import { describeValue, expectArray, expectInteger, expectNonEmptyString, expectNumber, firstProblem, type Problem } from './validate';
-
-/** Checks a bench request before it is sent, so a bad setting fails in the extension with a clear message. */
-export function checkBenchRequest(request: BenchRequest): Problem {
-  const positive = (v: unknown, p: string) => expectInteger(v, p, 1);
-  return firstProblem(
-    () => expectNonEmptyString(request.workspace, 'workspace'),
-    () => expectNonEmptyString(request.model, 'model'),
-    () => (request.methods.length === 0 ? 'methods must name at least one method' : null),
-    () => expectArray(request.methods, 'methods', expectNonEmptyString),
-    () => (request.tasks.length === 0 ? 'tasks must name at least one task' : null),
-    () => expectArray(request.tasks, 'tasks', expectNonEmptyString),
-    () => (request.lengths.length === 0 ? 'lengths must list at least one length' : null),
-    () => expectArray(request.lengths, 'lengths', positive),
-    () => expectArray(request.depths, 'depths', (v, p) => expectNumber(v, p) ?? ((v as number) < 0 || (v as number) > 1 ? `${p} must be within [0, 1], found ${v}` : null)),
-    () => expectInteger(request.samples, 'samples', 1),
-    () => expectInteger(request.seed, 'seed', 0),
-    () => (request.outFile === null ? null : expectNonEmptyString(request.outFile, 'outFile')),
-    () => (request.files === undefined ? null : expectArray(request.files, 'files', expectNonEmptyString)),
-  );
-}
+import { describeValue } from './validate';
 
 export interface EngineProgress {
   done: number;
@@ -36,11 +28,11 @@ export interface EngineProgress {
   etaSeconds: number | null;
 }
 
-/** `results` is what the engine answered (a results file object, checked by the caller before use). */
+/** `results` is what the engine answered: where the results file is and what it holds. */
 export type RunOutcome =
-  | { status: 'completed'; results: unknown }
+  | { status: 'completed'; results: BenchAnswer }
   /** A cancelled run may still answer with the partial results it finished. */
-  | { status: 'cancelled'; results: unknown | null };
+  | { status: 'cancelled'; results: BenchAnswer | null };
 
 export interface RunHandle {
   id: number;
@@ -67,14 +59,16 @@ interface PendingRun {
   child: ChildProcess;
 }
 
-interface PendingInfo {
-  kind: 'info';
-  resolve: (info: unknown) => void;
+interface PendingCall {
+  kind: 'call';
+  /** Which call: its answer is checked against the protocol's table before `resolve` sees it. */
+  type: CallType;
+  resolve: (answer: unknown) => void;
   reject: (error: Error) => void;
   child: ChildProcess;
 }
 
-type Pending = PendingRun | PendingInfo;
+type Pending = PendingRun | PendingCall;
 
 const STDERR_TAIL_LINES = 12;
 
@@ -101,7 +95,7 @@ export class EngineClient {
   run(request: BenchRequest, onProgress: (progress: EngineProgress) => void): RunHandle {
     const id = this.nextId++;
     const done = new Promise<RunOutcome>((resolve, reject) => {
-      const problem = checkBenchRequest(request);
+      const problem = checkBenchRequest(request, '');
       if (problem) throw new KvlensError(problem, 'run request');
       const child = this.ensureChild();
       this.pending.set(id, { kind: 'run', resolve, reject, onProgress, cancelRequested: false, child });
@@ -111,27 +105,28 @@ export class EngineClient {
   }
 
   /** Model and provider details from the engine (what it would load, and where it would run). */
-  info(model: string, provider: ExecutionProviderChoice): Promise<unknown> {
-    return this.ask((id) => ({ type: 'info', id, model, provider }));
+  info(model: string, provider: ExecutionProviderChoice): Promise<CallAnswer<'info'>> {
+    return this.ask('info', { model, provider });
   }
 
   /** Memory a run will need (weights + KV cache per method at the longest context) and whether it fits now. */
-  estimate(model: string, lengths: number[], methods: string[], options: { weights?: WeightsChoice; kvDtype?: KvDtype } = {}): Promise<unknown> {
-    return this.ask((id) => ({ type: 'estimate', id, model, lengths, methods, ...options }));
+  estimate(model: string, lengths: number[], methods: string[], options: { weights?: WeightsChoice; kvDtype?: KvDtype } = {}): Promise<CallAnswer<'estimate'>> {
+    return this.ask('estimate', { model, lengths, methods, ...options });
   }
 
   /** The engine's method registry (names, families, parameters and one-line summaries). */
-  methods(): Promise<unknown> {
-    return this.ask((id) => ({ type: 'methods', id }));
+  methods(): Promise<CallAnswer<'methods'>> {
+    return this.ask('methods', {});
   }
 
-  /** One request answered by one result (or error) message. */
-  private ask(message: (id: number) => ClientMessage): Promise<unknown> {
+  /** One request answered by one result (or error) message, of the type the protocol's table gives it. */
+  private ask<K extends Exclude<CallType, 'bench'>>(type: K, request: CallRequest<K>): Promise<CallAnswer<K>> {
     const id = this.nextId++;
-    return new Promise((resolve, reject) => {
+    return new Promise<CallAnswer<K>>((resolve, reject) => {
       const child = this.ensureChild();
-      this.pending.set(id, { kind: 'info', resolve, reject, child });
-      this.send(child, message(id));
+      // Checked against ENGINE_CALLS[type].answer in onMessage, so the value is the table's answer type.
+      this.pending.set(id, { kind: 'call', type, resolve: resolve as (answer: unknown) => void, reject, child });
+      this.send(child, { type, id, ...request } as RequestMessage<K> as ClientMessage);
     });
   }
 
@@ -270,11 +265,20 @@ export class EngineClient {
           pending.onProgress({ done: p.done, total: p.total, message: p.message, etaSeconds: typeof p.etaSeconds === 'number' && Number.isFinite(p.etaSeconds) ? p.etaSeconds : null });
         }
         return;
-      case 'result':
+      case 'result': {
         this.settle(message.id);
-        if (pending.kind === 'info') pending.resolve(message.result);
-        else pending.resolve(pending.cancelRequested ? { status: 'cancelled', results: message.result } : { status: 'completed', results: message.result });
+        const problem = checkAnswer(pending.kind === 'call' ? pending.type : 'bench', message.result);
+        if (problem) {
+          this.options.log(`the engine's answer to request ${message.id} does not fit the protocol: ${problem}`);
+          if (pending.kind === 'run' && pending.cancelRequested) pending.resolve({ status: 'cancelled', results: null });
+          else pending.reject(new KvlensError(`answered outside the protocol: ${problem}`, 'engine'));
+        } else if (pending.kind === 'call') pending.resolve(message.result);
+        else {
+          const results = message.result as BenchAnswer;
+          pending.resolve(pending.cancelRequested ? { status: 'cancelled', results } : { status: 'completed', results });
+        }
         return;
+      }
       case 'error':
         this.settle(message.id);
         if (pending.kind === 'run' && pending.cancelRequested) pending.resolve({ status: 'cancelled', results: null });

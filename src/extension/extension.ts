@@ -3,7 +3,7 @@
 import * as vscode from 'vscode';
 import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import { basename, isAbsolute, join, relative } from 'node:path';
-import type { BenchRequest } from '../engine/host/protocol';
+import type { BenchRequest, EngineModelInfo } from '../engine/host/protocol';
 import { describeError } from '../engine/errors';
 import { EngineClient, type EngineProgress } from './engineClient';
 import { EXPORT_EXTENSIONS, exportResults } from './exportFormats';
@@ -213,7 +213,7 @@ class Kvlens implements vscode.Disposable, PanelHost {
     // Refuse up front, with the numbers, a run that cannot fit; otherwise say what it will take.
     let estimate: RunEstimate;
     try {
-      estimate = (await this.engine.estimate(request.model, request.lengths, request.methods, { weights: request.weights, kvDtype: request.kvDtype })) as RunEstimate;
+      estimate = await this.engine.estimate(request.model, request.lengths, request.methods, { weights: request.weights, kvDtype: request.kvDtype });
     } catch (error) {
       void vscode.window.showErrorMessage(`kvlens: ${describeError(error)}`);
       return;
@@ -294,9 +294,7 @@ class Kvlens implements vscode.Disposable, PanelHost {
         timer = setTimeout(() => reject(new Error('no answer within 5 s')), 5000);
       });
       const listed = await Promise.race([this.engine.methods(), timeout]);
-      if (Array.isArray(listed)) {
-        for (const m of listed) if (isRecord(m) && typeof m.name === 'string') summaries.set(m.name, typeof m.summary === 'string' ? m.summary : '');
-      }
+      for (const m of listed) summaries.set(m.name, m.summary);
     } catch (error) {
       this.log.warn(`could not list the engine's methods: ${describeError(error)}`);
     } finally {
@@ -547,14 +545,8 @@ function describeMethod(spec: string): string {
   }
 }
 
-function describeModelInfo(info: unknown): string {
-  if (!isRecord(info)) return '';
-  const parts: string[] = [];
-  if (typeof info.architecture === 'string') parts.push(info.architecture);
-  if (typeof info.parameters === 'number') parts.push(`${(info.parameters / 1e6).toFixed(1)}M parameters`);
-  if (typeof info.weightBytesOnDisk === 'number') parts.push(formatBytes(info.weightBytesOnDisk));
-  if (typeof info.executionProvider === 'string') parts.push(`on ${info.executionProvider}`);
-  return parts.length > 0 ? ` (${parts.join(', ')})` : '';
+function describeModelInfo(info: EngineModelInfo): string {
+  return ` (${info.architecture}, ${(info.parameters / 1e6).toFixed(1)}M parameters, ${formatBytes(info.weightBytesOnDisk)}, on ${info.executionProvider})`;
 }
 
 function asFocus(value: unknown): PanelFocus | null {

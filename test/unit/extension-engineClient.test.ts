@@ -3,9 +3,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EngineClient, checkBenchRequest, type EngineProgress } from '../../src/extension/engineClient';
-import type { BenchRequest } from '../../src/engine/host/protocol';
+import { EngineClient, type EngineProgress } from '../../src/extension/engineClient';
+import { checkAnswer, checkBenchRequest as checkRequest, type BenchRequest } from '../../src/engine/host/protocol';
 import { checkResultsFile } from '../../src/extension/resultsModel';
+
+const checkBenchRequest = (request: BenchRequest) => checkRequest(request, '');
 
 const fakeEngine = join(__dirname, '..', 'fixtures', 'extension', 'fakeEngine.js');
 const pidOf = (info: unknown) => (info as { pid: number }).pid;
@@ -31,7 +33,7 @@ test('a run reports progress and resolves with the results the engine answered',
     const handle = client.run(request('ok'), (p) => progress.push(p));
     const outcome = await handle.done;
     assert.equal(outcome.status, 'completed');
-    assert.equal(checkResultsFile(outcome.results), null);
+    assert.deepEqual(outcome.results, { status: 'complete', outFile: request('ok').outFile, rows: 36 });
     assert.equal(checkResultsFile(JSON.parse(readFileSync(request('ok').outFile!, 'utf8'))), null);
     assert.deepEqual(progress.map((p) => [p.done, p.total]), [[1, 3], [2, 3], [3, 3]]);
     assert.equal(progress[2].etaSeconds, 0);
@@ -60,7 +62,7 @@ test('a crash rejects with the exit code and stderr, and the next request starts
       return true;
     });
     assert.match(client.lastCrash ?? '', /exited with code 3/);
-    const info = (await client.info('default', 'cpu')) as { model: string; pid: number };
+    const info = (await client.info('default', 'cpu')) as unknown as { model: string; pid: number };
     assert.equal(info.model, 'default');
     assert.notEqual(info.pid, firstPid);
     assert.ok(logs.some((l) => l.startsWith('restarting the engine after: the engine process exited with code 3')), logs.join('\n'));
@@ -81,8 +83,9 @@ test('cancel stops a run that honours it, and the engine stays up', async () => 
     const pidBefore = client.pid;
     const outcome = await handle.done;
     assert.equal(outcome.status, 'cancelled');
-    assert.equal((outcome.results as { status: string; rows: unknown[] }).status, 'cancelled');
-    assert.equal((outcome.results as { rows: unknown[] }).rows.length, 4);
+    assert.equal(outcome.results?.status, 'cancelled');
+    assert.equal(outcome.results?.rows, 4);
+    assert.equal(JSON.parse(readFileSync(request('slow').outFile!, 'utf8')).rows.length, 4);
     assert.equal(client.pid, pidBefore);
     assert.equal(pidOf(await client.info('default', 'cpu')), pidBefore);
   } finally {
@@ -106,7 +109,7 @@ test('a run that ignores cancel is killed after the grace period', async () => {
     assert.ok(waited >= 290 && waited < 3000, `waited ${waited} ms`);
     assert.ok(logs.some((l) => /did not stop within 300 ms/.test(l)));
     // A deliberate kill is not a crash, and the next request gets a fresh process.
-    const info = (await client.info('default', 'cpu')) as { model: string; pid: number };
+    const info = (await client.info('default', 'cpu')) as unknown as { model: string; pid: number };
     assert.notEqual(info.pid, pidBefore);
     assert.equal(client.lastCrash, null);
   } finally {
@@ -150,4 +153,28 @@ test('bench requests are checked before they are sent', () => {
   assert.equal(checkBenchRequest({ ...good, samples: 0 }), 'samples must be an integer >= 1, found 0');
   assert.equal(checkBenchRequest({ ...good, lengths: [] }), 'lengths must list at least one length');
   assert.equal(checkBenchRequest({ ...good, files: [''] }), 'files[0] must be a non-empty string, found ""');
+});
+
+test('answers are checked against the protocol table: a misshapen one rejects naming the field, and typed ones arrive whole', async () => {
+  const { client, request, cleanup, logs } = setup();
+  try {
+    await assert.rejects(client.run(request('misshapen'), () => {}).done, /engine: answered outside the protocol: bench answer\.status must be one of running, complete, cancelled, failed, found "done"/);
+    await assert.rejects(client.info('misshapen', 'cpu'), /info answer\.dir must be a string, found nothing/);
+    assert.ok(logs.some((l) => /does not fit the protocol: info answer\.dir/.test(l)), logs.join('\n'));
+    const methods = await client.methods();
+    assert.deepEqual(methods.map((m) => m.name), ['full', 'kivi', 'snapkv', 'tova']);
+    assert.deepEqual(methods[1].params[0].choices, [2, 4]);
+    const estimate = await client.estimate('default', [1024], ['full']);
+    assert.equal(estimate.fits, true);
+    assert.equal((await client.info('default', 'cpu')).architecture, 'llama');
+  } finally {
+    cleanup();
+  }
+});
+
+test('the answer checks name what is wrong', () => {
+  assert.equal(checkAnswer('bench', { status: 'complete', outFile: null, rows: 3 }), null);
+  assert.equal(checkAnswer('bench', { status: 'complete', outFile: null, rows: -1 }), 'bench answer.rows must be an integer >= 0, found -1');
+  assert.equal(checkAnswer('methods', [{ name: 'x', family: 'magic', phases: [], summary: '', params: [], paper: null }]), 'methods answer[0].family must be one of baseline, quantization, token-dropping, prompt-compression, found "magic"');
+  assert.equal(checkAnswer('estimate', null), 'estimate answer must be an object, found null');
 });

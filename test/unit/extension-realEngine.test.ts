@@ -56,12 +56,18 @@ test('a real engine run reports progress and writes results the extension can sh
   }
 });
 
-test('a bad model path comes back as a clear engine error; the method registry is listed', { skip }, async () => {
+test('a bad model path comes back as a clear engine error; the registry, model info and estimate answer in the protocol\'s shapes', { skip }, async () => {
   ensureBuilt();
   const client = new EngineClient({ enginePath, log: () => {} });
   try {
-    const methods = (await client.methods()) as Array<{ name: string }>;
+    // Every answer passes the protocol table's check on the way in (a mismatch would reject).
+    const methods = await client.methods();
     for (const name of ['full', 'kivi', 'streamingllm', 'snapkv', 'h2o']) assert.ok(methods.some((m) => m.name === name), name);
+    const info = await client.info(model, 'cpu');
+    assert.equal(info.executionProvider, 'cpu');
+    assert.ok(info.layers > 0 && info.parameters > 0);
+    const estimate = await client.estimate(model, [256], ['full', 'kivi:bits=2']);
+    assert.deepEqual(estimate.methods.map((m) => m.method), ['full', 'kivi:bits=2']);
     await assert.rejects(client.info(join(tmpdir(), 'kvlens-no-such-model'), 'cpu'), /kvlens-no-such-model/);
   } finally {
     client.dispose();

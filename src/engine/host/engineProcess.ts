@@ -8,9 +8,11 @@ import { listMethods } from '../kv';
 import { modelInfo } from '../model/info';
 import type { WeightsChoice } from '../model/weightFormat';
 import { DEFAULT_KV_DTYPE, type KvDtype } from '../kv/kv-dtype';
-import { parseClientMessage, type ClientMessage, type EngineMessage, type ExecutionProviderChoice } from './protocol';
+import { readClientMessage, type CallAnswer, type CallType, type ClientMessage, type EngineMessage, type ExecutionProviderChoice } from './protocol';
 
 const send = (message: EngineMessage) => process.send?.(message);
+/** The one way a call is answered: typed by the protocol's table. */
+const answer = <K extends CallType>(id: number, _type: K, result: CallAnswer<K>) => send({ type: 'result', id, result });
 const running = new Map<number, AbortController>();
 let cached: { key: string; session: ModelSession } | null = null;
 
@@ -31,14 +33,14 @@ async function handle(message: ClientMessage): Promise<void> {
       running.get(message.id)?.abort();
       return;
     case 'methods':
-      send({ type: 'result', id: message.id, result: listMethods() });
+      answer(message.id, 'methods', listMethods());
       return;
     case 'estimate':
-      send({ type: 'result', id: message.id, result: estimateRun(message.model, message.lengths, message.methods, { weights: message.weights, kvDtype: message.kvDtype }) });
+      answer(message.id, 'estimate', estimateRun(message.model, message.lengths, message.methods, { weights: message.weights, kvDtype: message.kvDtype }));
       return;
     case 'info': {
       const s = await session(message.model, message.provider, 4096, message.weights);
-      send({ type: 'result', id: message.id, result: { ...modelInfo(s.model, s.weightFormat, s.weightFormatLabel), executionProvider: s.provider, providerFallbacks: s.fallbackReasons } });
+      answer(message.id, 'info', { ...modelInfo(s.model, s.weightFormat, s.weightFormatLabel), executionProvider: s.provider, providerFallbacks: s.fallbackReasons });
       return;
     }
     case 'bench': {
@@ -52,7 +54,7 @@ async function handle(message: ClientMessage): Promise<void> {
           onProgress: (progress) => send({ type: 'progress', id: message.id, progress }),
           onLog: (line) => send({ type: 'log', id: message.id, line }),
         });
-        send({ type: 'result', id: message.id, result: { status: results.status, outFile: r.outFile, rows: results.rows.length } });
+        answer(message.id, 'bench', { status: results.status, outFile: r.outFile, rows: results.rows.length });
       } finally {
         running.delete(message.id);
       }
@@ -62,11 +64,12 @@ async function handle(message: ClientMessage): Promise<void> {
 }
 
 process.on('message', (raw: unknown) => {
-  const message = parseClientMessage(raw);
-  if (!message) {
-    process.stderr.write(`kvlens engine: dropped a malformed message: ${JSON.stringify(raw).slice(0, 200)}\n`);
+  const read = readClientMessage(raw);
+  if ('problem' in read) {
+    process.stderr.write(`kvlens engine: dropped a malformed message (${read.problem}): ${JSON.stringify(raw)?.slice(0, 200)}\n`);
     return;
   }
+  const { message } = read;
   handle(message).catch((error) => send({ type: 'error', id: message.id, message: describeError(error) }));
 });
 
