@@ -25,6 +25,36 @@ export interface LayerKV {
    * which a forward pass can read without decoding. `keys`/`values` then decode on first access.
    */
   stored?: { dtype: 'fp16' | 'bf16'; keys: Uint16Array; values: Uint16Array };
+  /**
+   * Present when a quantized store can be read as it is held: its first `tokens` slots as packed codes with
+   * their group parameters, the remaining slots as a dense residual. `keys`/`values` then dequantize on first access.
+   */
+  quantized?: QuantizedPast;
+}
+
+/** One tensor (keys or values) of a layer's quantized slots, every KV head's codes back to back. */
+export interface PackedKvCodes {
+  /** Codes `bits` wide, little-endian within a byte, head after head. */
+  codes: Uint8Array;
+  /**
+   * [kvH, A, B, C] with A·B·C = tokens·headDim, row-major over each head's [tokens, headDim]:
+   * per-token groups are [tokens, groups, width], groups along tokens (KIVI keys) [chunks, width, headDim].
+   */
+  shape: [number, number, number, number];
+  /** Decoded element = code · scale + zero, the parameters broadcast from `paramShape` (1 on the grouped axis). */
+  scales: Float32Array;
+  zeros: Float32Array;
+  paramShape: [number, number, number, number];
+}
+
+export interface QuantizedPast {
+  bits: number;
+  /** Slots [0, tokens) are quantized, for every head alike. */
+  tokens: number;
+  keys: PackedKvCodes;
+  values: PackedKvCodes;
+  /** Slots [tokens, length) in the cache's full-precision dtype. */
+  residual: LayerKV;
 }
 
 /** Bytes of a view's keys and values as the cache holds them (16-bit patterns when it holds those). */

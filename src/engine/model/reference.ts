@@ -188,6 +188,15 @@ export function validateForwardInput(config: ModelConfig, input: ForwardInput): 
         'forward input',
       );
     }
+    if (layer.quantized) {
+      // Checked as held: reading keys/values here would dequantize the whole store.
+      const { tokens, bits, keys, values, residual } = layer.quantized;
+      const codeBytes = (layer.numKvHeads * tokens * layer.headDim * bits) / 8;
+      if (tokens + residual.length !== layer.length || keys.codes.length !== codeBytes || values.codes.length !== codeBytes) {
+        throw new KvlensError(`past layer ${l}: its quantized slots (${tokens} + ${residual.length} dense) do not add up to its length ${layer.length}`, 'forward input');
+      }
+      return;
+    }
     const keys = layer.stored?.keys ?? layer.keys;
     const values = layer.stored?.values ?? layer.values;
     if (keys.length < layer.length * row || values.length < layer.length * row) {

@@ -6,7 +6,7 @@
 // transient working memory, not cache, and is not part of held.
 import { allocateKv, decodeKv, decodeKvElement, encodeKv, type KvArray, type KvDtype } from '../kv-dtype';
 import type { LayerAttention } from '../../model/types';
-import { DenseLayerCache, type LayerKV } from '../cache';
+import { DenseLayerCache, kvView, type LayerKV, type PackedKvCodes, type QuantizedPast } from '../cache';
 import { KvlensError } from '../../errors';
 import type { LayerDecodeEviction } from '../definition';
 import { type CacheBytes, type MethodCache, ZERO_BYTES, addBytes } from '../method';
@@ -39,10 +39,29 @@ class GroupStore {
   store(group: Float32Array): void {
     if (this.scratch.length < group.length) this.scratch = new Uint8Array(group.length);
     const codes = this.scratch.subarray(0, group.length);
-    const params = this.codec.encode(group, codes);
+    this.encodeGroup(group, codes);
     this.codes.write(codes);
+  }
+
+  /** Quantizes one group into `codes` and appends only its parameters (the caller writes the codes in its own order). */
+  encodeGroup(group: Float32Array, codes: Uint8Array): void {
+    const params = this.codec.encode(group, codes);
     this.scales.push(storeParam(params.scale, this.scheme.scaleStorage));
     if (this.zeros) this.zeros.push(storeParam(params.zero, this.scheme.scaleStorage));
+  }
+
+  /** The parameters of the first `groups` groups as fp32 numbers (zero-points of codecs without them: 0). */
+  params(groups: number, scales: Float32Array, zeros: Float32Array, at: number): void {
+    const table = this.scheme.scaleStorage === 'fp16' ? halfTable() : null;
+    const storedScales = this.scales.used();
+    const storedZeros = this.zeros ? this.zeros.used() : null;
+    const offset = this.codec.codeOffset ?? 0;
+    for (let i = 0; i < groups; i++) {
+      const scale = table ? table[storedScales[i]] : storedScales[i];
+      scales[at + i] = scale;
+      // Offset codes (int8's code = q + 128) fold their offset into the zero-point: code·scale - offset·scale.
+      zeros[at + i] = (storedZeros ? (table ? table[storedZeros[i]] : storedZeros[i]) : 0) - offset * scale;
+    }
   }
 
   /** The stream as decodePerToken/decodePerChannel read it: packed codes and the parameters as numbers (transient, for one views() call). */
@@ -81,7 +100,7 @@ export class RowQueue {
 
   constructor(
     private readonly width: number,
-    private readonly dtype: KvDtype = 'fp32',
+    readonly dtype: KvDtype = 'fp32',
   ) {
     this.buffer = allocateKv(dtype, 0);
   }
@@ -181,8 +200,8 @@ function decodePerToken(
 }
 
 /**
- * Dequantizes KIVI's keys of one head: group chunk·d + c holds channel c of the chunk's `width` tokens, whose codes are
- * contiguous from (chunk·d + c)·width. Token-major loops, so each token's row is written contiguously.
+ * Dequantizes KIVI's keys of one head: group chunk·d + c holds channel c of the chunk's `width` tokens. Codes are
+ * token-major as for per-token layouts (token t's d codes from t·d), so a graph reads them with the same reshape.
  */
 function decodePerChannel(
   codes: PackedCodes,
@@ -200,10 +219,9 @@ function decodePerChannel(
   for (let t = 0; t < count; t++) {
     const out = (slots[t] * heads + h) * d;
     const chunk = Math.floor(t / n);
-    const within = t - chunk * n;
     for (let c = 0; c < d; c++) {
       const group = chunk * d + c;
-      const bit = (group * n + within) * bits;
+      const bit = (t * d + c) * bits;
       const code = ((bytes[bit >>> 3] | (bytes[(bit >>> 3) + 1] << 8)) >>> (bit & 7)) & mask;
       target[out + c] = (zeros === null ? 0 : zeros[group]) + levels[code] * scales[group];
     }
@@ -307,11 +325,16 @@ class QuantizedLayer {
     const d = this.headDim;
     const head = this.heads[h];
     if (this.scheme.keyAxis === 'tokens') {
+      // Parameters per channel, codes written token-major ([n, d]) like every other layout.
       const group = new Float32Array(n);
+      const codes = new Uint8Array(n);
+      const block = new Uint8Array(n * d);
       for (let c = 0; c < d; c++) {
         for (let t = 0; t < n; t++) group[t] = head.residualKeys.value(t, c);
-        head.keys.store(group);
+        head.keys.encodeGroup(group, codes);
+        for (let t = 0; t < n; t++) block[t * d + c] = codes[t];
       }
+      head.keys.codes.write(block);
     } else {
       for (let t = 0; t < n; t++) this.quantizeRow(head.keys, head.residualKeys.row(t), this.scheme.keyGroup);
     }
@@ -374,11 +397,89 @@ class QuantizedLayer {
     return { keys, values };
   }
 
-  /** What attention reads: the store dequantized into fresh arrays, with the slot book's positions and validity. */
+  /**
+   * What attention reads: the slot book's positions and validity; keys and values dequantized into fresh arrays on first
+   * access; and, when the store can be read as held, the packed codes themselves (`quantized`).
+   */
   view(): LayerKV {
     const slots = this.book.view();
-    const { keys, values } = this.readBack();
-    return { ...slots, numKvHeads: this.numKvHeads, headDim: this.headDim, keys, values };
+    let decoded: { keys: Float32Array; values: Float32Array } | null = null;
+    const read = () => (decoded ??= this.readBack());
+    const quantized = this.packed(slots);
+    return {
+      numKvHeads: this.numKvHeads,
+      headDim: this.headDim,
+      length: slots.length,
+      valid: slots.valid,
+      positions: slots.positions,
+      get keys(): Float32Array {
+        return read().keys;
+      },
+      get values(): Float32Array {
+        return read().values;
+      },
+      ...(quantized ? { quantized } : {}),
+    };
+  }
+
+  /**
+   * The store as a forward pass can read it without dequantizing in JS: every head's codes back to back, the group
+   * parameters as fp32, the residual as dense slots. Null when the layout does not allow it: heads holding different
+   * slots (per-head eviction), code widths other than 2, 4 and 8 bits, groups that do not tile a row, table codecs (fp8).
+   */
+  private packed(slots: Omit<LayerKV, 'keys' | 'values'>): QuantizedPast | null {
+    const { scheme, codec, numKvHeads: heads, headDim: d } = this;
+    if (codec.codeOffset === null || ![2, 4, 8].includes(scheme.bits) || slots.valid) return null;
+    const valueWidth = Math.min(scheme.valueGroup, d);
+    const keyWidth = scheme.keyAxis === 'tokens' ? d : Math.min(scheme.keyGroup, d);
+    if (d % valueWidth !== 0 || d % keyWidth !== 0 || (d * scheme.bits) % 8 !== 0) return null;
+    const tokens = this.heads[0].quantized;
+    const residual = this.heads[0].residualKeys.count;
+    if (tokens + residual !== slots.length || this.heads.some((head) => head.quantized !== tokens || head.residualKeys.count !== residual)) return null;
+
+    const pack = (part: 'keys' | 'values', shape: [number, number, number, number], paramShape: [number, number, number, number]): PackedKvCodes => {
+      const bytesPerHead = (tokens * d * scheme.bits) / 8;
+      const groupsPerHead = paramShape[1] * paramShape[2] * paramShape[3];
+      const codes = new Uint8Array(heads * bytesPerHead);
+      const scales = new Float32Array(heads * groupsPerHead);
+      const zeros = new Float32Array(heads * groupsPerHead);
+      this.heads.forEach((head, h) => {
+        codes.set(head[part].codes.packed.subarray(0, bytesPerHead), h * bytesPerHead);
+        head[part].params(groupsPerHead, scales, zeros, h * groupsPerHead);
+      });
+      return { codes, shape, scales, zeros, paramShape };
+    };
+    const perToken = (width: number) => ({ shape: [heads, tokens, d / width, width] as [number, number, number, number], params: [heads, tokens, d / width, 1] as [number, number, number, number] });
+    const valueLayout = perToken(valueWidth);
+    const keyLayout =
+      scheme.keyAxis === 'tokens'
+        ? { shape: [heads, tokens / scheme.keyGroup, scheme.keyGroup, d] as [number, number, number, number], params: [heads, tokens / scheme.keyGroup, 1, d] as [number, number, number, number] }
+        : perToken(keyWidth);
+
+    const dtype = this.heads[0].residualKeys.dtype;
+    const residualKeys = allocateKv(dtype, residual * heads * d);
+    const residualValues = allocateKv(dtype, residual * heads * d);
+    this.heads.forEach((head, h) => {
+      const storedKeys = head.residualKeys.used();
+      const storedValues = head.residualValues.used();
+      for (let r = 0; r < residual; r++) {
+        residualKeys.set(storedKeys.subarray(r * d, (r + 1) * d) as never, (r * heads + h) * d);
+        residualValues.set(storedValues.subarray(r * d, (r + 1) * d) as never, (r * heads + h) * d);
+      }
+    });
+    const residualView = kvView(
+      { numKvHeads: heads, headDim: d, length: residual, valid: null, positions: slots.positions.subarray(tokens * heads) },
+      dtype,
+      residualKeys,
+      residualValues,
+    );
+    return {
+      bits: scheme.bits,
+      tokens,
+      keys: pack('keys', keyLayout.shape, keyLayout.params),
+      values: pack('values', valueLayout.shape, valueLayout.params),
+      residual: residualView,
+    };
   }
 
   /** Tokens per head as the store holds them: quantized plus residual. */

@@ -34,6 +34,8 @@ export interface Codec {
   readonly hasZero: boolean;
   /** The number each 8-bit code stands for: a group decodes element-wise to zero + levels[code] * scale, as `decode` does. */
   readonly levels: Float64Array;
+  /** For codecs whose levels are code - offset (a graph can then decode them with one multiply-add); null for table codecs. */
+  readonly codeOffset: number | null;
   encode(x: Float32Array, codes: Uint8Array): GroupParams;
   decode(codes: Uint8Array, params: GroupParams, out: Float32Array): void;
 }
@@ -79,6 +81,7 @@ function uniform(bits: number, storage: ScaleStorage): Codec {
   return {
     hasZero: true,
     levels: Float64Array.from({ length: 256 }, (_, code) => code),
+    codeOffset: 0,
     encode(x, codes) {
       const { min, max } = extent(x);
       const zero = round.nearest(min);
@@ -94,21 +97,25 @@ function uniform(bits: number, storage: ScaleStorage): Codec {
   };
 }
 
+/** Symmetric int8 codes are stored offset by 128 (code = q + 128), so every linear codec decodes as code·scale + zero. */
+export const INT8_CODE_OFFSET = 128;
+
 function absmaxInt8(storage: ScaleStorage): Codec {
   const round = rounders(storage);
   return {
     hasZero: false,
-    levels: Float64Array.from({ length: 256 }, (_, code) => (code > 127 ? code - 256 : code)),
+    levels: Float64Array.from({ length: 256 }, (_, code) => code - INT8_CODE_OFFSET),
+    codeOffset: INT8_CODE_OFFSET,
     encode(x, codes) {
       const scale = round.up(extent(x).absmax / 127);
       for (let i = 0; i < x.length; i++) {
         const q = scale > 0 ? Math.min(127, Math.max(-127, Math.round(x[i] / scale))) : 0;
-        codes[i] = q & 0xff; // two's complement byte
+        codes[i] = q + INT8_CODE_OFFSET;
       }
       return { scale, zero: 0 };
     },
     decode(codes, p, out) {
-      for (let i = 0; i < codes.length; i++) out[i] = (codes[i] > 127 ? codes[i] - 256 : codes[i]) * p.scale;
+      for (let i = 0; i < codes.length; i++) out[i] = (codes[i] - INT8_CODE_OFFSET) * p.scale;
     },
   };
 }
@@ -121,6 +128,7 @@ function e4m3(storage: ScaleStorage): Codec {
   return {
     hasZero: false,
     levels: Float64Array.from({ length: 256 }, (_, code) => decodeE4M3(code)),
+    codeOffset: null,
     encode(x, codes) {
       const scale = round.up(extent(x).absmax / E4M3_MAX);
       for (let i = 0; i < x.length; i++) codes[i] = scale > 0 ? encodeE4M3(x[i] / scale) : 0;

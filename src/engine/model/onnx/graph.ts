@@ -11,6 +11,15 @@
 //   past_value_i  float [1, P_i, kvH, D]  with pastDtype 'float16': a 16-bit cache is read as stored)
 //   past_bias_i   float [1, P_i, kvH]     0 for a valid (slot, head), -1e30 for an empty one (token-major
 //                                         like the cache and its validity mask)
+// With quantizedPast, a quantized store is read as held: layer i's first Q_i slots come as packed codes, dequantized
+// in the graph one layer at a time, and past_key_i/past_value_i hold the remaining slots (the dense residual); P_i
+// (past_bias_i's length) counts both. Every call feeds them; a dense cache feeds Q_i = 0 (empty tensors).
+//   code_shifts_left  uint8 [k]    k = 8 / bits codes per byte: code j of a byte is (byte << left[j]) >> right
+//   code_shift_right  uint8 [1]
+//   past_codes_{key,value}_i   uint8 [kvH, bytes]   every head's codes back to back
+//   past_shape_{key,value}_i   int64 [4]            [kvH, A, B, C], A·B·C = Q_i·D per head (see kv/cache.ts PackedKvCodes)
+//   past_scales_{key,value}_i  float [kvH, A', B', C']  group scales, broadcast against the codes (1 on grouped axes)
+//   past_zeros_{key,value}_i   float [kvH, A', B', C']  decoded element = code · scale + zero
 // Graph outputs:
 //   logits        float [r, vocab]
 //   new_key_i     float [1, q, kvH, D]    rotated keys of the new tokens
@@ -65,6 +74,8 @@ export interface GraphOptions {
   int4AccuracyLevel?: 0 | 4;
   /** Element type of the past_key/past_value inputs (default float; float16 for fp16 caches). */
   pastDtype?: 'float' | 'float16';
+  /** Add the packed-code inputs through which a quantized store's slots are read and dequantized in the graph. */
+  quantizedPast?: boolean;
   /** Spell RMSNorm out in plain opset ops instead of onnxruntime's fused SimplifiedLayerNormalization (for comparisons). */
   plainOps?: boolean;
   /** Route one-token calls through the copy-free decode attention (default true; false for comparisons). */
@@ -333,6 +344,25 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
   const logitsRows = g.input('logits_rows', OnnxDataType.INT64, ['r']);
   const causalBias = g.input('causal_bias', OnnxDataType.FLOAT, ['q', 'q']);
   const statsRows = g.input('stats_rows', OnnxDataType.INT64, [1]);
+  const codeShiftsLeft = options.quantizedPast ? g.input('code_shifts_left', OnnxDataType.UINT8, ['k']) : '';
+  const codeShiftRight = options.quantizedPast ? g.input('code_shift_right', OnnxDataType.UINT8, [1]) : '';
+  const toHeadsTokensDims = g.int64s([KVH, -1, D], 'shape_heads_tokens_dims');
+  const lastAxis = g.int64s([-1], 'last_axis');
+
+  /**
+   * One layer's packed keys or values -> [kvH, Q, D] fp32: unpack the codes (two shifts), then code · scale + zero
+   * with the group parameters broadcast. Heads-major, so attention reads each head's slots with a batched matmul.
+   */
+  const dequantizedPast = (name: string): string => {
+    const codes = g.input(`past_codes_${name}`, OnnxDataType.UINT8, [KVH, `codes_${name}`]);
+    const shape = g.input(`past_shape_${name}`, OnnxDataType.INT64, [4]);
+    const scales = g.input(`past_scales_${name}`, OnnxDataType.FLOAT, [KVH, `sa_${name}`, `sb_${name}`, `sc_${name}`]);
+    const zeros = g.input(`past_zeros_${name}`, OnnxDataType.FLOAT, [KVH, `sa_${name}`, `sb_${name}`, `sc_${name}`]);
+    const shifted = g.op('BitShift', [g.op('Unsqueeze', [codes, lastAxis]), codeShiftsLeft], { direction: { kind: 'string', value: 'LEFT' } }); // [kvH, bytes, k]
+    const unpacked = g.op('BitShift', [shifted, codeShiftRight], { direction: { kind: 'string', value: 'RIGHT' } });
+    const levels = g.op('Cast', [g.op('Reshape', [unpacked, shape])], { to: int(OnnxDataType.FLOAT) }); // [kvH, A, B, C]
+    return g.op('Reshape', [g.op('Add', [g.op('Mul', [levels, scales]), zeros]), toHeadsTokensDims]); // [kvH, Q, D]
+  };
 
   // RoPE angles in fp32 exactly as transformers: float(position) * inv_freq.
   const angles = g.op('Mul', [g.op('Unsqueeze', [g.op('Cast', [positionIds], { to: int(OnnxDataType.FLOAT) }), g.int64s([2])]), invFreq]);
@@ -354,7 +384,10 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
     const bias = (kind: string): string | null => (source.info(`${p}self_attn.${kind}_proj.bias`) ? `${p}self_attn.${kind}_proj.bias` : null);
     const pastKey = pastInput(`past_key_${l}`, [1, `past_${l}`, KVH, D]);
     const pastValue = pastInput(`past_value_${l}`, [1, `past_${l}`, KVH, D]);
-    const pastBias = g.input(`past_bias_${l}`, OnnxDataType.FLOAT, [1, `past_${l}`, KVH]);
+    const pastBias = g.input(`past_bias_${l}`, OnnxDataType.FLOAT, [1, options.quantizedPast ? `slots_${l}` : `past_${l}`, KVH]);
+    // The quantized slots [0, Q) come first, then the dense ones (past_key_i: the residual) [Q, P).
+    const prefixKey = options.quantizedPast ? dequantizedPast(`key_${l}`) : null; // [kvH, Q, D]
+    const prefixValue = options.quantizedPast ? dequantizedPast(`value_${l}`) : null;
 
     // ---- attention: norm -> q/k/v -> rope -> attend -> o_proj ----
     const x = rmsNorm(hiddenState, `${p}input_layernorm.weight`); // [q, hidden]
@@ -373,14 +406,23 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
     const queryHeads = g.op('Mul', [g.op('Transpose', [queries], { perm: ints([0, 2, 3, 1, 4]) }), queryScale]);
     const newKeyT = g.op('Transpose', [g.op('Unsqueeze', [newKey, axis3])], { perm: ints([0, 2, 3, 4, 1]) }); // [1, kvH, 1, D, q]
     const newValueH = g.op('Transpose', [g.op('Unsqueeze', [newValue, axis3])], { perm: ints([0, 2, 3, 1, 4]) }); // [1, kvH, 1, q, D]
-    const pastLength = g.op('Shape', [pastKey], { start: int(1), end: int(2) });
+    const denseLength = g.op('Shape', [pastKey], { start: int(1), end: int(2) });
+    const prefixLength = prefixKey ? g.op('Shape', [prefixKey], { start: int(1), end: int(2) }) : null;
+    const pastLength = prefixLength ? g.op('Add', [prefixLength, denseLength]) : denseLength;
     const axis4 = g.int64s([4]);
 
     // Many queries (prefill): join past and new keys/values once per call (a copy of the cache, small
     // next to the q x (P+q) scores), so the scores are made, soft-maxed and used without being split.
     const attendMany = (): string[] => {
-      const keysT = g.op('Concat', [g.op('Transpose', [g.op('Unsqueeze', [pastKey, axis3])], { perm: ints([0, 2, 3, 4, 1]) }), newKeyT], { axis: int(4) }); // [1, kvH, 1, D, P+q]
-      const valuesH = g.op('Concat', [g.op('Transpose', [g.op('Unsqueeze', [pastValue, axis3])], { perm: ints([0, 2, 3, 1, 4]) }), newValueH], { axis: int(3) }); // [1, kvH, 1, P+q, D]
+      const keyParts = [g.op('Transpose', [g.op('Unsqueeze', [pastKey, axis3])], { perm: ints([0, 2, 3, 4, 1]) }), newKeyT];
+      const valueParts = [g.op('Transpose', [g.op('Unsqueeze', [pastValue, axis3])], { perm: ints([0, 2, 3, 1, 4]) }), newValueH];
+      if (prefixKey && prefixValue) {
+        const axes02 = g.int64s([0, 2]);
+        keyParts.unshift(g.op('Transpose', [g.op('Unsqueeze', [prefixKey, axes02])], { perm: ints([0, 1, 2, 4, 3]) })); // [1, kvH, 1, D, Q]
+        valueParts.unshift(g.op('Unsqueeze', [prefixValue, axes02])); // [1, kvH, 1, Q, D]
+      }
+      const keysT = g.op('Concat', keyParts, { axis: int(4) }); // [1, kvH, 1, D, P+q]
+      const valuesH = g.op('Concat', valueParts, { axis: int(3) }); // [1, kvH, 1, P+q, D]
       // Bias over every key: the past part per (kv head, slot), the new part causal per (query, key).
       const pastBiasRow = g.op('Unsqueeze', [g.op('Transpose', [pastBias], { perm: ints([0, 2, 1]) }), g.int64s([2, 3])]); // [1, kvH, 1, 1, P]
       const pastBiasRows = g.op('Add', [pastBiasRow, g.op('Slice', [causalBias, zero, g.int64s([1]), g.int64s([1])])]); // + [q, 1] zeros -> [1, kvH, 1, q, P]
@@ -397,18 +439,29 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
     const attendOne = (): string[] => {
       const queryColumns = g.op('Reshape', [g.op('Transpose', [queryHeads], { perm: ints([0, 4, 1, 2, 3]) }), shapeQueryColumns]); // [1, D, kvH, G]
       const blockQuery = g.op('Reshape', [g.op('Mul', [queryColumns, kvEye]), shapeBlockQuery]); // [kvH*D, H]
-      const pastScores = g.op('MatMul', [g.op('Flatten', [pastKey], { axis: int(2) }), blockQuery]); // [P, H]
-      const pastScoresByHead = g.op('Reshape', [pastScores, g.op('Concat', [pastLength, kvGroupDims], { axis: int(0) })]); // [P, kvH, G]
+      const denseScores = g.op('MatMul', [g.op('Flatten', [pastKey], { axis: int(2) }), blockQuery]); // [R, H]
+      const denseScoresByHead = g.op('Reshape', [denseScores, g.op('Concat', [denseLength, kvGroupDims], { axis: int(0) })]); // [R, kvH, G]
+      let pastScoresRaw = g.op('Transpose', [denseScoresByHead], { perm: ints([1, 2, 0]) }); // [kvH, G, R]
+      if (prefixKey) {
+        // Heads-major quantized slots: one batched [Q, D] x [D, G] product per kv head.
+        const queryByHead = g.op('Transpose', [g.op('Reshape', [queryHeads, g.int64s([KVH, G, D])])], { perm: ints([0, 2, 1]) }); // [kvH, D, G]
+        const prefixScores = g.op('Transpose', [g.op('MatMul', [prefixKey, queryByHead])], { perm: ints([0, 2, 1]) }); // [kvH, G, Q]
+        pastScoresRaw = g.op('Concat', [prefixScores, pastScoresRaw], { axis: int(2) }); // [kvH, G, P]
+      }
       // The bias is added in [kvH, G, P] layout, where it broadcasts along G onto contiguous rows of P.
       const biasByHead = g.op('Transpose', [pastBias], { perm: ints([2, 0, 1]) }); // [kvH, 1, P]
-      const pastScoresMasked = g.op('Add', [g.op('Transpose', [pastScoresByHead], { perm: ints([1, 2, 0]) }), biasByHead]); // [kvH, G, P]
+      const pastScoresMasked = g.op('Add', [pastScoresRaw, biasByHead]); // [kvH, G, P]
       const pastScores5 = g.op('Unsqueeze', [pastScoresMasked, g.int64s([0, 3])]); // [1, kvH, G, 1, P]
       const newScores = g.op('Add', [g.op('MatMul', [queryHeads, newKeyT]), causalBias]); // [1, kvH, G, 1, 1]
       const probs = g.op('Softmax', [g.op('Concat', [pastScores5, newScores], { axis: int(4) })], { axis: int(-1) }); // [1, kvH, G, 1, P+1]
-      const pastProbs = g.op('Flatten', [g.op('Slice', [probs, zero, pastLength, axis4])], { axis: int(4) }); // [H, P]
+      const denseProbs = g.op('Flatten', [g.op('Slice', [probs, prefixLength ?? zero, pastLength, axis4])], { axis: int(4) }); // [H, R]
       const newProbs = g.op('Slice', [probs, pastLength, int64Max, axis4]); // [1, kvH, G, 1, 1]
-      const allPairs = g.op('Reshape', [g.op('MatMul', [pastProbs, g.op('Flatten', [pastValue], { axis: int(2) })]), shapeHeadPairs]); // [kvH, G, kvH, D]
-      const pastContext = g.op('ReduceSum', [g.op('Mul', [allPairs, kvEye]), g.int64s([2])], { keepdims: int(0) }); // [kvH, G, D]
+      const allPairs = g.op('Reshape', [g.op('MatMul', [denseProbs, g.op('Flatten', [pastValue], { axis: int(2) })]), shapeHeadPairs]); // [kvH, G, kvH, D]
+      let pastContext = g.op('ReduceSum', [g.op('Mul', [allPairs, kvEye]), g.int64s([2])], { keepdims: int(0) }); // [kvH, G, D]
+      if (prefixLength && prefixValue) {
+        const prefixProbs = g.op('Reshape', [g.op('Slice', [probs, zero, prefixLength, axis4]), g.int64s([KVH, G, -1])]); // [kvH, G, Q]
+        pastContext = g.op('Add', [pastContext, g.op('MatMul', [prefixProbs, prefixValue])]); // [kvH, G, D]
+      }
       const context = g.op('Add', [g.op('Reshape', [pastContext, shapeOneQueryContext]), g.op('MatMul', [newProbs, newValueH])]); // [1, kvH, G, 1, D]
       return [probs, context];
     };

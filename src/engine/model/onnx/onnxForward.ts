@@ -15,7 +15,7 @@ import { buildDecoderGraph, graphWeightBytes, MASKED, type BuiltGraph, type Grap
 import { ExternalFileSink, InlineSink, StaleCacheError, clearWeightCache, kvlensCacheDir } from './initializers';
 import { KvlensError, describeError } from '../../errors';
 import { DEFAULT_KV_DTYPE, allocateKv, encodeKv, type KvDtype } from '../../kv/kv-dtype';
-import type { LayerKV } from '../../kv/cache';
+import type { LayerKV, QuantizedPast } from '../../kv/cache';
 
 export type ProviderChoice = 'auto' | 'cuda' | 'webgpu' | 'cpu';
 export type ProviderName = 'cuda' | 'webgpu' | 'cpu';
@@ -45,6 +45,11 @@ export interface OnnxForwardOptions {
    * bf16 ones are decoded to fp32 per call (onnxruntime's JavaScript API has no bfloat16 tensors).
    */
   kvDtype?: KvDtype;
+  /**
+   * Read quantized stores as held, dequantizing them in the graph one layer at a time (default true); false
+   * dequantizes every layer in JS before each call (the comparison path).
+   */
+  quantizedPast?: boolean;
 }
 
 /**
@@ -204,6 +209,7 @@ export class OnnxForward implements DecoderForward {
       int4AccuracyLevel: options.int4AccuracyLevel,
       int4BlockSize: blockSize,
       pastDtype: kvDtype === 'fp16' ? 'float16' : 'float',
+      quantizedPast: options.quantizedPast ?? true,
     };
     const source = model.weights instanceof Map ? weightMapSource(model.weights) : model.weights;
     // Tables in files are read row by row at lookup time rather than held.
@@ -230,6 +236,27 @@ export class OnnxForward implements DecoderForward {
       releasePrepared(prepared);
     }
     throw new KvlensError(`no execution provider could load the model (${reasons.join('; ')})`, 'onnxruntime');
+  }
+
+  /** Shift amounts that unpack `bits`-wide codes: code j of a byte is (byte << left[j]) >> right. */
+  private static codeShifts(bits: number): { left: ort.Tensor; right: ort.Tensor } {
+    const perByte = 8 / bits;
+    const left = Uint8Array.from({ length: perByte }, (_, j) => 8 - bits - j * bits);
+    return { left: new ort.Tensor('uint8', left, [perByte]), right: new ort.Tensor('uint8', Uint8Array.of(8 - bits), [1]) };
+  }
+
+  /** The packed-code feeds of one layer: its quantized slots, or none (Q = 0) for a dense cache. */
+  private packedFeeds(feeds: Record<string, ort.Tensor>, l: number, packed: QuantizedPast | null): void {
+    const KVH = this.config.numKvHeads;
+    for (const part of ['key', 'value'] as const) {
+      const codes = packed ? (part === 'key' ? packed.keys : packed.values) : null;
+      const shape = codes ? codes.shape : [KVH, 0, 1, 1];
+      const paramShape = codes ? codes.paramShape : [KVH, 0, 1, 1];
+      feeds[`past_codes_${part}_${l}`] = new ort.Tensor('uint8', codes ? codes.codes : new Uint8Array(0), [KVH, codes ? codes.codes.length / KVH : 0]);
+      feeds[`past_shape_${part}_${l}`] = new ort.Tensor('int64', BigInt64Array.from(shape, (n) => BigInt(n)), [4]);
+      feeds[`past_scales_${part}_${l}`] = new ort.Tensor('float32', codes ? codes.scales : new Float32Array(0), paramShape);
+      feeds[`past_zeros_${part}_${l}`] = new ort.Tensor('float32', codes ? codes.zeros : new Float32Array(0), paramShape);
+    }
   }
 
   private zeroBias(length: number): Float32Array {
@@ -272,9 +299,19 @@ export class OnnxForward implements DecoderForward {
       stats_rows: new ort.Tensor('int64', BigInt64Array.of(BigInt(windowQueries)), [1]),
     };
     const row = KVH * D;
+    const readsPacked = this.graphOptions.quantizedPast === true;
+    if (readsPacked) {
+      const bits = input.past.find((past) => past.quantized)?.quantized?.bits ?? 8;
+      const shifts = OnnxForward.codeShifts(bits);
+      feeds.code_shifts_left = shifts.left;
+      feeds.code_shift_right = shifts.right;
+    }
     for (let l = 0; l < numLayers; l++) {
       const past = input.past[l];
       const P = past.length;
+      const packed = readsPacked ? (past.quantized ?? null) : null;
+      if (readsPacked) this.packedFeeds(feeds, l, packed);
+      const dense = packed ? packed.residual : past;
       let bias: Float32Array;
       if (past.valid) {
         // Same [P, kvH] layout as the validity mask.
@@ -283,8 +320,8 @@ export class OnnxForward implements DecoderForward {
       } else {
         bias = this.zeroBias(KVH * P);
       }
-      feeds[`past_key_${l}`] = this.pastTensor(past, 'keys', P * row, [1, P, KVH, D]);
-      feeds[`past_value_${l}`] = this.pastTensor(past, 'values', P * row, [1, P, KVH, D]);
+      feeds[`past_key_${l}`] = this.pastTensor(dense, 'keys', dense.length * row, [1, dense.length, KVH, D]);
+      feeds[`past_value_${l}`] = this.pastTensor(dense, 'values', dense.length * row, [1, dense.length, KVH, D]);
       feeds[`past_bias_${l}`] = new ort.Tensor('float32', bias, [1, P, KVH]);
     }
 
