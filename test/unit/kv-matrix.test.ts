@@ -61,6 +61,24 @@ function perHeadQuantBytes(cache: MethodCache, bits: number, group: number, para
     .reduce((a, b) => a + b, 0);
 }
 
+/** Row formats (llama.cpp's blocks): every head holds `keyRow` + `valueRow` bytes per token, plus slot positions and validity. */
+function rowFormatBytes(cache: MethodCache, keyRow: number, valueRow: number): number {
+  return cache
+    .tokensPerHead()
+    .map((heads) => {
+      const slots = Math.max(...heads);
+      const mask = new Set(heads).size > 1 ? slots * H : 0;
+      return heads.reduce((sum, n) => sum + n * (keyRow + valueRow), 0) + slots * H * 4 + mask;
+    })
+    .reduce((a, b) => a + b, 0);
+}
+
+// llama.cpp rows of 64 channels: two 32-element blocks of q8_0 (34 bytes), q4_0 / iq4_nl (18), q5_1 (24), or 128 bytes of bf16.
+const Q8_0_ROW = 68;
+const Q4_0_ROW = 36;
+const Q5_1_ROW = 48;
+const BF16_ROW = 128;
+
 // InfLLM on 300 tokens: window min(256, 300/4) = 75, middle 221, block min(128, max(8, 221/8)) = 27, 8 blocks (216 tokens),
 // resident 300 - 216 = 84 (4 sinks + 80 local), top-k min(16, 8/2) = 4, so attention sees 84 + 4·27 = 192 tokens.
 const INFLLM_BLOCK_BYTES = 27 * H * D * F32 * 2;
@@ -99,12 +117,17 @@ const cases: Case[] = [
   { spec: 'flexgen:bits=4', perHead: T, total: T * H * L, bytes: (_, n) => perTokenBytes(T + n, 4, 64, 2, true), tolerance: 4 / 15 / 2 + 1e-2, decode: 'grows' },
   { spec: 'int8', perHead: T, total: T * H * L, bytes: (_, n) => perTokenBytes(T + n, 8, 32, 2, false), tolerance: 2 / 127 / 2 + 1e-3, decode: 'grows' },
   { spec: 'fp8', perHead: T, total: T * H * L, bytes: (_, n) => perTokenBytes(T + n, 8, D, 4, false), tolerance: 2 * 2 ** -4 + 1e-6, decode: 'grows' },
+  // q8_0 keys err by at most half a step of absmax/127 (keys in ±2); q4_0 values by up to a step of absmax/8 at the clamped end.
+  { spec: 'llamacpp:k=q8_0,v=q4_0', perHead: T, total: T * H * L, bytes: (cache) => rowFormatBytes(cache, Q8_0_ROW, Q4_0_ROW), tolerance: 1 / 8 + 1e-3, decode: 'grows' },
+  { spec: 'llamacpp:k=bf16,v=iq4_nl', perHead: T, total: T * H * L, bytes: (cache) => rowFormatBytes(cache, BF16_ROW, Q4_0_ROW), tolerance: 0.15, decode: 'grows' },
   { spec: 'llmlingua:ratio=0.5', perHead: T, total: T * H * L, bytes: (_, n) => L * denseLayerBytes(T + n, false), tolerance: 0, decode: 'grows' },
   { spec: 'snapkv:ratio=0.5+kivi:bits=4,residual=32', perHead: half, total: half * H * L, bytes: (_, n) => (n ? kiviBytes(half + n, 128, 4) : kiviBytes(half, 96, 4)), tolerance: 4 / 15 / 2 + 1e-2, decode: 'grows' },
   { spec: 'adakv:ratio=0.5+flexgen:bits=4', perHead: null, perLayer: [half * H, half * H, half * H], total: half * H * L, bytes: (cache) => perHeadQuantBytes(cache, 4, 64, 2, true), tolerance: 4 / 15 / 2 + 1e-2, decode: 'grows' },
   { spec: 'streamingllm:ratio=0.5+int8', perHead: half, total: half * H * L, bytes: () => perTokenBytes(half, 8, 32, 2, false), tolerance: 2 / 127 / 2 + 1e-3, decode: 'fixed' },
   { spec: 'h2o:budget=120+fp8', perHead: 120, total: 120 * H * L, bytes: () => perTokenBytes(120, 8, D, 4, false), tolerance: 2 * 2 ** -4 + 1e-6, decode: 'fixed' },
   { spec: 'tova:ratio=0.5+flexgen:bits=4', perHead: half, total: half * H * L, bytes: () => perTokenBytes(half, 4, 64, 2, true), tolerance: 4 / 15 / 2 + 1e-2, decode: 'fixed' },
+  { spec: 'streamingllm:ratio=0.5+llamacpp:k=q5_1,v=q4_0', perHead: half, total: half * H * L, bytes: (cache) => rowFormatBytes(cache, Q5_1_ROW, Q4_0_ROW), tolerance: 1 / 8 + 1e-3, decode: 'fixed' },
+  { spec: 'adakv:ratio=0.5+llamacpp:k=q8_0,v=q8_0', perHead: null, perLayer: [half * H, half * H, half * H], total: half * H * L, bytes: (cache) => rowFormatBytes(cache, Q8_0_ROW, Q8_0_ROW), tolerance: 2 / 127 / 2 + 1e-3, decode: 'grows' },
   { spec: 'knorm:ratio=0.5+int8', perHead: half, total: half * H * L, bytes: (_, n) => perTokenBytes(half + n, 8, 32, 2, false), tolerance: 2 / 127 / 2 + 1e-3, decode: 'grows' },
 ];
 

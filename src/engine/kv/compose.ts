@@ -9,6 +9,8 @@ import type { CustomCacheStage, LayerDecodeEviction, Selection, SizePromise, Sta
 import type { CompressInput, CompressionPromise, KvMethod, MethodCache, PromptCompressionContext } from './method';
 import { mergeNeeds } from './method';
 import { QuantizedCache } from './quant/quantized-cache';
+import { RowQuantizedCache } from './quant/row-cache';
+import type { RowQuantizer } from './quant/row-codec';
 import type { QuantScheme } from './quant/scheme';
 import { findMethod } from './registry';
 import { uniformSize } from './scores';
@@ -55,6 +57,7 @@ export function createMethod(spec: string | ParsedSpec): KvMethod {
   const selector: TokenSelector | undefined = stages.flatMap((s) => (s.kind === 'selector' ? [s.selector] : []))[0];
   const custom: CustomCacheStage | undefined = stages.flatMap((s) => (s.kind === 'custom' ? [s.custom] : []))[0];
   const scheme: QuantScheme | undefined = stages.flatMap((s) => (s.kind === 'quantizer' ? [s.scheme] : []))[0];
+  const rows: RowQuantizer | undefined = stages.flatMap((s) => (s.kind === 'row-quantizer' ? [s.quantizer] : []))[0];
   const prompt = stages.find((s) => s.kind === 'prompt');
   const baseline = stages.some((s) => s.kind === 'baseline');
 
@@ -74,7 +77,7 @@ export function createMethod(spec: string | ParsedSpec): KvMethod {
         kept = selection.map((heads) => heads.map((slots) => slots.slice().sort((a, b) => a - b)));
         const ragged = kept.some((heads) => heads.some((slots) => slots.length !== heads[0].length));
         // Heads of different lengths in one padded layout would each pay for the longest head.
-        if (ragged && !scheme && !selector.decode) return new RaggedMethodCache(input.layers.map((layer) => layer.view()), kept);
+        if (ragged && !scheme && !rows && !selector.decode) return new RaggedMethodCache(input.layers.map((layer) => layer.view()), kept);
       }
       const layers = input.layers.map((layer) => layer.clone());
       if (kept) {
@@ -84,17 +87,19 @@ export function createMethod(spec: string | ParsedSpec): KvMethod {
         if (decode) evictions = selected.map((heads, l) => decode.start(l, heads, input));
       }
       if (scheme) return new QuantizedCache(layers, scheme, evictions);
+      if (rows) return new RowQuantizedCache(layers, rows, input.config, evictions);
       return new DenseMethodCache(layers, evictions);
     },
     promise(promptLength: number, config: ModelConfig): CompressionPromise {
       const size: SizePromise = selector?.size(promptLength, config) ?? custom?.size(promptLength, config) ?? uniformSize(config, promptLength);
       return {
         ...size,
-        bits: scheme?.bits ?? null,
+        bits: scheme?.bits ?? rows?.bits ?? null,
         decode: size.decodeSlack !== undefined ? 'bounded' : selector?.decode ? 'fixed' : 'grows',
         decodeSlack: size.decodeSlack ?? 0,
         compresses: !baseline,
-        cacheShrinks: Boolean(selector || custom || scheme),
+        // A row format that quantizes neither keys nor values (llama.cpp's bf16) changes their rounding, not their size.
+        cacheShrinks: Boolean(selector || custom || scheme || (rows && rows.bits !== null)),
       };
     },
   };

@@ -4,6 +4,7 @@ import type { ModelConfig } from '../model/config';
 import type { AttentionRequest, LayerAttention } from '../model/types';
 import type { DenseLayerCache } from './cache';
 import type { CompressInput, Family, MethodCache, Phase, PromptCompressionContext } from './method';
+import type { RowQuantizer } from './quant/row-codec';
 import type { QuantScheme } from './quant/scheme';
 
 export interface Paper {
@@ -24,6 +25,8 @@ export interface ParamSpec {
   integer: boolean;
   /** When present, the only values allowed. */
   choices?: number[];
+  /** When present, the value is written as one of these names (e.g. `k=q8_0`) and held as its index. */
+  names?: readonly string[];
   /** Always written in the canonical spec, even at its default (the size or bit width a reader needs to see). */
   canonical?: boolean;
   description: string;
@@ -78,6 +81,8 @@ export type Stage =
   | { kind: 'selector'; selector: TokenSelector }
   | { kind: 'custom'; custom: CustomCacheStage }
   | { kind: 'quantizer'; scheme: QuantScheme }
+  /** A quantizer that stores each token's head rows in a server's own row format (llama.cpp's blocks, vLLM's fp8). */
+  | { kind: 'row-quantizer'; quantizer: RowQuantizer }
   | {
       kind: 'prompt';
       compressPrompt(tokens: number[], context: PromptCompressionContext): Promise<number[]>;

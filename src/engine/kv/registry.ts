@@ -10,6 +10,7 @@ import { infllm } from './methods/infllm';
 import { int8 } from './methods/int8';
 import { kivi } from './methods/kivi';
 import { knorm } from './methods/knorm';
+import { llamacpp } from './methods/llamacpp';
 import { llmlingua } from './methods/llmlingua';
 import { pyramidkv } from './methods/pyramidkv';
 import { random } from './methods/random';
@@ -32,6 +33,7 @@ export const METHODS: readonly MethodDefinition[] = [
   flexgen,
   int8,
   fp8,
+  llamacpp,
   llmlingua,
 ];
 
@@ -44,6 +46,7 @@ export interface MethodInfo {
   family: Family;
   phases: Phase[];
   summary: string;
+  /** A named parameter (llamacpp's `k`, `v`) gives its default as the index of the name and lists the names in its description. */
   params: { name: string; default: number | null; min: number; max: number; choices: number[] | null; description: string }[];
   paper: Paper | null;
 }
@@ -55,7 +58,7 @@ export function listMethods(): MethodInfo[] {
     family: m.family,
     phases: [...m.phases],
     summary: m.summary,
-    params: m.params.map((p) => ({ name: p.name, default: p.default, min: p.min, max: p.max, choices: p.choices ?? null, description: p.description })),
+    params: m.params.map((p) => ({ name: p.name, default: p.default, min: p.min, max: p.max, choices: p.choices ?? null, description: p.names ? `${p.description}: ${p.names.join(', ')}` : p.description })),
     paper: m.paper,
   }));
 }

@@ -24,6 +24,7 @@ function fail(spec: string, problem: string): never {
 }
 
 function describeParam(p: ParamSpec): string {
+  if (p.names) return `${p.name} in {${p.names.join(', ')}}`;
   if (p.choices) return `${p.name} in {${p.choices.join(', ')}}`;
   const lo = `${p.min}${p.minExclusive ? ' <' : ' <='}`;
   const hi = `${p.maxExclusive ? '< ' : '<= '}${p.max}`;
@@ -48,8 +49,15 @@ function parseStage(text: string, spec: string): StageSpec {
     const key = rawKey.toLowerCase();
     const p = def.params.find((q) => q.name === key);
     if (!p) fail(spec, `${def.name} has no parameter "${key}" (valid: ${validParams(def)})`);
-    if (value === undefined || extra.length > 0 || !NUMBER.test(value)) fail(spec, `${def.name}: ${key} needs a number, got "${pair.trim()}"`);
     if (explicit.includes(key)) fail(spec, `${def.name}: ${key} given twice`);
+    if (p.names) {
+      const index = value === undefined || extra.length > 0 ? -1 : p.names.indexOf(value.toLowerCase());
+      if (index < 0) fail(spec, `${def.name}: ${key} needs one of ${p.names.join(', ')}, got "${pair.trim()}"`);
+      params[key] = index;
+      explicit.push(key);
+      continue;
+    }
+    if (value === undefined || extra.length > 0 || !NUMBER.test(value)) fail(spec, `${def.name}: ${key} needs a number, got "${pair.trim()}"`);
     const n = Number(value);
     const inRange =
       (p.minExclusive ? n > p.min : n >= p.min) && (p.maxExclusive ? n < p.max : n <= p.max) && (!p.integer || Number.isInteger(n));
@@ -108,7 +116,7 @@ export function formatStage(stage: StageSpec): string {
     if (value === null || value === undefined) return false;
     return p.canonical || value !== p.default;
   });
-  const body = shown.map((p) => `${p.name}=${stage.params[p.name]}`).join(',');
+  const body = shown.map((p) => `${p.name}=${p.names ? p.names[stage.params[p.name] as number] : stage.params[p.name]}`).join(',');
   return body ? `${def.name}:${body}` : def.name;
 }
 

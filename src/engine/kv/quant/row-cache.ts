@@ -1,0 +1,226 @@
+// A KV cache that holds every head's key and value row of each token as the bytes of a row format (llama.cpp's
+// ggml blocks, vLLM's fp8 codes), plus the slot bookkeeping (original positions, validity) in a cache of head size 0.
+// Between decode steps it holds only those bytes; views() decodes them into fresh fp32 arrays for the one forward
+// pass that reads them, which is working memory and not counted as held (as for QuantizedCache).
+import type { ModelConfig } from '../../model/config';
+import type { LayerAttention } from '../../model/types';
+import { DenseLayerCache, type LayerKV } from '../cache';
+import type { LayerDecodeEviction } from '../definition';
+import { type CacheBytes, type MethodCache, ZERO_BYTES, addBytes } from '../method';
+import type { RowCodec, RowQuantizer } from './row-codec';
+
+/** Rows of one head in slot order, `rowBytes` each, in a buffer that grows geometrically. */
+class RowStore {
+  private buffer: Uint8Array;
+  private view: DataView;
+  count = 0;
+
+  constructor(
+    private readonly codec: RowCodec,
+    capacity: number,
+  ) {
+    this.buffer = new Uint8Array(Math.max(1, capacity) * codec.rowBytes);
+    this.view = new DataView(this.buffer.buffer);
+  }
+
+  push(row: Float32Array): void {
+    const size = this.codec.rowBytes;
+    if ((this.count + 1) * size > this.buffer.length) {
+      const next = new Uint8Array(Math.ceil((this.count + 1) * 1.5 + 16) * size);
+      next.set(this.used());
+      this.buffer = next;
+      this.view = new DataView(next.buffer);
+    }
+    this.codec.encode(row, this.view, this.count * size);
+    this.count++;
+  }
+
+  remove(index: number): void {
+    const size = this.codec.rowBytes;
+    this.buffer.copyWithin(index * size, (index + 1) * size, this.count * size);
+    this.count--;
+  }
+
+  decode(index: number, target: Float32Array, to: number): void {
+    this.codec.decode(this.buffer, this.view, index * this.codec.rowBytes, target, to);
+  }
+
+  used(): Uint8Array {
+    return this.buffer.subarray(0, this.count * this.codec.rowBytes);
+  }
+}
+
+const NO_DATA = new Float32Array(0);
+
+/**
+ * The slots of `source` (per head: its original positions in slot order) as a cache of head size 0, and per head the
+ * source slots in that order. Heads that hold different tokens share slots by rank: slot i of head h is its i-th token.
+ */
+function bookOf(source: LayerKV): { book: DenseLayerCache; order: number[][] } {
+  const heads = source.numKvHeads;
+  const order: number[][] = Array.from({ length: heads }, () => []);
+  for (let s = 0; s < source.length; s++) {
+    for (let h = 0; h < heads; h++) if (!source.valid || source.valid[s * heads + h]) order[h].push(s);
+  }
+  order.forEach((slots, h) => slots.sort((a, b) => source.positions[a * heads + h] - source.positions[b * heads + h] || a - b));
+  const positionsOf = (h: number) => order[h].map((s) => source.positions[s * heads + h]);
+  const shared = positionsOf(0);
+  const aligned = order.every((_, h) => positionsOf(h).every((p, i) => p === shared[i]) && order[h].length === shared.length);
+  if (aligned) {
+    const book = new DenseLayerCache(heads, 0, Math.max(shared.length, 1));
+    book.append(NO_DATA, NO_DATA, shared);
+    return { book, order };
+  }
+  // Write every position any head holds once, then let each head keep its own (a cache takes positions per slot, not per head).
+  const all = Array.from(new Set(order.flatMap((_, h) => positionsOf(h)))).sort((a, b) => a - b);
+  const rank = new Map(all.map((p, i) => [p, i]));
+  const book = new DenseLayerCache(heads, 0, Math.max(all.length, 1));
+  book.append(NO_DATA, NO_DATA, all);
+  book.retain(order.map((_, h) => positionsOf(h).map((p) => rank.get(p) as number)));
+  return { book, order };
+}
+
+class RowLayer {
+  readonly book: DenseLayerCache;
+  private readonly keys: RowStore[];
+  private readonly values: RowStore[];
+  readonly numKvHeads: number;
+  readonly headDim: number;
+
+  constructor(
+    source: DenseLayerCache,
+    private readonly codecs: { keys: RowCodec; values: RowCodec },
+  ) {
+    this.numKvHeads = source.numKvHeads;
+    this.headDim = source.headDim;
+    const kv = source.view();
+    const { book, order } = bookOf(kv);
+    this.book = book;
+    const d = this.headDim;
+    const heads = this.numKvHeads;
+    this.keys = order.map((slots) => new RowStore(codecs.keys, slots.length));
+    this.values = order.map((slots) => new RowStore(codecs.values, slots.length));
+    order.forEach((slots, h) => {
+      for (const s of slots) {
+        const at = (s * heads + h) * d;
+        this.keys[h].push(kv.keys.subarray(at, at + d));
+        this.values[h].push(kv.values.subarray(at, at + d));
+      }
+    });
+  }
+
+  append(keys: Float32Array, values: Float32Array, positions: ArrayLike<number>): void {
+    const { numKvHeads: heads, headDim: d } = this;
+    const q = positions.length;
+    if (keys.length !== q * heads * d || values.length !== q * heads * d) {
+      throw new Error(`append: expected ${q * heads * d} key/value elements for ${q} tokens, got ${keys.length}/${values.length}`);
+    }
+    this.book.append(NO_DATA, NO_DATA, positions);
+    for (let t = 0; t < q; t++) {
+      for (let h = 0; h < heads; h++) {
+        const at = (t * heads + h) * d;
+        this.keys[h].push(keys.subarray(at, at + d));
+        this.values[h].push(values.subarray(at, at + d));
+      }
+    }
+  }
+
+  /** One slot per head, as decode-time evictions return them (every head holds every slot then). */
+  removePerHead(victims: number[]): void {
+    this.book.removePerHead(victims);
+    victims.forEach((slot, h) => {
+      this.keys[h].remove(slot);
+      this.values[h].remove(slot);
+    });
+  }
+
+  view(): LayerKV {
+    const slots = this.book.view();
+    const { numKvHeads: heads, headDim: d } = this;
+    const keys = new Float32Array(slots.length * heads * d);
+    const values = new Float32Array(slots.length * heads * d);
+    for (let h = 0; h < heads; h++) {
+      let row = 0;
+      for (let s = 0; s < slots.length; s++) {
+        if (slots.valid && !slots.valid[s * heads + h]) continue;
+        this.keys[h].decode(row, keys, (s * heads + h) * d);
+        this.values[h].decode(row, values, (s * heads + h) * d);
+        row++;
+      }
+    }
+    return { ...slots, numKvHeads: heads, headDim: d, keys, values };
+  }
+
+  tokensPerHead(): number[] {
+    return this.keys.map((store) => store.count);
+  }
+
+  quantizedElements(): number {
+    const rows = this.keys.reduce((sum, store) => sum + store.count, 0);
+    return rows * this.headDim * ((this.codecs.keys.bits === null ? 0 : 1) + (this.codecs.values.bits === null ? 0 : 1));
+  }
+
+  bytes(): CacheBytes {
+    const b = { ...ZERO_BYTES };
+    for (const [stores, codec] of [
+      [this.keys, this.codecs.keys],
+      [this.values, this.codecs.values],
+    ] as const) {
+      const rows = stores.reduce((sum, store) => sum + store.count, 0);
+      const used = stores.reduce((sum, store) => sum + store.used().byteLength, 0);
+      if (used !== rows * codec.rowBytes) throw new Error(`${codec.name}: ${used} bytes held for ${rows} rows of ${codec.rowBytes}`);
+      b.packed += rows * codec.parts.packed;
+      b.scales += rows * codec.parts.scales + codec.tensorBytes;
+      b.zeroPoints += rows * codec.parts.zeroPoints;
+      b.fullPrecision += rows * codec.parts.fullPrecision;
+    }
+    const slots = this.book.view();
+    b.positions = slots.positions.byteLength + (slots.valid ? slots.valid.byteLength : 0);
+    b.held = b.packed + b.scales + b.zeroPoints + b.fullPrecision + b.positions;
+    b.active = b.held;
+    return b;
+  }
+}
+
+export class RowQuantizedCache implements MethodCache {
+  private readonly layers: RowLayer[];
+  readonly bits: number | null;
+
+  /** Encodes `layers` (clones, already reduced to a selection when composed with eviction) and keeps no reference to them. */
+  constructor(
+    layers: DenseLayerCache[],
+    quantizer: RowQuantizer,
+    config: ModelConfig,
+    private readonly evictions: (LayerDecodeEviction | null)[] = [],
+  ) {
+    this.bits = quantizer.bits;
+    this.layers = layers.map((layer, l) => new RowLayer(layer, quantizer.codecs(layer, l, config)));
+  }
+
+  afterStep(attention: LayerAttention[] | null): void {
+    this.evictions.forEach((eviction, l) => {
+      const victims = eviction?.afterStep(this.layers[l].book, attention?.[l] ?? null);
+      if (victims) this.layers[l].removePerHead(victims);
+    });
+  }
+
+  views(): LayerKV[] {
+    return this.layers.map((layer) => layer.view());
+  }
+
+  append(layer: number, keys: Float32Array, values: Float32Array, positions: ArrayLike<number>): void {
+    this.layers[layer].append(keys, values, positions);
+  }
+
+  tokensPerHead(): number[][] {
+    return this.layers.map((layer) => layer.tokensPerHead());
+  }
+
+  bytes(): CacheBytes {
+    return this.layers.reduce((sum, layer) => addBytes(sum, layer.bytes()), { ...ZERO_BYTES });
+  }
+
+  quantizedElements(): number {
+    return this.layers.reduce((sum, layer) => sum + layer.quantizedElements(), 0);
+  }
+}

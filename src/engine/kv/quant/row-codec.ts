@@ -1,0 +1,46 @@
+// The format of a cache that stores every head's key and value row of each token on its own, in a fixed number of
+// bytes (llama.cpp's cache types, vLLM's fp8 cache): what a row holds, and how it is written and read back.
+import type { ModelConfig } from '../../model/config';
+import type { DenseLayerCache } from '../cache';
+
+/** How the bytes of one row split by kind (they sum to `rowBytes`), for CacheBytes. */
+export interface RowParts {
+  packed: number;
+  scales: number;
+  zeroPoints: number;
+  /** Elements kept as 16-bit floats (llama.cpp's f16 and bf16 types). */
+  fullPrecision: number;
+}
+
+export interface RowCodec {
+  /** The type as the server spells it (q8_0, fp8_e4m3, ...). */
+  readonly name: string;
+  /** Bits of each element's code, or null when elements are stored as 16-bit floats rather than quantized. */
+  readonly bits: number | null;
+  /** Bytes one head's row of headDim elements takes. */
+  readonly rowBytes: number;
+  readonly parts: RowParts;
+  /** Bytes held once per layer besides the rows (a per-tensor scale), counted as scales. */
+  readonly tensorBytes: number;
+  /** Writes `row` (headDim fp32 values) as rowBytes bytes at byte `at` of the buffer `view` covers. */
+  encode(row: Float32Array, view: DataView, at: number): void;
+  /** Writes the headDim values of the row at byte `at` to target[to..]. */
+  decode(bytes: Uint8Array, view: DataView, at: number, target: Float32Array, to: number): void;
+}
+
+/** A quantization stage that stores rows: per layer, the codecs of its key rows and of its value rows. */
+export interface RowQuantizer {
+  /** For messages. */
+  name: string;
+  /** Code bits per quantized element over keys and values together (the mean when they differ), or null if neither is quantized. */
+  bits: number | null;
+  /** `layer` is what the layer will store (already reduced to a selection), for codecs that calibrate a scale on it. */
+  codecs(layer: DenseLayerCache, index: number, config: ModelConfig): { keys: RowCodec; values: RowCodec };
+}
+
+/** Mean code bits of a key codec and a value codec, counting only the quantized one when the other is not. */
+export function meanBits(keys: number | null, values: number | null): number | null {
+  if (keys === null) return values;
+  if (values === null) return keys;
+  return (keys + values) / 2;
+}
