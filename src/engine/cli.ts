@@ -9,6 +9,7 @@ import { openModel } from './session';
 import { parseWeightsChoice } from './model/weightFormat';
 import { formatModelInfo, modelInfo } from './model/info';
 import { greedyDecode, prefill } from './model/prefill';
+import { recurrentGeneration } from './model/recurrent/generate';
 import { listMethods } from './kv';
 import { TASKS } from './tasks';
 import { mergeResults, parseShard } from './bench/merge';
@@ -21,7 +22,8 @@ import { checkContextLength } from './model/config';
 import { DenseLayerCache } from './kv/cache';
 import { writeFileAtomic } from './bench/atomicWrite';
 import { readResultsFile } from './bench/validate';
-import type { ExecutionProviderChoice, BenchRequest, ProgressEvent } from './host/protocol';
+import { checkBenchRequest, type ExecutionProviderChoice, type BenchRequest, type ProgressEvent } from './host/protocol';
+import { EXECUTION_PROVIDERS, RUN_SETTINGS, cliDefault } from './bench/runSettings';
 import { downloadModel, type DownloadProgress } from './model/download';
 
 type Values = Record<string, string | boolean | undefined>;
@@ -33,30 +35,43 @@ interface Command {
   run(values: Values, positionals: string[]): Promise<void>;
 }
 
+// Defaults come from the run settings table (bench/runSettings.ts), which the VS Code settings share.
 const MODEL_OPTIONS = {
-  model: { type: 'string', default: 'default' },
-  provider: { type: 'string', default: 'auto' },
+  model: { type: 'string', default: cliDefault('model') },
+  provider: { type: 'string', default: cliDefault('executionProvider') },
   backend: { type: 'string', default: 'onnx' },
-  weights: { type: 'string', default: 'auto' },
+  weights: { type: 'string', default: cliDefault('weights') },
   threads: { type: 'string' },
-  'kv-dtype': { type: 'string', default: 'fp16' },
+  'kv-dtype': { type: 'string', default: cliDefault('kvDtype') },
   'allow-long-context': { type: 'boolean', default: false },
   json: { type: 'boolean', default: false },
 } as const;
 
-export const DEFAULT_BENCH = {
-  methods: ['full', 'kivi:bits=4', 'kivi:bits=2', 'int8', 'snapkv:ratio=0.75', 'h2o:ratio=0.75', 'streamingllm:ratio=0.75', 'llmlingua:ratio=0.5'],
-  tasks: ['needle', 'completion'],
-  lengths: [1024, 2048, 4096],
-  depths: [0, 0.25, 0.5, 0.75, 1],
-  samples: 2,
-  seed: 0,
-};
-
 function providerOf(values: Values): ExecutionProviderChoice {
   const provider = String(values.provider);
-  if (!['auto', 'cuda', 'webgpu', 'cpu'].includes(provider)) throw new KvlensError(`--provider must be auto, cuda, webgpu or cpu, got ${provider}`);
+  if (!(EXECUTION_PROVIDERS as readonly string[]).includes(provider)) {
+    throw new KvlensError(`--provider must be ${EXECUTION_PROVIDERS.slice(0, -1).join(', ')} or ${EXECUTION_PROVIDERS.at(-1)}, got ${provider}`);
+  }
   return provider as ExecutionProviderChoice;
+}
+
+/** The flag that sets each run request field, for naming it when the request check refuses the field. */
+const REQUEST_FLAGS: Partial<Record<keyof BenchRequest, string>> = {
+  workspace: '<folder>',
+  maxNewTokens: '--max-new-tokens',
+  imports: '--import',
+  importLimit: '--import-limit',
+  provider: '--provider',
+  outFile: '--out',
+};
+
+/** Refuses a request the engine would refuse, naming the flag. */
+function checkRequestFlags(request: BenchRequest): void {
+  const problem = checkBenchRequest(request, '');
+  if (!problem) return;
+  const field = /^\w+/.exec(problem)?.[0] as keyof BenchRequest | undefined;
+  const flag = (field && REQUEST_FLAGS[field]) ?? `--${field ?? 'bench'}`;
+  throw new KvlensError(`${flag}: ${problem}`);
 }
 
 function threadsOf(values: Values): number | undefined {
@@ -142,6 +157,10 @@ const commands: Record<string, Command> = {
       try {
         const ids = session.tokenizer.encode(prompt);
         checkContextLength(session.model.config, ids.length + maxNewTokens, 'generate', Boolean(values['allow-long-context']));
+        if (session.recurrent) {
+          const run = recurrentGeneration(session, session.recurrent, ids, maxNewTokens);
+          return print(values, run.human, run.json);
+        }
         const pre = await prefill(session.forward, ids);
         const decoded = await greedyDecode(session.forward, pre.layers, pre.lastLogits, {
           maxNewTokens,
@@ -267,31 +286,29 @@ const commands: Record<string, Command> = {
         if (items.length === 0) throw new KvlensError(`--${name} is empty (got ${JSON.stringify(raw)}): list at least one, or leave the option out for the default`);
         return items;
       };
-      const tasks = given('tasks') ?? (typeof values.import === 'string' ? [] : DEFAULT_BENCH.tasks);
+      const tasks = given('tasks') ?? (typeof values.import === 'string' ? [] : cliDefault('tasks'));
       const request: BenchRequest = {
         workspace: folder,
         model: String(values.model),
-        methods: given('methods', splitMethods) ?? DEFAULT_BENCH.methods,
+        methods: given('methods', splitMethods) ?? cliDefault('methods'),
         // Imported sets run alone unless tasks are named too.
         tasks: tasks.filter((t) => t !== 'none'),
         imports: given('import') ?? [],
         importLimit: values['import-limit'] === undefined ? undefined : integer('import-limit', 0, 1),
-        lengths: given('lengths')?.map(parseLength) ?? DEFAULT_BENCH.lengths,
-        depths: given('depths')?.map(Number) ?? DEFAULT_BENCH.depths,
-        samples: integer('samples', DEFAULT_BENCH.samples, 1, MAX_SAMPLES_PER_CELL),
-        // Seeds are taken as 32-bit integers: a larger one would silently run the sweep of another seed.
-        seed: integer('seed', DEFAULT_BENCH.seed, 0, 2 ** 32 - 1),
+        lengths: given('lengths')?.map(parseLength) ?? cliDefault('lengths'),
+        depths: given('depths')?.map(Number) ?? cliDefault('depths'),
+        samples: integer('samples', cliDefault('samples'), RUN_SETTINGS.samples.min ?? 1, RUN_SETTINGS.samples.cliMax),
+        seed: integer('seed', cliDefault('seed'), RUN_SETTINGS.seed.min ?? 0, RUN_SETTINGS.seed.cliMax),
         provider: providerOf(values),
         outFile: resolve(typeof values.out === 'string' ? values.out : 'kvlens-results.json'),
         shard: typeof values.shard === 'string' ? parseShard(values.shard) : null,
         maxNewTokens: values['max-new-tokens'] === undefined ? undefined : integer('max-new-tokens', 0, 1),
         allowLongContext: Boolean(values['allow-long-context']),
       };
-      const badDepth = request.depths.find((d) => !Number.isFinite(d) || d < 0 || d > 1);
-      if (badDepth !== undefined) throw new KvlensError(`--depths must be numbers in [0, 1], got ${values.depths}`);
       // Everything below is refused before the model loads, which can take minutes.
       const unknownTask = tasks.find((t) => t !== 'none' && !TASKS.some((info) => info.id === t));
       if (unknownTask !== undefined) throw new KvlensError(`unknown task "${unknownTask}" in --tasks (known: ${TASKS.map((t) => t.id).join(', ')}, or none with --import)`);
+      checkRequestFlags(request);
       checkDistinctMethods(request.methods, '--methods');
       checkDistinctOutputs([
         ['--out', request.outFile],
@@ -394,9 +411,6 @@ const commands: Record<string, Command> = {
     },
   },
 };
-
-/** Samples per sweep cell; a sweep has tasks × lengths × depths cells, so this already allows millions of samples. */
-export const MAX_SAMPLES_PER_CELL = 10_000;
 
 /** Two outputs on one path would leave only the last written (a CSV or Markdown export over the results JSON). */
 function checkDistinctOutputs(outputs: [string, string | null][]): void {

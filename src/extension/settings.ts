@@ -1,14 +1,7 @@
 // Reads the kvlens.* settings into one checked object. A bad value falls back to its default with a
 // warning naming the setting, so one typo in settings.json does not block every run.
-import type { ExecutionProviderChoice } from '../engine/host/protocol';
 import { describeValue } from './validate';
-import type { SweepSpec } from '../engine/bench/results';
-import { WEIGHT_CHOICES, type WeightsChoice } from '../engine/model/weightFormat';
-import { DEFAULT_KV_DTYPE, KV_DTYPES, type KvDtype } from '../engine/kv/kv-dtype';
-
-export const EXECUTION_PROVIDERS: readonly ExecutionProviderChoice[] = ['auto', 'cuda', 'webgpu', 'cpu'];
-
-export const KNOWN_TASKS = ['needle', 'multikey', 'vartrack', 'completion', 'crossfile'] as const;
+import { RUN_SETTINGS, TASK_IDS, settingDefaults, type RunSettings } from '../engine/bench/runSettings';
 
 /** Method specs offered by "Compare Methods"; any other syntactically valid spec can be typed into settings. */
 export const METHOD_CATALOG = [
@@ -26,32 +19,10 @@ export const METHOD_CATALOG = [
   'h2o:budget=1024',
 ] as const;
 
-export interface KvlensSettings extends SweepSpec {
-  model: string;
-  executionProvider: ExecutionProviderChoice;
-  /** How float-stored weight matrices are held: auto, fp32, int8 or int4. */
-  weights: WeightsChoice;
-  /** What full-precision caches hold keys and values in: fp16, bf16 or fp32. */
-  kvDtype: KvDtype;
-  maxContextTokens: number;
-  /** As configured: empty means `.kvlens` in the workspace; relative paths are resolved against the workspace. */
-  resultsFolder: string;
-}
+/** The kvlens.* settings: every run setting of engine/bench/runSettings.ts, with its defaults and bounds. */
+export type KvlensSettings = RunSettings;
 
-export const DEFAULT_SETTINGS: KvlensSettings = {
-  model: 'default',
-  methods: ['full', 'kivi:bits=2', 'streamingllm:ratio=0.5', 'snapkv:ratio=0.5', 'h2o:budget=512'],
-  tasks: [...KNOWN_TASKS],
-  lengths: [1024, 2048],
-  depths: [0, 0.25, 0.5, 0.75, 1],
-  samples: 2,
-  seed: 0,
-  executionProvider: 'auto',
-  weights: 'auto',
-  kvDtype: DEFAULT_KV_DTYPE,
-  maxContextTokens: 4096,
-  resultsFolder: '',
-};
+export const DEFAULT_SETTINGS: KvlensSettings = settingDefaults();
 
 // family[:key=value[,key=value...]] with a lower-case family name, e.g. `kivi:bits=2` or `h2o:budget=512,recent=64`.
 const METHOD_SPEC = /^[a-z][a-z0-9_-]*(:[A-Za-z_][A-Za-z0-9_]*=[^\s,:=]+(,[A-Za-z_][A-Za-z0-9_]*=[^\s,:=]+)*)?$/;
@@ -80,7 +51,8 @@ export function parseSettings(read: (key: keyof KvlensSettings) => unknown): Par
     return raw.trim();
   };
 
-  const intSetting = (key: 'samples' | 'seed' | 'maxContextTokens', min: number, max: number): number => {
+  const intSetting = (key: 'samples' | 'seed' | 'maxContextTokens'): number => {
+    const { min = 0, max = Number.MAX_SAFE_INTEGER } = RUN_SETTINGS[key];
     const raw = read(key);
     if (raw === undefined || raw === null) return DEFAULT_SETTINGS[key];
     if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < min || raw > max) {
@@ -109,21 +81,23 @@ export function parseSettings(read: (key: keyof KvlensSettings) => unknown): Par
 
   const model = stringSetting('model', false);
   const resultsFolder = stringSetting('resultsFolder', true);
-  const samples = intSetting('samples', 1, 1000);
-  const seed = intSetting('seed', 0, 2 ** 31 - 1);
-  const maxContextTokens = intSetting('maxContextTokens', 64, 1 << 20);
+  const samples = intSetting('samples');
+  const seed = intSetting('seed');
+  const maxContextTokens = intSetting('maxContextTokens');
 
   const methods = listSetting<string>('methods', (v) =>
     typeof v === 'string' && isMethodSpec(v.trim()) ? null : `${describeValue(v)} is not a method spec like "full" or "kivi:bits=2"`,
   ).map((m) => m.trim());
   const tasks = listSetting<string>('tasks', (v) =>
-    typeof v === 'string' && (KNOWN_TASKS as readonly string[]).includes(v) ? null : `${describeValue(v)} is not one of ${KNOWN_TASKS.join(', ')}`,
+    typeof v === 'string' && (TASK_IDS as readonly string[]).includes(v) ? null : `${describeValue(v)} is not one of ${TASK_IDS.join(', ')}`,
   );
+  const minLength = RUN_SETTINGS.lengths.min ?? 1;
   let lengths = listSetting<number>('lengths', (v) =>
-    typeof v === 'number' && Number.isInteger(v) && v >= 16 ? null : `${describeValue(v)} is not a token length (an integer >= 16)`,
+    typeof v === 'number' && Number.isInteger(v) && v >= minLength ? null : `${describeValue(v)} is not a token length (an integer >= ${minLength})`,
   ).sort((a, b) => a - b);
+  const { min: minDepth = 0, max: maxDepth = 1 } = RUN_SETTINGS.depths;
   const depths = listSetting<number>('depths', (v) =>
-    typeof v === 'number' && v >= 0 && v <= 1 ? null : `${describeValue(v)} is not a relative depth in [0, 1]`,
+    typeof v === 'number' && v >= minDepth && v <= maxDepth ? null : `${describeValue(v)} is not a relative depth in [${minDepth}, ${maxDepth}]`,
   ).sort((a, b) => a - b);
 
   const tooLong = lengths.filter((l) => l > maxContextTokens);
@@ -133,29 +107,17 @@ export function parseSettings(read: (key: keyof KvlensSettings) => unknown): Par
     if (lengths.length === 0) lengths = [maxContextTokens];
   }
 
-  const providerRaw = read('executionProvider');
-  let executionProvider = DEFAULT_SETTINGS.executionProvider;
-  if (providerRaw !== undefined && providerRaw !== null) {
-    if (typeof providerRaw === 'string' && (EXECUTION_PROVIDERS as readonly string[]).includes(providerRaw)) {
-      executionProvider = providerRaw as ExecutionProviderChoice;
-    } else {
-      warn('executionProvider', `expected one of ${EXECUTION_PROVIDERS.join(', ')}, found ${describeValue(providerRaw)}`);
-    }
-  }
-
-  const weightsRaw = read('weights');
-  let weights = DEFAULT_SETTINGS.weights;
-  if (weightsRaw !== undefined && weightsRaw !== null) {
-    if (typeof weightsRaw === 'string' && (WEIGHT_CHOICES as readonly string[]).includes(weightsRaw)) weights = weightsRaw as WeightsChoice;
-    else warn('weights', `expected one of ${WEIGHT_CHOICES.join(', ')}, found ${describeValue(weightsRaw)}`);
-  }
-
-  const kvDtypeRaw = read('kvDtype');
-  let kvDtype = DEFAULT_SETTINGS.kvDtype;
-  if (kvDtypeRaw !== undefined && kvDtypeRaw !== null) {
-    if (typeof kvDtypeRaw === 'string' && (KV_DTYPES as readonly string[]).includes(kvDtypeRaw)) kvDtype = kvDtypeRaw as KvDtype;
-    else warn('kvDtype', `expected one of ${KV_DTYPES.join(', ')}, found ${describeValue(kvDtypeRaw)}`);
-  }
+  const choiceSetting = <K extends 'executionProvider' | 'weights' | 'kvDtype'>(key: K): KvlensSettings[K] => {
+    const choices = RUN_SETTINGS[key].choices ?? [];
+    const raw = read(key);
+    if (raw === undefined || raw === null) return DEFAULT_SETTINGS[key];
+    if (typeof raw === 'string' && choices.includes(raw)) return raw as KvlensSettings[K];
+    warn(key, `expected one of ${choices.join(', ')}, found ${describeValue(raw)}`);
+    return DEFAULT_SETTINGS[key];
+  };
+  const executionProvider = choiceSetting('executionProvider');
+  const weights = choiceSetting('weights');
+  const kvDtype = choiceSetting('kvDtype');
 
   return {
     settings: { model, methods, tasks, lengths, depths, samples, seed, executionProvider, weights, kvDtype, maxContextTokens, resultsFolder },

@@ -9,7 +9,7 @@ import type { StorageDtype } from '../model/types';
 import type { Family, MethodInfo, Phase } from '../kv';
 import type { RunEstimate } from '../bench/estimate';
 import { RESULTS_STATUSES, type ResultsStatus, type SweepSpec } from '../bench/results';
-import { EXECUTION_PROVIDERS, RUN_LIMITS, type ExecutionProviderChoice } from '../bench/runSettings';
+import { EXECUTION_PROVIDERS, RUN_LIMITS, TASK_IDS, type ExecutionProviderChoice } from '../bench/runSettings';
 import {
   aBoolean,
   aNonEmptyString,
@@ -117,7 +117,7 @@ const isBenchRequestShape = objectOf<BenchRequest>({
   workspace: aNonEmptyString,
   model: aNonEmptyString,
   methods: arrayOf(aNonEmptyString, 'must name at least one method'),
-  tasks: arrayOf(aNonEmptyString),
+  tasks: arrayOf(check<string>(oneOf(TASK_IDS))),
   lengths: arrayOf(anInteger(RUN_LIMITS.minLength), 'must list at least one length'),
   depths: arrayOf(aDepth),
   samples: anInteger(1, RUN_LIMITS.maxSamplesPerCell),
