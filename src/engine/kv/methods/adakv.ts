@@ -38,7 +38,7 @@ export const adakv: MethodDefinition = {
           const length = layers[0].length;
           const kept = keptTokens(length, params, 'adakv');
           const heads = config.numKvHeads;
-          const floor = Math.min(kept, Math.max(Math.min(observationWindow(length, params), kept), Math.floor((params.floor ?? 0.2) * kept)));
+          const floor = Math.min(kept, Math.max(Math.min(observationWindow(length, params), kept), Math.floor(params.floor! * kept)));
           return layers.map((_, l) => {
             const scores = snapScores(stats?.[l], length, config, params, 'adakv');
             // Rank every (head, slot) pair once; each head first takes its floor from its own ranking.

@@ -20,7 +20,7 @@ export const h2o: MethodDefinition = {
     arxiv: '2306.14048',
   },
   build(params) {
-    const recentShare = params.recent ?? 0.5;
+    const recentShare = params.recent!;
     const split = (kept: number) => Math.floor(kept * recentShare);
     return {
       kind: 'selector',

@@ -24,12 +24,12 @@ export interface InfLLMGeometry {
 
 /** Shrinks window, block size and top-k for short prompts so retrieval always has at least two blocks to choose from. */
 export function infllmGeometry(promptLength: number, params: Params): InfLLMGeometry {
-  const sinks = params.sinks ?? 4;
-  const window = Math.min(params.window ?? 256, Math.floor(promptLength / 4));
+  const sinks = params.sinks!;
+  const window = Math.min(params.window!, Math.floor(promptLength / 4));
   const middle = promptLength - sinks - window;
-  const blockSize = Math.min(params.block ?? 128, Math.max(8, Math.floor(middle / 8)));
+  const blockSize = Math.min(params.block!, Math.max(8, Math.floor(middle / 8)));
   const blocks = Math.max(0, Math.floor(middle / blockSize));
-  const topk = Math.min(params.topk ?? 16, Math.floor(blocks / 2));
+  const topk = Math.min(params.topk!, Math.floor(blocks / 2));
   if (topk < 1) {
     throw new KvlensError(`infllm: a ${promptLength}-token prompt leaves fewer than 2 blocks after ${sinks} sinks and a ${window}-token window`);
   }
@@ -273,7 +273,7 @@ export const infllm: MethodDefinition = {
         size: (promptLength, config) => size(promptLength, params, config),
         compress(input) {
           const geometry = infllmGeometry(input.layers[0].length, params);
-          return new InfLLMCache(input, geometry, Math.min(params.reprs ?? 4, geometry.blockSize));
+          return new InfLLMCache(input, geometry, Math.min(params.reprs!, geometry.blockSize));
         },
       },
     };

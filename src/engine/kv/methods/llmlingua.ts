@@ -96,9 +96,9 @@ export const llmlingua: MethodDefinition = {
       if (!Number.isInteger(suffix) || suffix < 0 || suffix > length) {
         throw new KvlensError(`llmlingua: protected suffix ${suffix} is not within the ${length}-token prompt`);
       }
-      const prefix = Math.min(params.prefix ?? 4, length - suffix);
+      const prefix = Math.min(params.prefix!, length - suffix);
       const middle = length - prefix - suffix;
-      const keep = Math.floor(middle * (1 - (params.ratio ?? 0.5)) + 1e-9);
+      const keep = Math.floor(middle * (1 - params.ratio!) + 1e-9);
       if (keep >= middle) {
         throw new KvlensError(`llmlingua: nothing to drop: ${middle} compressible tokens between the first ${prefix} and the ${suffix}-token question`);
       }
@@ -107,11 +107,11 @@ export const llmlingua: MethodDefinition = {
         throw new KvlensError(`llmlingua: selfInformation returned ${information.length} values for ${length} tokens`);
       }
       const units = lineUnits(prefix, prefix + middle, context.lineStarts);
-      const coarseBudget = Math.floor(keep * (params.coarse ?? 2));
+      const coarseBudget = Math.floor(keep * params.coarse!);
       const lines = coarseBudget >= middle ? range(prefix, prefix + middle) : keepSurprisingLines(units, information, coarseBudget);
       // Without a conditional scorer the token stage ranks by the unconditional self-information already computed.
       const kept = context.conditionalScorer
-        ? await keepInformativeTokens(tokens, prefix, lines, Math.min(keep, lines.length), params.segment ?? 200, context.conditionalScorer())
+        ? await keepInformativeTokens(tokens, prefix, lines, Math.min(keep, lines.length), params.segment!, context.conditionalScorer())
         : topK((i) => information[i], lines, Math.min(keep, lines.length));
       return [...range(0, prefix), ...kept, ...range(length - suffix, length)].map((i) => tokens[i]);
     },

@@ -31,7 +31,7 @@ export function pyramidBudgets(length: number, average: number, layers: number, 
 }
 
 function layerBudgets(length: number, params: Params, config: ModelConfig): number[] {
-  return pyramidBudgets(length, keptTokens(length, params, 'pyramidkv'), config.numLayers, params.beta ?? 20);
+  return pyramidBudgets(length, keptTokens(length, params, 'pyramidkv'), config.numLayers, params.beta!);
 }
 
 export const pyramidkv: MethodDefinition = {

@@ -24,7 +24,7 @@ export const random: MethodDefinition = {
         const kept = keptTokens(length, params, 'random');
         return layers.map((layer, l) =>
           Array.from({ length: layer.numKvHeads }, (_, h) => {
-            const next = mulberry32(((params.seed ?? 0) * 1000003 + l * 131 + h) >>> 0);
+            const next = mulberry32((params.seed! * 1000003 + l * 131 + h) >>> 0);
             const order = Array.from({ length }, (_, i) => i);
             // Partial Fisher-Yates: the first `kept` entries are a uniform sample without replacement.
             for (let i = 0; i < kept; i++) {

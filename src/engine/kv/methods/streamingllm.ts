@@ -12,7 +12,7 @@ export const streamingllm: MethodDefinition = {
   params: [...SIZE_PARAMS, { name: 'sinks', default: 4, min: 0, max: 1024, integer: true, description: 'initial tokens always kept' }],
   paper: { authors: 'Xiao, Tian, Chen, Han, Lewis', year: 2023, title: 'Efficient Streaming Language Models with Attention Sinks', arxiv: '2309.17453' },
   build(params) {
-    const sinks = params.sinks ?? 4;
+    const sinks = params.sinks!;
     const kept = (promptLength: number) => {
       const n = keptTokens(promptLength, params, 'streamingllm');
       if (n <= sinks) throw new KvlensError(`streamingllm: keeping ${n} tokens leaves no room for a recent window after ${sinks} sinks`);
