@@ -9,6 +9,9 @@ import { createReferenceForward } from './model/reference';
 import { describeWeightFormat, type WeightFormatPlan, type WeightsChoice } from './model/weightFormat';
 import type { DecoderForward, ModelSummary } from './model/types';
 import { DEFAULT_KV_DTYPE, kvElementBytes, type KvDtype } from './kv/kv-dtype';
+import { openRecurrentSession } from './model/recurrent/session';
+import { recurrentArchitectureOf } from './model/recurrent/load';
+import type { RecurrentForward } from './model/recurrent/types';
 
 export type ForwardBackend = 'onnx' | 'reference';
 
@@ -30,6 +33,11 @@ export interface ModelSession {
   model: ModelSummary;
   tokenizer: ModelTokenizer;
   forward: DecoderForward;
+  /**
+   * Present for a model that carries a fixed-size recurrent state instead of a KV cache (Mamba, RWKV):
+   * generation and sweeps run on it, and `forward` then only runs whole sequences from scratch.
+   */
+  recurrent?: RecurrentForward;
   /** The execution provider that loaded ('cpu', 'cuda', 'webgpu' or 'reference'). */
   provider: string;
   /** One line per provider that was tried and failed before `provider` loaded. */
@@ -62,6 +70,7 @@ function weightFilesIdentity(modelPath: string): string {
 
 export async function openModel(spec: string, options: SessionOptions = {}): Promise<ModelSession> {
   const modelPath = resolveModelDir(spec);
+  if (recurrentArchitectureOf(modelPath)) return openRecurrentSession(modelPath, options);
   // Headers first: a malformed file is named before anything else is estimated or read.
   const plan = inspectModel(modelPath);
   // Refuse a model that cannot fit before reading a byte of its weights.

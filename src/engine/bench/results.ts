@@ -82,6 +82,13 @@ export interface ResultRow {
   /** Where the sample came from, for CodeLens and the retained-context map. */
   source: SampleSource | null;
   error: string | null;
+  /**
+   * Bytes a recurrent model (Mamba, RWKV) carries from one token to the next (conv and scan state, or RWKV's
+   * shift and time-mix state, summed over layers): the same at any context length. Such rows have family
+   * `recurrent` and method `full`, and their bytesHeld is this state. Absent in rows of attention models,
+   * whose carried memory is the KV cache (bytesHeld).
+   */
+  recurrentStateBytes?: number;
   /** Source lines the compressed cache still held right after compression (absent when the sample has no source map). */
   retained?: RetainedContext[];
 }

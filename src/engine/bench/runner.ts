@@ -18,6 +18,7 @@ import { shardSlice } from './merge';
 import { RESULTS_SCHEMA_VERSION, type ResultRow, type ResultsFile, type RunConfigSnapshot } from './results';
 import { modelContentHash, type ModelSession } from '../session';
 import { KVLENS_VERSION } from '../version';
+import { checkRecurrentMethods, recurrentRow } from '../model/recurrent/bench';
 
 export interface RunHooks {
   onProgress?: (progress: ProgressEvent) => void;
@@ -99,6 +100,7 @@ export async function runBench(session: ModelSession, request: BenchRequest, hoo
   checkDistinctMethods(request.methods, 'methods');
   const methods: KvMethod[] = request.methods.map((spec) => createMethod(spec));
   if (!methods.some((m) => m.spec === 'full')) methods.unshift(createMethod('full'));
+  if (session.recurrent) say(checkRecurrentMethods(session.recurrent, request.methods));
 
   const workspace = resolve(request.workspace);
   const scan = await scanWorkspace(workspace, { signal: hooks.signal });
@@ -236,6 +238,11 @@ async function runSample(
 ): Promise<void> {
   const { forward, model } = session;
   const tokens = encodePrompt(session, sample.prompt);
+  if (session.recurrent) {
+    emit.onMethod('full');
+    const options = { maxNewTokens: maxNewTokensFor(sample, request.maxNewTokens), isComplete: completionCheck(session, sample), signal: hooks.signal };
+    return emit.onRow(recurrentRow(session, session.recurrent, sample, tokens, options));
+  }
   const needs = mergeNeeds(...methods.filter((m) => !m.compressPrompt).map((m) => m.needs(tokens.length)));
   const shared = await prefill(forward, tokens, { chunkSize: DEFAULT_PREFILL_CHUNK, attention: needs });
   // Source lines of the prompt's tokens: the retained-context map and LLMLingua's line stage both read them.
