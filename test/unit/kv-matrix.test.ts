@@ -120,6 +120,9 @@ const cases: Case[] = [
   // q8_0 keys err by at most half a step of absmax/127 (keys in ±2); q4_0 values by up to a step of absmax/8 at the clamped end.
   { spec: 'llamacpp:k=q8_0,v=q4_0', perHead: T, total: T * H * L, bytes: (cache) => rowFormatBytes(cache, Q8_0_ROW, Q4_0_ROW), tolerance: 1 / 8 + 1e-3, decode: 'grows' },
   { spec: 'llamacpp:k=bf16,v=iq4_nl', perHead: T, total: T * H * L, bytes: (cache) => rowFormatBytes(cache, BF16_ROW, Q4_0_ROW), tolerance: 0.15, decode: 'grows' },
+  // vLLM's fp8: one code byte per element and an fp32 scale per layer for keys and one for values; relative error 2^-4 (e4m3), 2^-3 (e5m2).
+  { spec: 'vllm:dtype=fp8_e4m3', perHead: T, total: T * H * L, bytes: (cache) => rowFormatBytes(cache, D, D) + L * 8, tolerance: 2 * 2 ** -4 + 1e-6, decode: 'grows' },
+  { spec: 'vllm:dtype=fp8_e5m2,scale=calculated', perHead: T, total: T * H * L, bytes: (cache) => rowFormatBytes(cache, D, D) + L * 8, tolerance: 2 * 2 ** -3 + 1e-6, decode: 'grows' },
   { spec: 'llmlingua:ratio=0.5', perHead: T, total: T * H * L, bytes: (_, n) => L * denseLayerBytes(T + n, false), tolerance: 0, decode: 'grows' },
   { spec: 'snapkv:ratio=0.5+kivi:bits=4,residual=32', perHead: half, total: half * H * L, bytes: (_, n) => (n ? kiviBytes(half + n, 128, 4) : kiviBytes(half, 96, 4)), tolerance: 4 / 15 / 2 + 1e-2, decode: 'grows' },
   { spec: 'adakv:ratio=0.5+flexgen:bits=4', perHead: null, perLayer: [half * H, half * H, half * H], total: half * H * L, bytes: (cache) => perHeadQuantBytes(cache, 4, 64, 2, true), tolerance: 4 / 15 / 2 + 1e-2, decode: 'grows' },
@@ -128,6 +131,7 @@ const cases: Case[] = [
   { spec: 'tova:ratio=0.5+flexgen:bits=4', perHead: half, total: half * H * L, bytes: () => perTokenBytes(half, 4, 64, 2, true), tolerance: 4 / 15 / 2 + 1e-2, decode: 'fixed' },
   { spec: 'streamingllm:ratio=0.5+llamacpp:k=q5_1,v=q4_0', perHead: half, total: half * H * L, bytes: (cache) => rowFormatBytes(cache, Q5_1_ROW, Q4_0_ROW), tolerance: 1 / 8 + 1e-3, decode: 'fixed' },
   { spec: 'adakv:ratio=0.5+llamacpp:k=q8_0,v=q8_0', perHead: null, perLayer: [half * H, half * H, half * H], total: half * H * L, bytes: (cache) => rowFormatBytes(cache, Q8_0_ROW, Q8_0_ROW), tolerance: 2 / 127 / 2 + 1e-3, decode: 'grows' },
+  { spec: 'h2o:budget=120+vllm:dtype=fp8_e5m2', perHead: 120, total: 120 * H * L, bytes: (cache) => rowFormatBytes(cache, D, D) + L * 8, tolerance: 2 * 2 ** -3 + 1e-6, decode: 'fixed' },
   { spec: 'knorm:ratio=0.5+int8', perHead: half, total: half * H * L, bytes: (_, n) => perTokenBytes(half + n, 8, 32, 2, false), tolerance: 2 / 127 / 2 + 1e-3, decode: 'grows' },
 ];
 

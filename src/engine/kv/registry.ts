@@ -17,6 +17,7 @@ import { random } from './methods/random';
 import { snapkv } from './methods/snapkv';
 import { streamingllm } from './methods/streamingllm';
 import { tova } from './methods/tova';
+import { vllm } from './methods/vllm';
 
 export const METHODS: readonly MethodDefinition[] = [
   full,
@@ -33,6 +34,7 @@ export const METHODS: readonly MethodDefinition[] = [
   flexgen,
   int8,
   fp8,
+  vllm,
   llamacpp,
   llmlingua,
 ];

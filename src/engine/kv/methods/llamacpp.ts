@@ -20,8 +20,8 @@ export const llamacpp: MethodDefinition = {
   ],
   paper: null,
   build(params) {
-    const k = LLAMACPP_CACHE_TYPES[params.k ?? Q8_0];
-    const v = LLAMACPP_CACHE_TYPES[params.v ?? Q8_0];
+    const k = LLAMACPP_CACHE_TYPES[params.k!];
+    const v = LLAMACPP_CACHE_TYPES[params.v!];
     if (k === 'f16' && v === 'f16') {
       throw new KvlensError("llamacpp: k=f16,v=f16 is llama.cpp's default cache, the fp16 cache `full` holds; use full");
     }
