@@ -3,22 +3,6 @@
 import { describeValue } from './validate';
 import { RUN_SETTINGS, TASK_IDS, settingDefaults, type RunSettings } from '../engine/bench/runSettings';
 
-/** Method specs offered by "Compare Methods"; any other syntactically valid spec can be typed into settings. */
-export const METHOD_CATALOG = [
-  'full',
-  'kivi:bits=2',
-  'kivi:bits=4',
-  'streamingllm:ratio=0.25',
-  'streamingllm:ratio=0.5',
-  'streamingllm:ratio=0.75',
-  'snapkv:ratio=0.25',
-  'snapkv:ratio=0.5',
-  'snapkv:ratio=0.75',
-  'h2o:budget=256',
-  'h2o:budget=512',
-  'h2o:budget=1024',
-] as const;
-
 /** The kvlens.* settings: every run setting of engine/bench/runSettings.ts, with its defaults and bounds. */
 export type KvlensSettings = RunSettings;
 
