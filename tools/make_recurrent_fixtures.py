@@ -1,4 +1,4 @@
-"""Writes the tiny random-weight recurrent checkpoints (Mamba, RWKV-4) and their transformers reference outputs.
+"""Writes the tiny random-weight recurrent checkpoints (Mamba, Mamba-2, RWKV-4) and their transformers reference outputs.
 
 Usage: /work/venv/bin/python tools/make_recurrent_fixtures.py [--out test/fixtures/models]
 
@@ -23,7 +23,15 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import AutoModelForCausalLM, MambaConfig, MambaForCausalLM, RwkvConfig, RwkvForCausalLM
+from transformers import (
+    AutoModelForCausalLM,
+    Mamba2Config,
+    Mamba2ForCausalLM,
+    MambaConfig,
+    MambaForCausalLM,
+    RwkvConfig,
+    RwkvForCausalLM,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_fixtures import build_tokenizer, fmt  # noqa: E402
@@ -54,6 +62,29 @@ def mamba_config() -> MambaConfig:
     )
 
 
+def mamba2_config() -> Mamba2Config:
+    return Mamba2Config(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        expand=2,
+        num_heads=8,
+        head_dim=8,
+        n_groups=2,
+        state_size=8,
+        num_hidden_layers=2,
+        conv_kernel=4,
+        use_bias=False,
+        use_conv_bias=True,
+        layer_norm_epsilon=1e-5,
+        # 48 tokens in chunks of 16: transformers' prefill runs its chunked scan across three chunks.
+        chunk_size=16,
+        tie_word_embeddings=False,
+        bos_token_id=0,
+        eos_token_id=0,
+        pad_token_id=0,
+    )
+
+
 def rwkv_config() -> RwkvConfig:
     return RwkvConfig(
         vocab_size=VOCAB,
@@ -79,6 +110,8 @@ def randomize_mamba(model: torch.nn.Module, seed: int) -> None:
             if name.endswith("A_log"):
                 state = param.shape[-1]
                 param.copy_(torch.log(torch.arange(1, state + 1, dtype=torch.float32)).expand_as(param) + 0.3 * noise)
+            elif name.endswith("dt_bias"):
+                param.copy_(-3.0 + 0.5 * noise)
             elif name.endswith(".D"):
                 param.copy_(1.0 + 0.3 * noise)
             elif name.endswith("norm.weight") or name.endswith("norm_f.weight"):
@@ -198,6 +231,10 @@ def main() -> None:
     mamba = MambaForCausalLM(mamba_config())
     randomize_mamba(mamba, seed=303)
     write_fixture(out, "mamba-tied-f32", "mamba", mamba, tokenizer, tokenizer_config, ids)
+
+    mamba2 = Mamba2ForCausalLM(mamba2_config())
+    randomize_mamba(mamba2, seed=505)
+    write_fixture(out, "mamba2-groups-untied-f32", "mamba2", mamba2, tokenizer, tokenizer_config, ids)
 
     rwkv = RwkvForCausalLM(rwkv_config())
     randomize_rwkv(rwkv, seed=404)

@@ -19,6 +19,7 @@ import { recurrentGreedy, recurrentPrefill } from '../../src/engine/model/recurr
 const ROOT = join(__dirname, '..', '..');
 const MODELS = join(ROOT, 'test', 'fixtures', 'models');
 const MAMBA = join(MODELS, 'mamba-tied-f32');
+const MAMBA2 = join(MODELS, 'mamba2-groups-untied-f32');
 const RWKV = join(MODELS, 'rwkv4-rescaled-f32');
 const CODEBASE = join(ROOT, 'test', 'fixtures', 'codebase');
 
@@ -74,7 +75,7 @@ test('openModel dispatches a recurrent folder to the recurrent forward; its KV-c
 });
 
 test('decode carries a state of constant size: the same bytes after 16 tokens as after 1500, and chunked prefill equals one call', () => {
-  for (const dir of [MAMBA, RWKV]) {
+  for (const dir of [MAMBA, MAMBA2, RWKV]) {
     const { forward } = loadRecurrentModel(dir);
     const ids = Array.from({ length: 1500 }, (_, i) => (i * 37 + 11) % forward.config.vocabSize);
     const short = recurrentPrefill(forward, ids.slice(0, 16));
@@ -93,7 +94,7 @@ test('decode carries a state of constant size: the same bytes after 16 tokens as
 });
 
 test('a sweep on a recurrent model: one full row per sample, family recurrent, the carried state as the bytes held, schema-valid, merge and export work', async () => {
-  for (const model of [MAMBA, RWKV]) {
+  for (const model of [MAMBA, MAMBA2, RWKV]) {
     const session = await openModel(model);
     const dir = mkdtempSync(join(tmpdir(), 'kvlens-recurrent-bench-'));
     const out = join(dir, 'results.json');
@@ -190,6 +191,12 @@ test('bad recurrent checkpoints are refused naming the file and the problem', ()
     corrupt(dir);
     assert.throws(() => loadRecurrentModel(dir), (error: Error) => error.message.startsWith(dir) && message.test(error.message), String(message));
   }
+  const mamba2 = copyFixture(MAMBA2);
+  const mamba2Config = JSON.parse(readFileSync(join(mamba2, 'config.json'), 'utf8'));
+  writeFileSync(join(mamba2, 'config.json'), JSON.stringify({ ...mamba2Config, num_heads: 4 }));
+  assert.throws(() => loadRecurrentModel(mamba2), /config\.json: hidden_size \* expand \(64\) must equal num_heads \* head_dim \(32\)/);
+  writeFileSync(join(mamba2, 'config.json'), JSON.stringify({ ...mamba2Config, time_step_limit: [0.5, 0.1] }));
+  assert.throws(() => loadRecurrentModel(mamba2), /"time_step_limit" must be \[min, max\] with 0 <= min < max, found \[0\.5,0\.1\]/);
   const rwkv = copyFixture(RWKV);
   const config = JSON.parse(readFileSync(join(rwkv, 'config.json'), 'utf8'));
   writeFileSync(join(rwkv, 'config.json'), JSON.stringify({ ...config, attention_hidden_size: 16 }));

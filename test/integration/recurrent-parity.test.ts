@@ -1,4 +1,4 @@
-// Mamba and RWKV-4 against transformers: fixtures written by tools/make_recurrent_fixtures.py hold its fp32
+// Mamba, Mamba-2 and RWKV-4 against transformers: fixtures written by tools/make_recurrent_fixtures.py hold its fp32
 // logits for a whole sequence, for a prefix, for each later token fed one at a time on the prefix's state,
 // and 24 tokens of its cached greedy `generate`.
 import { test } from 'node:test';
@@ -31,7 +31,7 @@ function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, wha
 const fixtures = readdirSync(FIXTURES).filter((name) => existsSync(join(FIXTURES, name, 'recurrent-reference.json'))).sort();
 
 test('recurrent fixtures are present (Mamba and RWKV parity below must not silently vanish)', () => {
-  assert.deepEqual(fixtures, ['mamba-tied-f32', 'rwkv4-rescaled-f32']);
+  assert.deepEqual(fixtures, ['mamba-tied-f32', 'mamba2-groups-untied-f32', 'rwkv4-rescaled-f32']);
 });
 
 for (const name of fixtures) {

@@ -1,9 +1,9 @@
 // The seam between the engine and models that carry a fixed-size recurrent state instead of a KV cache
-// (Mamba, RWKV): what a run needs from such a model, whatever its architecture.
+// (Mamba, Mamba-2, RWKV): what a run needs from such a model, whatever its architecture.
 
 /** The facts of a recurrent checkpoint's config.json that the engine reads outside the forward pass. */
 export interface RecurrentConfig {
-  architecture: 'mamba' | 'rwkv';
+  architecture: 'mamba' | 'mamba2' | 'rwkv';
   /** e.g. "MambaForCausalLM", as config.json names it. */
   hfArchitecture: string;
   hiddenSize: number;
