@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createMethod, METHODS, verifyCompression, verifyDecode } from '../../src/engine/kv';
 import type { MethodCache } from '../../src/engine/kv/method';
 import { QuantizedCache } from '../../src/engine/kv/quant/quantized-cache';
-import { decode, headPositions, makePrefill, positionOf, rowOf, snapshot, type Prefill } from './kv-fixture';
+import { decode, headPositions, makePrefill, positionOf, rng, rowOf, snapshot, type Prefill } from './kv-fixture';
 
 const T = 300;
 const L = 3;
@@ -104,6 +104,8 @@ const cases: Case[] = [
   { spec: 'full', perHead: T, total: T * H * L, bytes: (_, n) => L * denseLayerBytes(T + n, false), tolerance: 0, decode: 'grows' },
   { spec: 'random:ratio=0.5', perHead: half, total: half * H * L, bytes: denseBytes, tolerance: 0, decode: 'grows' },
   { spec: 'knorm:ratio=0.5', perHead: half, total: half * H * L, bytes: denseBytes, tolerance: 0, decode: 'grows' },
+  { spec: 'keydiff:ratio=0.5', perHead: half, total: half * H * L, bytes: denseBytes, tolerance: 0, decode: 'grows' },
+  { spec: 'expectedattention:ratio=0.5', perHead: half, total: half * H * L, bytes: denseBytes, tolerance: 0, decode: 'grows' },
   { spec: 'streamingllm:ratio=0.5', perHead: half, total: half * H * L, bytes: () => L * denseLayerBytes(half, false), tolerance: 0, decode: 'fixed' },
   { spec: 'h2o:budget=120', perHead: 120, total: 120 * H * L, bytes: () => L * denseLayerBytes(120, false), tolerance: 0, decode: 'fixed' },
   { spec: 'snapkv:ratio=0.75', perHead: 75, total: 75 * H * L, bytes: denseBytes, tolerance: 0, decode: 'grows' },
@@ -132,6 +134,7 @@ const cases: Case[] = [
   { spec: 'streamingllm:ratio=0.5+llamacpp:k=q5_1,v=q4_0', perHead: half, total: half * H * L, bytes: (cache) => rowFormatBytes(cache, Q5_1_ROW, Q4_0_ROW), tolerance: 1 / 8 + 1e-3, decode: 'fixed' },
   { spec: 'adakv:ratio=0.5+llamacpp:k=q8_0,v=q8_0', perHead: null, perLayer: [half * H, half * H, half * H], total: half * H * L, bytes: (cache) => rowFormatBytes(cache, Q8_0_ROW, Q8_0_ROW), tolerance: 2 / 127 / 2 + 1e-3, decode: 'grows' },
   { spec: 'h2o:budget=120+vllm:dtype=fp8_e5m2', perHead: 120, total: 120 * H * L, bytes: (cache) => rowFormatBytes(cache, D, D) + L * 8, tolerance: 2 * 2 ** -3 + 1e-6, decode: 'fixed' },
+  { spec: 'keydiff:ratio=0.5+llamacpp:k=q8_0,v=q4_0', perHead: half, total: half * H * L, bytes: (cache) => rowFormatBytes(cache, Q8_0_ROW, Q4_0_ROW), tolerance: 1 / 8 + 1e-3, decode: 'grows' },
   { spec: 'knorm:ratio=0.5+int8', perHead: half, total: half * H * L, bytes: (_, n) => perTokenBytes(half + n, 8, 32, 2, false), tolerance: 2 / 127 / 2 + 1e-3, decode: 'grows' },
 ];
 
@@ -194,6 +197,11 @@ for (const c of cases) {
     const method = createMethod(c.spec);
     const needs = method.needs(T);
     assert.ok((needs.window ?? 0) <= 32, 'needs a wider window than the fixture provides');
+    if (needs.queries) {
+      // Rotated prompt queries (Expected Attention), from a generator of their own so the other statistics stay as they were.
+      const next = rng(7);
+      for (const stats of prefill.stats) stats.queries = new Float32Array(T * prefill.config.numHeads * D).map(() => next() - 0.5);
+    }
     if (method.compressPrompt) {
       const tokens = Array.from({ length: T }, (_, i) => 1000 + i);
       const info = async (t: number[]) => new Float32Array(t.length).map((_, i) => (i * 7919) % 101);

@@ -2,12 +2,14 @@
 import type { MethodDefinition, Paper } from './definition';
 import type { Family, Phase } from './method';
 import { adakv } from './methods/adakv';
+import { expectedattention } from './methods/expectedattention';
 import { flexgen } from './methods/flexgen';
 import { fp8 } from './methods/fp8';
 import { full } from './methods/full';
 import { h2o } from './methods/h2o';
 import { infllm } from './methods/infllm';
 import { int8 } from './methods/int8';
+import { keydiff } from './methods/keydiff';
 import { kivi } from './methods/kivi';
 import { knorm } from './methods/knorm';
 import { llamacpp } from './methods/llamacpp';
@@ -23,6 +25,8 @@ export const METHODS: readonly MethodDefinition[] = [
   full,
   random,
   knorm,
+  keydiff,
+  expectedattention,
   streamingllm,
   h2o,
   snapkv,
