@@ -1,0 +1,160 @@
+// Planning a sweep, before anything runs: which methods (full always among them), which samples (the
+// workspace's tasks and the imported benchmark rows, this shard's slice of them) and the configuration
+// snapshot the results file records. runner.ts executes the plan.
+import { cpus, totalmem, platform, arch } from 'node:os';
+import { relative, resolve } from 'node:path';
+import { KvlensError } from '../errors';
+import type { BenchRequest } from '../host/protocol';
+import { createMethod, type KvMethod } from '../kv';
+import { checkContextLength } from '../model/config';
+import { buildSamples, importJsonl, scanWorkspace, type ChatMessage, type Sample, type ScanResult } from '../tasks';
+import type { FocusLines } from '../tasks/types';
+import { sweepContextTokens } from './estimate';
+import { shardSlice } from './merge';
+import type { ResultsFile, RunConfigSnapshot } from './results';
+import { modelContentHash, type ModelSession } from '../session';
+import { KVLENS_VERSION } from '../version';
+
+export interface SweepPlan {
+  /** The requested methods, with `full` first when it was not requested (every ratio is against it). */
+  methods: KvMethod[];
+  /** This shard's samples, in the order they run. */
+  samples: Sample[];
+  config: RunConfigSnapshot;
+  scan: ResultsFile['scan'];
+}
+
+/**
+ * Refuses bad method specs and a method listed twice (`kivi` and `kivi:bits=2` are the same method): its rows
+ * would share their keys, which merge then rejects.
+ */
+export function checkDistinctMethods(specs: string[], where: string): void {
+  const seen = new Map<string, string>();
+  for (const spec of specs) {
+    const canonical = createMethod(spec).spec;
+    const earlier = seen.get(canonical);
+    if (earlier !== undefined) {
+      const as = earlier === spec ? '' : ` (as ${JSON.stringify(earlier)} and ${JSON.stringify(spec)})`;
+      throw new KvlensError(`${where} lists ${JSON.stringify(canonical)} twice${as}: list each method once`);
+    }
+    seen.set(canonical, spec);
+  }
+}
+
+/** Chat prompts already hold the template's BOS; base prompts get the tokenizer's special tokens. */
+export function encodePrompt(session: ModelSession, text: string): number[] {
+  return session.tokenizer.encode(text, { addSpecialTokens: !session.tokenizer.hasChatTemplate });
+}
+
+/** Everything that can be refused is refused here, before the workspace is scanned or a sample is built. */
+export async function planSweep(session: ModelSession, request: BenchRequest, options: { signal?: AbortSignal; say: (line: string) => void }): Promise<SweepPlan> {
+  const { say } = options;
+  checkContextLength(session.model.config, sweepContextTokens(request.lengths), `lengths ${request.lengths.join(', ')}`, request.allowLongContext);
+  const methods = sweepMethods(request.methods);
+
+  const workspace = resolve(request.workspace);
+  const scan = await scanWorkspace(workspace, { signal: options.signal });
+  for (const line of scan.log) say(`scan: ${line}`);
+  const { focus, focusLines } = focusOf(request, workspace);
+  if (focusLines) say(`focus: completion and cross-file targets from ${focusLines.file} lines ${focusLines.startLine + 1}-${focusLines.endLine + 1} where they have any`);
+  say(`scan: ${scan.files.length} files used, skipped ${JSON.stringify(scan.skipped)}`);
+
+  const allSamples = sweepSamples(session, request, scan, focus, focusLines, say);
+  const shard = request.shard ?? null;
+  const samples = shard ? shardSlice(allSamples, shard.index, shard.count) : allSamples;
+  return { methods, samples, config: await configSnapshot(session, request, methods, workspace), scan: { filesUsed: scan.files.length, skipped: scan.skipped } };
+}
+
+function sweepMethods(specs: string[]): KvMethod[] {
+  checkDistinctMethods(specs, 'methods');
+  const methods = specs.map((spec) => createMethod(spec));
+  if (!methods.some((m) => m.spec === 'full')) methods.unshift(createMethod('full'));
+  return methods;
+}
+
+/** Profile Current File / Selection: these files open every context and supply the completion targets. */
+function focusOf(request: BenchRequest, workspace: string): { focus?: string[]; focusLines?: FocusLines } {
+  const focusFiles = request.files && request.files.length > 0 ? request.files : request.selection ? [request.selection.file] : undefined;
+  const workspacePath = (f: string) => relative(workspace, resolve(workspace, f)).split('\\').join('/');
+  const selection = request.selection;
+  return {
+    focus: focusFiles?.map(workspacePath),
+    focusLines: selection ? { file: workspacePath(selection.file), startLine: selection.startLine, endLine: selection.endLine } : undefined,
+  };
+}
+
+/** The workspace's task grid, then each imported file's rows. */
+function sweepSamples(
+  session: ModelSession,
+  request: BenchRequest,
+  scan: ScanResult,
+  focus: string[] | undefined,
+  focusLines: FocusLines | undefined,
+  say: (line: string) => void,
+): Sample[] {
+  const counter = {
+    encode: (text: string) => encodePrompt(session, text),
+    decode: (ids: number[]) => session.tokenizer.decode(ids, { skipSpecialTokens: true }),
+  };
+  const style = session.tokenizer.hasChatTemplate ? { formatChat: (messages: ChatMessage[]) => session.tokenizer.applyChatTemplate(messages) } : {};
+  const samples: Sample[] =
+    request.tasks.length === 0
+      ? []
+      : buildSamples(scan.files, {
+          focus,
+          focusLines,
+          tasks: request.tasks,
+          lengths: request.lengths,
+          depths: request.depths,
+          samplesPerCell: request.samples,
+          seed: request.seed,
+          counter,
+          style,
+          onLog: say,
+        });
+  for (const file of request.imports ?? []) {
+    const imported = importJsonl(resolve(file), { counter, maxTokens: Math.max(...request.lengths), limit: request.importLimit, style });
+    say(`imported ${imported.length} samples from ${file}`);
+    samples.push(...imported);
+  }
+  if (samples.length === 0) throw new KvlensError('nothing to run: no tasks and no imported samples');
+  return samples;
+}
+
+async function configSnapshot(session: ModelSession, request: BenchRequest, methods: KvMethod[], workspace: string): Promise<RunConfigSnapshot> {
+  return {
+    kvlensVersion: KVLENS_VERSION,
+    model: {
+      path: session.modelPath,
+      contentHash: await modelContentHash(session.modelPath),
+      architecture: session.model.config.hfArchitecture,
+      dtype: session.model.dtype,
+      parameters: session.model.parameterCount,
+      weights: session.weightFormatLabel,
+      kvDtype: session.kvDtype,
+    },
+    tokenizer: session.tokenizer.tokenizerFile,
+    executionProvider: session.provider,
+    methods: methods.map((m) => m.spec),
+    tasks: request.tasks,
+    lengths: request.lengths,
+    depths: request.depths,
+    samples: request.samples,
+    seed: request.seed,
+    shard: request.shard ?? null,
+    workspace,
+    machine: machineSnapshot(),
+  };
+}
+
+function machineSnapshot(): RunConfigSnapshot['machine'] {
+  const cores = cpus();
+  return {
+    platform: platform(),
+    arch: arch(),
+    cpus: Math.max(1, cores.length),
+    cpuModel: cores[0]?.model ?? 'unknown',
+    totalMemoryBytes: totalmem(),
+    node: process.version,
+  };
+}
