@@ -55,6 +55,11 @@ function providerOf(values: Values): ExecutionProviderChoice {
   return provider as ExecutionProviderChoice;
 }
 
+// The choice flags as usage lines show them, from the run settings table.
+const PROVIDER_FLAG = `--provider ${EXECUTION_PROVIDERS.join('|')}`;
+const WEIGHTS_FLAG = `--weights ${(RUN_SETTINGS.weights.choices ?? []).join('|')}`;
+const KV_DTYPE_FLAG = `--kv-dtype ${(RUN_SETTINGS.kvDtype.choices ?? []).join('|')}`;
+
 /** The flag that sets each run request field, for naming it when the request check refuses the field. */
 const REQUEST_FLAGS: Partial<Record<keyof BenchRequest, string>> = {
   workspace: '<folder>',
@@ -124,7 +129,7 @@ async function open(values: Values, contextTokens?: number) {
 const commands: Record<string, Command> = {
   info: {
     summary: 'architecture, parameters, dtype, weight bytes, KV bytes per 1k tokens, execution provider',
-    usage: 'kvlens info [--model default|<hf-folder>|<file.gguf>] [--provider auto|cuda|webgpu|cpu] [--weights auto|fp32|int8|int4] [--kv-dtype fp16|bf16|fp32] [--json]',
+    usage: `kvlens info [--model default|<hf-folder>|<file.gguf>] [${PROVIDER_FLAG}] [${WEIGHTS_FLAG}] [${KV_DTYPE_FLAG}] [--json]`,
     options: { ...MODEL_OPTIONS },
     async run(values) {
       const session = await open(values);
@@ -132,7 +137,7 @@ const commands: Record<string, Command> = {
         const details = modelInfo(session.model, session.weightFormat, session.weightFormatLabel);
         const info = { ...details, kvDtype: session.kvDtype, executionProvider: session.provider, providerFallbacks: session.fallbackReasons };
         const fallbacks = session.fallbackReasons.map((reason) => `  (not used: ${reason})`);
-        const kvLine = `${'KV cache held as'.padEnd(22)}  ${session.kvDtype} (full-precision caches; --kv-dtype fp16|bf16|fp32)`;
+        const kvLine = `${'KV cache held as'.padEnd(22)}  ${session.kvDtype} (full-precision caches; ${KV_DTYPE_FLAG})`;
         print(values, [formatModelInfo(details), kvLine, `${'execution provider'.padEnd(22)}  ${session.provider}`, ...fallbacks].join('\n'), info);
       } finally {
         await session.dispose();
@@ -141,7 +146,7 @@ const commands: Record<string, Command> = {
   },
   generate: {
     summary: 'greedy generation with separate, timed prefill and decode',
-    usage: 'kvlens generate [--model M] (--prompt TEXT | --prompt-file F) [--max-new-tokens N] [--weights auto|fp32|int8|int4] [--kv-dtype fp16|bf16|fp32] [--threads N] [--json]',
+    usage: `kvlens generate [--model M] (--prompt TEXT | --prompt-file F) [--max-new-tokens N] [${WEIGHTS_FLAG}] [${KV_DTYPE_FLAG}] [--threads N] [--json]`,
     options: { ...MODEL_OPTIONS, prompt: { type: 'string' }, 'prompt-file': { type: 'string' }, 'max-new-tokens': { type: 'string', default: '32' } },
     async run(values) {
       let prompt: string;
@@ -248,7 +253,7 @@ const commands: Record<string, Command> = {
   bench: {
     summary: 'build queries from a codebase and compare KV methods on them (the main job)',
     usage:
-      'kvlens bench <folder> [--model default|<hf-folder>] [--weights auto|fp32|int8|int4] [--kv-dtype fp16|bf16|fp32] [--methods full,kivi:bits=4,...] [--tasks needle,completion,...] ' +
+      `kvlens bench <folder> [--model default|<hf-folder>] [${WEIGHTS_FLAG}] [${KV_DTYPE_FLAG}] [--methods full,kivi:bits=4,...] [--tasks needle,completion,...] ` +
       '[--lengths 1k,2k,4k] [--depths 0,0.25,0.5,0.75,1] [--samples N] [--seed S] [--shard i/n] [--out results.json] [--csv F] [--md F] [--json]',
     options: {
       ...MODEL_OPTIONS,

@@ -8,6 +8,7 @@
 import type { ProviderChoice } from '../model/onnx/onnxForward';
 import { WEIGHT_CHOICES, type WeightsChoice } from '../model/weightFormat';
 import { DEFAULT_KV_DTYPE, KV_DTYPES, type KvDtype } from '../kv/kv-dtype';
+import type { SweepSpec } from './results';
 
 /** Where the engine runs the model; `auto` tries CUDA, then WebGPU, then the CPU. */
 export const EXECUTION_PROVIDERS = ['auto', 'cuda', 'webgpu', 'cpu'] as const satisfies readonly ProviderChoice[];
@@ -28,14 +29,9 @@ export const RUN_LIMITS = {
   maxSeed: 2 ** 32 - 1,
 };
 
-export interface RunSettings {
+/** A sweep (methods, tasks, lengths, depths, samples, seed) and what it runs on. */
+export interface RunSettings extends SweepSpec {
   model: string;
-  methods: string[];
-  tasks: string[];
-  lengths: number[];
-  depths: number[];
-  samples: number;
-  seed: number;
   executionProvider: ExecutionProviderChoice;
   /** How float-stored weight matrices are held: auto, fp32, int8 or int4. */
   weights: WeightsChoice;
