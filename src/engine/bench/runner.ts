@@ -13,6 +13,7 @@ import { writeFileAtomic } from './atomicWrite';
 import { RESULTS_SCHEMA_VERSION, type ResultRow, type ResultsFile } from './results';
 import { encodePrompt, planSweep, type SweepPlan } from './sweepPlan';
 import type { ModelSession } from '../session';
+import { checkRecurrentMethods, recurrentRow } from '../model/recurrent/bench';
 
 export { checkDistinctMethods } from './sweepPlan';
 
@@ -57,6 +58,7 @@ export async function runBench(session: ModelSession, request: BenchRequest, hoo
   };
   if (session.fallbackReasons.length > 0) for (const reason of session.fallbackReasons) say(`provider fallback: ${reason}`);
   say(`model ${session.modelPath} on ${session.provider}, weights ${session.weightFormatLabel} (${session.weightFormat.reason}), KV cache ${session.kvDtype}`);
+  if (session.recurrent) say(checkRecurrentMethods(session.recurrent, request.methods));
   const plan = await planSweep(session, request, { signal: hooks.signal, say });
   return runSweep(session, plan, request, hooks, { log, say });
 }
@@ -91,11 +93,12 @@ async function runSweep(session: ModelSession, plan: SweepPlan, request: BenchRe
   try {
     for (const sample of samples) {
       hooks.signal?.throwIfAborted();
-      const context = await prefillSample(session, sample, methods, { maxNewTokens: request.maxNewTokens, signal: hooks.signal });
+      // A recurrent model has no cache to fork: its one row (method full) runs on the state it carries.
+      const context = session.recurrent ? null : await prefillSample(session, sample, methods, { maxNewTokens: request.maxNewTokens, signal: hooks.signal });
       for (const method of methods) {
         hooks.signal?.throwIfAborted();
         progress.step(`${sample.task} ${sample.targetLength}${sample.depth === null ? '' : ` d=${sample.depth}`} · ${method.spec}`);
-        const row = await runMethod(context, method);
+        const row = context ? await runMethod(context, method) : recurrentSampleRow(session, sample, request.maxNewTokens, hooks.signal);
         results.rows.push(row);
         hooks.onRow?.(row);
         progress.done();
@@ -118,6 +121,11 @@ async function runSweep(session: ModelSession, plan: SweepPlan, request: BenchRe
   }
   save();
   return results;
+}
+
+function recurrentSampleRow(session: ModelSession, sample: Sample, maxNewTokens: number | undefined, signal: AbortSignal | undefined): ResultRow {
+  const options = { maxNewTokens: maxNewTokensFor(sample, maxNewTokens), isComplete: completionCheck(session, sample), signal };
+  return recurrentRow(session, session.recurrent!, sample, encodePrompt(session, sample.prompt), options);
 }
 
 /** Progress events with an ETA from the pace so far: `step` reports what starts, `done` counts a finished row. */
