@@ -1,4 +1,4 @@
-"""Writes the tiny random-weight recurrent checkpoints (Mamba, Mamba-2, RWKV-4) and their transformers reference outputs.
+"""Writes the tiny random-weight recurrent checkpoints (Mamba, Mamba-2, RWKV-4, RecurrentGemma) and their transformers reference outputs.
 
 Usage: /work/venv/bin/python tools/make_recurrent_fixtures.py [--out test/fixtures/models]
 
@@ -25,10 +25,13 @@ import torch
 import transformers
 from transformers import (
     AutoModelForCausalLM,
+    DynamicCache,
     Mamba2Config,
     Mamba2ForCausalLM,
     MambaConfig,
     MambaForCausalLM,
+    RecurrentGemmaConfig,
+    RecurrentGemmaForCausalLM,
     RwkvConfig,
     RwkvForCausalLM,
 )
@@ -101,6 +104,51 @@ def rwkv_config() -> RwkvConfig:
     )
 
 
+def recurrent_gemma_config() -> RecurrentGemmaConfig:
+    return RecurrentGemmaConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=96,
+        num_hidden_layers=3,
+        # recurrent, attention, recurrent: both temporal blocks, and a recurrent block after the attention one.
+        block_types=["recurrent", "attention"],
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        # A window shorter than the 48-token sequence, so the local attention's ring buffer wraps.
+        attention_window_size=8,
+        conv1d_width=4,
+        # A cap near the logits' own range, so soft-capping visibly bends them.
+        logits_soft_cap=3.0,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5},
+        tie_word_embeddings=True,
+        bos_token_id=0,
+        eos_token_id=0,
+        pad_token_id=0,
+    )
+
+
+def randomize_recurrent_gemma(model: torch.nn.Module, seed: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in sorted(model.named_parameters()):
+            noise = torch.randn(param.shape, generator=gen)
+            if name.endswith("recurrent_param"):
+                # softplus(-3.5) ~ 0.03: recurrence weights a around 0.9, a memory of tens of tokens.
+                param.copy_(-3.5 + 0.5 * noise)
+            elif "norm" in name:
+                # RecurrentGemma's RMSNorm scales by (1 + weight).
+                param.copy_(0.2 * noise)
+            elif name.endswith("bias"):
+                param.copy_(0.1 * noise)
+            elif "embed_tokens" in name:
+                param.copy_(0.1 * noise)
+            elif "conv_1d" in name:
+                param.copy_(0.3 * noise)
+            else:
+                param.copy_(0.2 * noise)
+
+
 def randomize_mamba(model: torch.nn.Module, seed: int) -> None:
     """Asymmetric weights, with A and D near the values training keeps them at, so the state neither explodes nor dies."""
     gen = torch.Generator().manual_seed(seed)
@@ -152,6 +200,9 @@ def randomize_rwkv(model: torch.nn.Module, seed: int) -> None:
 
 def step_model(model: torch.nn.Module, kind: str, token: int, cache, position: int):
     ids = torch.tensor([[token]])
+    if kind == "recurrent_gemma":
+        out = model(ids, past_key_values=cache, use_cache=True, position_ids=torch.tensor([[position]]))
+        return out.logits[0, -1], cache
     if kind == "rwkv":
         out = model(ids, state=cache, use_cache=True)
         return out.logits[0, -1], out.state
@@ -164,8 +215,15 @@ def reference(model_dir: Path, kind: str, ids: list[int]) -> dict:
     model.eval()
     with torch.no_grad():
         full = model(torch.tensor([ids]), use_cache=False).logits[0]
-        prefix_out = model(torch.tensor([ids[:DECODE_PREFIX]]), use_cache=True)
-        cache = prefix_out.state if kind == "rwkv" else prefix_out.cache_params
+        if kind == "recurrent_gemma":
+            # Its forward returns no cache: it keeps the recurrent state in its modules and takes the local
+            # attention's KV cache from the caller.
+            cache = DynamicCache(config=model.config)
+            prefix_out = model(torch.tensor([ids[:DECODE_PREFIX]]), use_cache=True, past_key_values=cache,
+                               position_ids=torch.arange(DECODE_PREFIX)[None])
+        else:
+            prefix_out = model(torch.tensor([ids[:DECODE_PREFIX]]), use_cache=True)
+            cache = prefix_out.state if kind == "rwkv" else prefix_out.cache_params
         steps = []
         for pos in range(DECODE_PREFIX, len(ids)):
             logits, cache = step_model(model, kind, ids[pos], cache, pos)
@@ -235,6 +293,10 @@ def main() -> None:
     mamba2 = Mamba2ForCausalLM(mamba2_config())
     randomize_mamba(mamba2, seed=505)
     write_fixture(out, "mamba2-groups-untied-f32", "mamba2", mamba2, tokenizer, tokenizer_config, ids)
+
+    gemma = RecurrentGemmaForCausalLM(recurrent_gemma_config())
+    randomize_recurrent_gemma(gemma, seed=606)
+    write_fixture(out, "recurrentgemma-window8-f32", "recurrent_gemma", gemma, tokenizer, tokenizer_config, ids)
 
     rwkv = RwkvForCausalLM(rwkv_config())
     randomize_rwkv(rwkv, seed=404)

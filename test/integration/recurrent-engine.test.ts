@@ -21,6 +21,7 @@ const MODELS = join(ROOT, 'test', 'fixtures', 'models');
 const MAMBA = join(MODELS, 'mamba-tied-f32');
 const MAMBA2 = join(MODELS, 'mamba2-groups-untied-f32');
 const RWKV = join(MODELS, 'rwkv4-rescaled-f32');
+const GEMMA = join(MODELS, 'recurrentgemma-window8-f32');
 const CODEBASE = join(ROOT, 'test', 'fixtures', 'codebase');
 
 function kvlens(...args: string[]) {
@@ -75,7 +76,7 @@ test('openModel dispatches a recurrent folder to the recurrent forward; its KV-c
 });
 
 test('decode carries a state of constant size: the same bytes after 16 tokens as after 1500, and chunked prefill equals one call', () => {
-  for (const dir of [MAMBA, MAMBA2, RWKV]) {
+  for (const dir of [MAMBA, MAMBA2, RWKV, GEMMA]) {
     const { forward } = loadRecurrentModel(dir);
     const ids = Array.from({ length: 1500 }, (_, i) => (i * 37 + 11) % forward.config.vocabSize);
     const short = recurrentPrefill(forward, ids.slice(0, 16));
@@ -94,7 +95,7 @@ test('decode carries a state of constant size: the same bytes after 16 tokens as
 });
 
 test('a sweep on a recurrent model: one full row per sample, family recurrent, the carried state as the bytes held, schema-valid, merge and export work', async () => {
-  for (const model of [MAMBA, MAMBA2, RWKV]) {
+  for (const model of [MAMBA, MAMBA2, RWKV, GEMMA]) {
     const session = await openModel(model);
     const dir = mkdtempSync(join(tmpdir(), 'kvlens-recurrent-bench-'));
     const out = join(dir, 'results.json');
@@ -116,7 +117,7 @@ test('a sweep on a recurrent model: one full row per sample, family recurrent, t
     }
     // Constant in context length: rows of different prompt lengths carry the same bytes.
     assert.ok(new Set(onDisk.rows.map((r) => r.length)).size > 1);
-    assert.ok(onDisk.log.some((line) => /carries a fixed-size recurrent state, not a KV cache: \d+ bytes .* at any context length/.test(line)));
+    assert.ok(onDisk.log.some((line) => /carries a fixed-size (recurrent )?state.*, not a (growing )?KV cache: \d+ bytes .* at any context length/.test(line)));
     assert.equal(mergeResults([{ path: out, results: onDisk }]).rows.length, 3);
     assert.match(toCsv(onDisk), /recurrent/);
   }
@@ -197,6 +198,12 @@ test('bad recurrent checkpoints are refused naming the file and the problem', ()
   assert.throws(() => loadRecurrentModel(mamba2), /config\.json: hidden_size \* expand \(64\) must equal num_heads \* head_dim \(32\)/);
   writeFileSync(join(mamba2, 'config.json'), JSON.stringify({ ...mamba2Config, time_step_limit: [0.5, 0.1] }));
   assert.throws(() => loadRecurrentModel(mamba2), /"time_step_limit" must be \[min, max\] with 0 <= min < max, found \[0\.5,0\.1\]/);
+  const gemma = copyFixture(GEMMA);
+  const gemmaConfig = JSON.parse(readFileSync(join(gemma, 'config.json'), 'utf8'));
+  writeFileSync(join(gemma, 'config.json'), JSON.stringify({ ...gemmaConfig, block_types: ['recurrent', 'mlp'] }));
+  assert.throws(() => loadRecurrentModel(gemma), /config\.json: "block_types" must list "recurrent" and "attention", found \["recurrent","mlp"\]/);
+  writeFileSync(join(gemma, 'config.json'), JSON.stringify({ ...gemmaConfig, block_types: ['attention'] }));
+  assert.throws(() => loadRecurrentModel(gemma), /unexpected tensor "model\.layers\.0\.temporal_block\.conv_1d\.bias"|missing tensor "model\.layers\.0\.temporal_block\.q_proj\.weight"/);
   const rwkv = copyFixture(RWKV);
   const config = JSON.parse(readFileSync(join(rwkv, 'config.json'), 'utf8'));
   writeFileSync(join(rwkv, 'config.json'), JSON.stringify({ ...config, attention_hidden_size: 16 }));

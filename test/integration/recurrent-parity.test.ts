@@ -31,7 +31,7 @@ function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, wha
 const fixtures = readdirSync(FIXTURES).filter((name) => existsSync(join(FIXTURES, name, 'recurrent-reference.json'))).sort();
 
 test('recurrent fixtures are present (Mamba and RWKV parity below must not silently vanish)', () => {
-  assert.deepEqual(fixtures, ['mamba-tied-f32', 'mamba2-groups-untied-f32', 'rwkv4-rescaled-f32']);
+  assert.deepEqual(fixtures, ['mamba-tied-f32', 'mamba2-groups-untied-f32', 'recurrentgemma-window8-f32', 'rwkv4-rescaled-f32']);
 });
 
 for (const name of fixtures) {

@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { KvlensError } from '../errors';
 
 export const SUPPORTED_ARCHITECTURES = ['LlamaForCausalLM', 'Qwen2ForCausalLM'] as const;
-/** 'mamba', 'mamba2' and 'rwkv' are recurrent models, loaded by model/recurrent (this file parses attention models only). */
-export type Architecture = 'llama' | 'qwen2' | 'mamba' | 'mamba2' | 'rwkv';
+/** The last four are recurrent or hybrid models, loaded by model/recurrent (this file parses attention models only). */
+export type Architecture = 'llama' | 'qwen2' | 'mamba' | 'mamba2' | 'rwkv' | 'recurrent_gemma';
 
 /** Llama 3.x frequency-dependent RoPE rescaling (transformers' `rope_type: "llama3"`). */
 export interface Llama3RopeScaling {

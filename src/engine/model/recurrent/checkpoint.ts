@@ -3,9 +3,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KvlensError } from '../../errors';
-import { openSafetensorsCheckpoint } from '../safetensors';
+import { SAFETENSORS_DTYPE_BYTES, openSafetensorsCheckpoint, readCheckpointTensors } from '../safetensors';
 import type { DtypeShare, StorageDtype } from '../types';
-import { SafetensorsWeightSource, readFloat32 } from '../weightSource';
 
 export type Json = Record<string, unknown>;
 
@@ -84,22 +83,17 @@ export function readRecurrentTensors(dir: string, hfArchitecture: string, expect
     if (!want) throw new KvlensError(`unexpected tensor "${name}": the ${hfArchitecture} forward pass has no use for it (unsupported variant of the architecture)`, header.file);
     check(name, want);
   }
-  const source = new SafetensorsWeightSource(checkpoint, names);
+  // Whole tensors (3-d gate blocks included), each upcast to fp32 once.
+  const read = readCheckpointTensors(checkpoint, names);
   const tensors = new Map<string, Float32Array>();
   const elements = new Map<StorageDtype, number>();
   let parameterCount = 0;
   let bytesOnDisk = 0;
-  try {
-    for (const name of names) {
-      const info = source.info(name)!;
-      const count = info.shape.reduce((a, b) => a * b, 1);
-      tensors.set(name, readFloat32(source, name));
-      parameterCount += count;
-      bytesOnDisk += count * (info.dtype === 'F32' ? 4 : 2);
-      elements.set(info.dtype, (elements.get(info.dtype) ?? 0) + count);
-    }
-  } finally {
-    source.close();
+  for (const [name, { data, sourceDtype }] of read) {
+    tensors.set(name, data);
+    parameterCount += data.length;
+    bytesOnDisk += data.length * (SAFETENSORS_DTYPE_BYTES[sourceDtype] ?? 4);
+    elements.set(sourceDtype, (elements.get(sourceDtype) ?? 0) + data.length);
   }
   const dtypeShares = [...elements.entries()].sort((a, b) => b[1] - a[1]).map(([dtype, count]) => ({ dtype, share: count / parameterCount }));
   return { tensors, parameterCount, bytesOnDisk, dtype: dtypeShares[0].dtype, dtypeShares };

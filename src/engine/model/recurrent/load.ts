@@ -8,11 +8,17 @@ import { readConfigJson } from './checkpoint';
 import { loadMamba } from './mamba';
 import { loadMamba2 } from './mamba2';
 import { loadRwkv } from './rwkv';
+import { loadRecurrentGemma } from './recurrentGemma';
 import type { RecurrentForward } from './types';
 
-export const RECURRENT_ARCHITECTURES = ['MambaForCausalLM', 'Mamba2ForCausalLM', 'RwkvForCausalLM'] as const;
+export const RECURRENT_ARCHITECTURES = ['MambaForCausalLM', 'Mamba2ForCausalLM', 'RwkvForCausalLM', 'RecurrentGemmaForCausalLM'] as const;
 
-const MODEL_TYPES: Record<string, (typeof RECURRENT_ARCHITECTURES)[number]> = { mamba: 'MambaForCausalLM', mamba2: 'Mamba2ForCausalLM', rwkv: 'RwkvForCausalLM' };
+const MODEL_TYPES: Record<string, (typeof RECURRENT_ARCHITECTURES)[number]> = {
+  mamba: 'MambaForCausalLM',
+  mamba2: 'Mamba2ForCausalLM',
+  rwkv: 'RwkvForCausalLM',
+  recurrent_gemma: 'RecurrentGemmaForCausalLM',
+};
 
 /** The recurrent architecture a model folder's config.json declares, or null (a .gguf file, an attention model). */
 export function recurrentArchitectureOf(path: string): (typeof RECURRENT_ARCHITECTURES)[number] | null {
@@ -46,6 +52,7 @@ export function loadRecurrentModel(dir: string): LoadedRecurrentModel {
   if (architecture === 'MambaForCausalLM') loaded = loadMamba(dir, json, file);
   else if (architecture === 'Mamba2ForCausalLM') loaded = loadMamba2(dir, json, file);
   else if (architecture === 'RwkvForCausalLM') loaded = loadRwkv(dir, json, file);
+  else if (architecture === 'RecurrentGemmaForCausalLM') loaded = loadRecurrentGemma(dir, json, file);
   else throw new KvlensError(`not a recurrent model (supported: ${RECURRENT_ARCHITECTURES.join(', ')})`, file);
   const { tensors } = loaded;
   return { dir, forward: loaded.forward, parameterCount: tensors.parameterCount, weightBytesOnDisk: tensors.bytesOnDisk, dtype: tensors.dtype, dtypeShares: tensors.dtypeShares };

@@ -184,6 +184,7 @@ export class Mamba2Forward implements RecurrentForward {
       const mixed = this.mixer(layer, rmsNorm(h, T, H, layer.norm, normEps), T, state.get(l, 'conv'), state.get(l, 'ssm'));
       for (let i = 0; i < h.length; i++) h[i] += mixed[i];
     });
+    state.tokensSeen += T;
     const rows = pickRows(h, T, H, logits);
     return linear(rmsNorm(rows.data, rows.rows, H, this.finalNorm, normEps), rows.rows, this.head, V, H);
   }

@@ -230,6 +230,7 @@ export class RwkvForward implements RecurrentForward {
 
       if (rescaleEvery > 0 && (l + 1) % rescaleEvery === 0) for (let i = 0; i < h.length; i++) h[i] /= 2;
     });
+    state.tokensSeen += T;
     const rows = pickRows(h, T, H, logits);
     const normed = layerNorm(rows.data, rows.rows, H, this.outputNorm.weight, this.outputNorm.bias, OUTPUT_NORM_EPS);
     return linear(normed, rows.rows, this.head, V, H);

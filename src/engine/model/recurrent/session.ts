@@ -42,6 +42,9 @@ export function attentionFreeConfig(config: RecurrentConfig): ModelConfig {
 
 /** Why a KV-cache code path cannot run on `config`'s model, for every refusal to say the same thing. */
 export function noKvCache(config: RecurrentConfig): string {
+  if (config.architecture === 'recurrent_gemma') {
+    return `${config.hfArchitecture} carries a fixed-size state (recurrent layers and a local-attention ring buffer), not a growing KV cache`;
+  }
   return `${config.hfArchitecture} carries a fixed-size recurrent state, not a KV cache`;
 }
 

@@ -1,9 +1,9 @@
 // The seam between the engine and models that carry a fixed-size recurrent state instead of a KV cache
-// (Mamba, Mamba-2, RWKV): what a run needs from such a model, whatever its architecture.
+// (Mamba, Mamba-2, RWKV, RecurrentGemma): what a run needs from such a model, whatever its architecture.
 
 /** The facts of a recurrent checkpoint's config.json that the engine reads outside the forward pass. */
 export interface RecurrentConfig {
-  architecture: 'mamba' | 'mamba2' | 'rwkv';
+  architecture: 'mamba' | 'mamba2' | 'rwkv' | 'recurrent_gemma';
   /** e.g. "MambaForCausalLM", as config.json names it. */
   hfArchitecture: string;
   hiddenSize: number;
@@ -32,6 +32,9 @@ export interface StateArray {
  * does not grow with the context (the point of comparing these models with a KV cache).
  */
 export class RecurrentState {
+  /** Tokens run through so far: the next token's position (RoPE and RecurrentGemma's reset read it). */
+  tokensSeen = 0;
+
   constructor(readonly layers: StateArray[][]) {}
 
   /** Bytes held between steps, summed over every layer's arrays. */
@@ -43,7 +46,9 @@ export class RecurrentState {
 
   /** An independent copy (a state is advanced in place). */
   clone(): RecurrentState {
-    return new RecurrentState(this.layers.map((layer) => layer.map((a) => ({ name: a.name, shape: [...a.shape], data: a.data.slice() }))));
+    const copy = new RecurrentState(this.layers.map((layer) => layer.map((a) => ({ name: a.name, shape: [...a.shape], data: a.data.slice() }))));
+    copy.tokensSeen = this.tokensSeen;
+    return copy;
   }
 
   /** The array `name` of layer `layer`. */
