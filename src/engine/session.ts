@@ -34,7 +34,8 @@ export interface ModelSession {
   tokenizer: ModelTokenizer;
   forward: DecoderForward;
   /**
-   * Present for a model that carries a fixed-size recurrent state instead of a KV cache (Mamba, RWKV):
+   * Present for a model that carries a fixed-size state instead of a growing KV cache (Mamba, Mamba-2, RWKV,
+   * RecurrentGemma):
    * generation and sweeps run on it, and `forward` then only runs whole sequences from scratch.
    */
   recurrent?: RecurrentForward;

@@ -83,8 +83,9 @@ export interface ResultRow {
   source: SampleSource | null;
   error: string | null;
   /**
-   * Bytes a recurrent model (Mamba, RWKV) carries from one token to the next (conv and scan state, or RWKV's
-   * shift and time-mix state, summed over layers): the same at any context length. Such rows have family
+   * Bytes a recurrent model (Mamba, Mamba-2, RWKV, RecurrentGemma) carries from one token to the next (conv and
+   * scan state, RWKV's shift and time-mix state, RecurrentGemma's local-attention ring buffer, summed over
+   * layers): the same at any context length. Such rows have family
    * `recurrent` and method `full`, and their bytesHeld is this state. Absent in rows of attention models,
    * whose carried memory is the KV cache (bytesHeld).
    */
