@@ -85,6 +85,13 @@ const INFLLM_BLOCK_BYTES = 27 * H * D * F32 * 2;
 const INFLLM_HELD = L * (84 * H * D * F32 * 2 + 84 * H * 4 + 8 * INFLLM_BLOCK_BYTES + 8 * 27 * 4 + 8 * H * 4 * D * F32);
 const INFLLM_ACTIVE = L * (84 * H * D * F32 * 2 + 84 * H * 4 + 8 * H * 4 * D * F32 + 4 * (INFLLM_BLOCK_BYTES + 27 * 4));
 
+// Quest on 300 tokens, pages of 16: 28 recent tokens always read (the last full page + 12), 17 selectable pages, of which
+// min(512 / 16, 17 / 2) = 8 are read: 8·16 + 28 = 156 tokens per head; each page keeps fp32 key minima and maxima per head.
+const QUEST_SLOT = H * D * F32 * 2;
+const QUEST_INDEX = 17 * 2 * H * D * F32;
+const QUEST_HELD = L * (T * QUEST_SLOT + T * H * 4 + QUEST_INDEX);
+const QUEST_ACTIVE = L * (28 * QUEST_SLOT + 28 * H * 4 + QUEST_INDEX + 8 * 16 * (QUEST_SLOT + H * 4));
+
 interface Case {
   spec: string;
   /** Tokens per head right after compression, when every head of every layer keeps the same number. */
@@ -113,6 +120,7 @@ const cases: Case[] = [
   { spec: 'adakv:ratio=0.5', perHead: null, perLayer: [half * H, half * H, half * H], total: half * H * L, bytes: raggedBytes, tolerance: 0, decode: 'grows' },
   { spec: 'tova:ratio=0.5', perHead: half, total: half * H * L, bytes: () => L * denseLayerBytes(half, false), tolerance: 0, decode: 'fixed' },
   { spec: 'infllm:topk=16', perHead: 192, total: 192 * H * L, bytes: () => INFLLM_HELD, active: INFLLM_ACTIVE, tolerance: 0, decode: 'bounded' },
+  { spec: 'quest:budget=512', perHead: 156, total: 156 * H * L, bytes: () => QUEST_HELD, active: QUEST_ACTIVE, tolerance: 0, decode: 'bounded' },
   // 300 tokens: floor((300 − 128) / 32)·32 = 160 quantized, 140 in the residual; 40 decode steps later 192 and 148.
   { spec: 'kivi:bits=2', perHead: T, total: T * H * L, bytes: (_, n) => (n ? kiviBytes(T + n, 192, 2) : kiviBytes(T, 160, 2)), tolerance: 4 / 3 / 2 + 1e-2, decode: 'grows' },
   { spec: 'kivi:bits=4', perHead: T, total: T * H * L, bytes: (_, n) => (n ? kiviBytes(T + n, 192, 4) : kiviBytes(T, 160, 4)), tolerance: 4 / 15 / 2 + 1e-2, decode: 'grows' },

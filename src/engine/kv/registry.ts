@@ -15,6 +15,7 @@ import { knorm } from './methods/knorm';
 import { llamacpp } from './methods/llamacpp';
 import { llmlingua } from './methods/llmlingua';
 import { pyramidkv } from './methods/pyramidkv';
+import { quest } from './methods/quest';
 import { random } from './methods/random';
 import { snapkv } from './methods/snapkv';
 import { streamingllm } from './methods/streamingllm';
@@ -34,6 +35,7 @@ export const METHODS: readonly MethodDefinition[] = [
   adakv,
   tova,
   infllm,
+  quest,
   kivi,
   flexgen,
   int8,
