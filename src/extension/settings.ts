@@ -1,7 +1,7 @@
 // Reads the kvlens.* settings into one checked object. A bad value falls back to its default with a
 // warning naming the setting, so one typo in settings.json does not block every run.
 import { describeValue } from './validate';
-import { RUN_SETTINGS, TASK_IDS, settingDefaults, type RunSettings } from '../engine/bench/runSettings';
+import { RUN_SETTINGS, settingDefaults, type RunSettingDefinition, type RunSettings } from '../engine/bench/runSettings';
 
 /** The kvlens.* settings: every run setting of engine/bench/runSettings.ts, with its defaults and bounds. */
 export type KvlensSettings = RunSettings;
@@ -20,93 +20,76 @@ export interface ParsedSettings {
   warnings: string[];
 }
 
+/** Why one item of a list setting is refused, or null. */
+function listItemProblem(definition: RunSettingDefinition<unknown>, v: unknown): string | null {
+  const { min = -Infinity, max = Infinity, choices = [], itemNoun = 'a value' } = definition;
+  switch (definition.kind) {
+    case 'specs':
+      return typeof v === 'string' && isMethodSpec(v.trim()) ? null : `${describeValue(v)} is not a method spec like "full" or "kivi:bits=2"`;
+    case 'choices':
+      return typeof v === 'string' && choices.includes(v) ? null : `${describeValue(v)} is not one of ${choices.join(', ')}`;
+    case 'integers':
+      return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? null : `${describeValue(v)} is not ${itemNoun} (an integer >= ${min})`;
+    default:
+      return typeof v === 'number' && v >= min && v <= max ? null : `${describeValue(v)} is not ${itemNoun} in [${min}, ${max}]`;
+  }
+}
+
+/** The value of one setting by its kind, or why it is refused. */
+function readSetting(definition: RunSettingDefinition<unknown>, raw: unknown): { value: unknown } | { problem: string } {
+  const { min = 0, max = Number.MAX_SAFE_INTEGER, choices = [] } = definition;
+  switch (definition.kind) {
+    case 'text':
+    case 'path': {
+      const allowEmpty = definition.kind === 'path';
+      if (typeof raw !== 'string' || (!allowEmpty && raw.trim() === '')) return { problem: `expected ${allowEmpty ? 'a string' : 'a non-empty string'}, found ${describeValue(raw)}` };
+      return { value: raw.trim() };
+    }
+    case 'integer':
+      if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < min || raw > max) return { problem: `expected an integer from ${min} to ${max}, found ${describeValue(raw)}` };
+      return { value: raw };
+    case 'choice':
+      if (typeof raw === 'string' && choices.includes(raw)) return { value: raw };
+      return { problem: `expected one of ${choices.join(', ')}, found ${describeValue(raw)}` };
+    default: {
+      if (!Array.isArray(raw) || raw.length === 0) return { problem: `expected a non-empty list, found ${describeValue(raw)}` };
+      for (const v of raw) {
+        const problem = listItemProblem(definition, v);
+        if (problem) return { problem };
+      }
+      const items = [...new Set(raw)];
+      if (definition.kind === 'specs') return { value: items.map((m: string) => m.trim()) };
+      // Lengths and depths are sets: sorted, so the same sweep always reads the same.
+      if (definition.kind === 'integers' || definition.kind === 'fractions') return { value: (items as number[]).sort((a, b) => a - b) };
+      return { value: items };
+    }
+  }
+}
+
 /** `read(key)` returns the raw value of `kvlens.<key>` (undefined when unset). */
 export function parseSettings(read: (key: keyof KvlensSettings) => unknown): ParsedSettings {
   const warnings: string[] = [];
-  const warn = (key: string, problem: string) => warnings.push(`kvlens.${key}: ${problem}; using the default`);
-
-  const stringSetting = (key: 'model' | 'resultsFolder', allowEmpty: boolean): string => {
+  const settings = settingDefaults();
+  const values = settings as unknown as Record<string, unknown>;
+  for (const [key, definition] of Object.entries(RUN_SETTINGS) as [keyof KvlensSettings, RunSettingDefinition<unknown>][]) {
     const raw = read(key);
-    if (raw === undefined || raw === null) return DEFAULT_SETTINGS[key];
-    if (typeof raw !== 'string' || (!allowEmpty && raw.trim() === '')) {
-      warn(key, `expected ${allowEmpty ? 'a string' : 'a non-empty string'}, found ${describeValue(raw)}`);
-      return DEFAULT_SETTINGS[key];
+    if (raw !== undefined && raw !== null) {
+      const outcome = readSetting(definition, raw);
+      if ('value' in outcome) values[key] = outcome.value;
+      else warnings.push(`kvlens.${key}: ${outcome.problem}; using the default`);
     }
-    return raw.trim();
-  };
-
-  const intSetting = (key: 'samples' | 'seed' | 'maxContextTokens'): number => {
-    const { min = 0, max = Number.MAX_SAFE_INTEGER } = RUN_SETTINGS[key];
-    const raw = read(key);
-    if (raw === undefined || raw === null) return DEFAULT_SETTINGS[key];
-    if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < min || raw > max) {
-      warn(key, `expected an integer from ${min} to ${max}, found ${describeValue(raw)}`);
-      return DEFAULT_SETTINGS[key];
-    }
-    return raw;
-  };
-
-  const listSetting = <T>(key: 'methods' | 'tasks' | 'lengths' | 'depths', item: (v: unknown) => string | null): T[] => {
-    const raw = read(key);
-    if (raw === undefined || raw === null) return [...(DEFAULT_SETTINGS[key] as T[])];
-    if (!Array.isArray(raw) || raw.length === 0) {
-      warn(key, `expected a non-empty list, found ${describeValue(raw)}`);
-      return [...(DEFAULT_SETTINGS[key] as T[])];
-    }
-    for (const v of raw) {
-      const problem = item(v);
-      if (problem) {
-        warn(key, problem);
-        return [...(DEFAULT_SETTINGS[key] as T[])];
+    // The one setting bounded by another: lengths beyond maxContextTokens (read before it) are skipped.
+    if (key === 'lengths') {
+      const { maxContextTokens } = settings;
+      const tooLong = settings.lengths.filter((l) => l > maxContextTokens);
+      if (tooLong.length > 0) {
+        warnings.push(`kvlens.lengths: ${tooLong.join(', ')} exceed kvlens.maxContextTokens (${maxContextTokens}) and are skipped`);
+        settings.lengths = settings.lengths.filter((l) => l <= maxContextTokens);
+        if (settings.lengths.length === 0) settings.lengths = [maxContextTokens];
       }
     }
-    return [...new Set(raw as T[])];
-  };
-
-  const model = stringSetting('model', false);
-  const resultsFolder = stringSetting('resultsFolder', true);
-  const samples = intSetting('samples');
-  const seed = intSetting('seed');
-  const maxContextTokens = intSetting('maxContextTokens');
-
-  const methods = listSetting<string>('methods', (v) =>
-    typeof v === 'string' && isMethodSpec(v.trim()) ? null : `${describeValue(v)} is not a method spec like "full" or "kivi:bits=2"`,
-  ).map((m) => m.trim());
-  const tasks = listSetting<string>('tasks', (v) =>
-    typeof v === 'string' && (TASK_IDS as readonly string[]).includes(v) ? null : `${describeValue(v)} is not one of ${TASK_IDS.join(', ')}`,
-  );
-  const minLength = RUN_SETTINGS.lengths.min ?? 1;
-  let lengths = listSetting<number>('lengths', (v) =>
-    typeof v === 'number' && Number.isInteger(v) && v >= minLength ? null : `${describeValue(v)} is not a token length (an integer >= ${minLength})`,
-  ).sort((a, b) => a - b);
-  const { min: minDepth = 0, max: maxDepth = 1 } = RUN_SETTINGS.depths;
-  const depths = listSetting<number>('depths', (v) =>
-    typeof v === 'number' && v >= minDepth && v <= maxDepth ? null : `${describeValue(v)} is not a relative depth in [${minDepth}, ${maxDepth}]`,
-  ).sort((a, b) => a - b);
-
-  const tooLong = lengths.filter((l) => l > maxContextTokens);
-  if (tooLong.length > 0) {
-    warnings.push(`kvlens.lengths: ${tooLong.join(', ')} exceed kvlens.maxContextTokens (${maxContextTokens}) and are skipped`);
-    lengths = lengths.filter((l) => l <= maxContextTokens);
-    if (lengths.length === 0) lengths = [maxContextTokens];
   }
-
-  const choiceSetting = <K extends 'executionProvider' | 'weights' | 'kvDtype'>(key: K): KvlensSettings[K] => {
-    const choices = RUN_SETTINGS[key].choices ?? [];
-    const raw = read(key);
-    if (raw === undefined || raw === null) return DEFAULT_SETTINGS[key];
-    if (typeof raw === 'string' && choices.includes(raw)) return raw as KvlensSettings[K];
-    warn(key, `expected one of ${choices.join(', ')}, found ${describeValue(raw)}`);
-    return DEFAULT_SETTINGS[key];
-  };
-  const executionProvider = choiceSetting('executionProvider');
-  const weights = choiceSetting('weights');
-  const kvDtype = choiceSetting('kvDtype');
-
-  return {
-    settings: { model, methods, tasks, lengths, depths, samples, seed, executionProvider, weights, kvDtype, maxContextTokens, resultsFolder },
-    warnings,
-  };
+  return { settings, warnings };
 }
 
 /** Where results go: the configured folder (absolute, or relative to the workspace) or `<workspace>/.kvlens`. */

@@ -3,8 +3,11 @@
 // package.json's contributes.configuration restates it for VS Code's settings editor and a test holds the two
 // equal (test/unit/run-settings.test.ts).
 //
-// A new setting is one entry here plus its kvlens.<key> block in package.json (the test names what is missing);
-// settings.ts reads it by its kind, and the CLI takes it if it is a sweep option.
+// A new setting: a field in RunSettings and its entry in RUN_SETTINGS (kind, default, bounds), then its
+// kvlens.<key> block in package.json with a description (the manifest test names what disagrees). The
+// settings parser reads it by its kind with nothing more; a setting the engine needs also goes into the run
+// request (BenchRequest and its check in host/protocol.ts, runRequest in extension/runController.ts, a flag in
+// cli.ts).
 import type { ProviderChoice } from '../model/onnx/onnxForward';
 import { WEIGHT_CHOICES, type WeightsChoice } from '../model/weightFormat';
 import { DEFAULT_KV_DTYPE, KV_DTYPES, type KvDtype } from '../kv/kv-dtype';
@@ -43,7 +46,17 @@ export interface RunSettings extends SweepSpec {
   resultsFolder: string;
 }
 
+/**
+ * How a setting's value is read and checked: `text` a non-empty string, `path` any string (empty allowed),
+ * `integer` and `choice` a single value, `specs` a list of method specs, `choices` a list of choices (both in
+ * the order given), `integers` and `fractions` lists of numbers within the bounds (sorted: their order says nothing).
+ */
+export type RunSettingKind = 'text' | 'path' | 'integer' | 'choice' | 'specs' | 'choices' | 'integers' | 'fractions';
+
 export interface RunSettingDefinition<T> {
+  kind: RunSettingKind;
+  /** What one item of an `integers` or `fractions` list is, for the warning about a bad one. */
+  itemNoun?: string;
   /** The kvlens.<key> setting's default, and the CLI's unless `cli` is given. */
   default: T;
   /** The CLI's default where it differs from the editor's. */
@@ -63,22 +76,24 @@ export interface RunSettingDefinition<T> {
  * needle and completion tasks, eight methods across the three families).
  */
 export const RUN_SETTINGS: { [K in keyof RunSettings]: RunSettingDefinition<RunSettings[K]> } = {
-  model: { default: 'default' },
+  // In the order the settings parser reads them, which is the order of its warnings.
+  model: { kind: 'text', default: 'default' },
+  resultsFolder: { kind: 'path', default: '' },
+  // An editor run stays interactive; the CLI, for batch jobs, allows the full range.
+  samples: { kind: 'integer', default: 2, min: 1, max: 1000, cliMax: RUN_LIMITS.maxSamplesPerCell },
+  seed: { kind: 'integer', default: 0, min: 0, max: 2 ** 31 - 1, cliMax: RUN_LIMITS.maxSeed },
+  maxContextTokens: { kind: 'integer', default: 4096, min: 64, max: 1 << 20 },
   methods: {
+    kind: 'specs',
     default: ['full', 'kivi:bits=2', 'streamingllm:ratio=0.5', 'snapkv:ratio=0.5', 'h2o:budget=512'],
     cli: ['full', 'kivi:bits=4', 'kivi:bits=2', 'int8', 'snapkv:ratio=0.75', 'h2o:ratio=0.75', 'streamingllm:ratio=0.75', 'llmlingua:ratio=0.5'],
   },
-  tasks: { default: [...TASK_IDS], cli: ['needle', 'completion'], choices: TASK_IDS },
-  lengths: { default: [1024, 2048], cli: [1024, 2048, 4096], min: RUN_LIMITS.minLength },
-  depths: { default: [0, 0.25, 0.5, 0.75, 1], min: 0, max: 1 },
-  // An editor run stays interactive; the CLI, for batch jobs, allows the full range.
-  samples: { default: 2, min: 1, max: 1000, cliMax: RUN_LIMITS.maxSamplesPerCell },
-  seed: { default: 0, min: 0, max: 2 ** 31 - 1, cliMax: RUN_LIMITS.maxSeed },
-  executionProvider: { default: 'auto', choices: EXECUTION_PROVIDERS },
-  weights: { default: 'auto', choices: WEIGHT_CHOICES },
-  kvDtype: { default: DEFAULT_KV_DTYPE, choices: KV_DTYPES },
-  maxContextTokens: { default: 4096, min: 64, max: 1 << 20 },
-  resultsFolder: { default: '' },
+  tasks: { kind: 'choices', default: [...TASK_IDS], cli: ['needle', 'completion'], choices: TASK_IDS },
+  lengths: { kind: 'integers', itemNoun: 'a token length', default: [1024, 2048], cli: [1024, 2048, 4096], min: RUN_LIMITS.minLength },
+  depths: { kind: 'fractions', itemNoun: 'a relative depth', default: [0, 0.25, 0.5, 0.75, 1], min: 0, max: 1 },
+  executionProvider: { kind: 'choice', default: 'auto', choices: EXECUTION_PROVIDERS },
+  weights: { kind: 'choice', default: 'auto', choices: WEIGHT_CHOICES },
+  kvDtype: { kind: 'choice', default: DEFAULT_KV_DTYPE, choices: KV_DTYPES },
 };
 
 /** The editor's defaults (fresh arrays, so a caller may change them). */
