@@ -115,6 +115,7 @@ const cases: Case[] = [
   { spec: 'expectedattention:ratio=0.5', perHead: half, total: half * H * L, bytes: denseBytes, tolerance: 0, decode: 'grows' },
   { spec: 'streamingllm:ratio=0.5', perHead: half, total: half * H * L, bytes: () => L * denseLayerBytes(half, false), tolerance: 0, decode: 'fixed' },
   { spec: 'h2o:budget=120', perHead: 120, total: 120 * H * L, bytes: () => L * denseLayerBytes(120, false), tolerance: 0, decode: 'fixed' },
+  { spec: 'scissorhands:ratio=0.5', perHead: half, total: half * H * L, bytes: () => L * denseLayerBytes(half, false), tolerance: 0, decode: 'fixed' },
   { spec: 'snapkv:ratio=0.75', perHead: 75, total: 75 * H * L, bytes: denseBytes, tolerance: 0, decode: 'grows' },
   { spec: 'pyramidkv:ratio=0.5', perHead: null, total: half * H * L, bytes: denseBytes, tolerance: 0, decode: 'grows' },
   { spec: 'adakv:ratio=0.5', perHead: null, perLayer: [half * H, half * H, half * H], total: half * H * L, bytes: raggedBytes, tolerance: 0, decode: 'grows' },
@@ -143,6 +144,7 @@ const cases: Case[] = [
   { spec: 'adakv:ratio=0.5+llamacpp:k=q8_0,v=q8_0', perHead: null, perLayer: [half * H, half * H, half * H], total: half * H * L, bytes: (cache) => rowFormatBytes(cache, Q8_0_ROW, Q8_0_ROW), tolerance: 2 / 127 / 2 + 1e-3, decode: 'grows' },
   { spec: 'h2o:budget=120+vllm:dtype=fp8_e5m2', perHead: 120, total: 120 * H * L, bytes: (cache) => rowFormatBytes(cache, D, D) + L * 8, tolerance: 2 * 2 ** -3 + 1e-6, decode: 'fixed' },
   { spec: 'keydiff:ratio=0.5+llamacpp:k=q8_0,v=q4_0', perHead: half, total: half * H * L, bytes: (cache) => rowFormatBytes(cache, Q8_0_ROW, Q4_0_ROW), tolerance: 1 / 8 + 1e-3, decode: 'grows' },
+  { spec: 'scissorhands:budget=120+llamacpp:k=q4_0,v=q8_0', perHead: 120, total: 120 * H * L, bytes: (cache) => rowFormatBytes(cache, Q4_0_ROW, Q8_0_ROW), tolerance: 1 / 4 + 1e-3, decode: 'fixed' },
   { spec: 'knorm:ratio=0.5+int8', perHead: half, total: half * H * L, bytes: (_, n) => perTokenBytes(half + n, 8, 32, 2, false), tolerance: 2 / 127 / 2 + 1e-3, decode: 'grows' },
 ];
 

@@ -17,6 +17,7 @@ import { llmlingua } from './methods/llmlingua';
 import { pyramidkv } from './methods/pyramidkv';
 import { quest } from './methods/quest';
 import { random } from './methods/random';
+import { scissorhands } from './methods/scissorhands';
 import { snapkv } from './methods/snapkv';
 import { streamingllm } from './methods/streamingllm';
 import { tova } from './methods/tova';
@@ -30,6 +31,7 @@ export const METHODS: readonly MethodDefinition[] = [
   expectedattention,
   streamingllm,
   h2o,
+  scissorhands,
   snapkv,
   pyramidkv,
   adakv,
