@@ -45,8 +45,9 @@ const cases: { spec: string; packed: boolean }[] = [
   { spec: 'flexgen:bits=4,group=8', packed: true },
   { spec: 'int8', packed: true },
   { spec: 'snapkv:ratio=0.5+kivi:bits=4,residual=32', packed: true },
-  // Table codecs and per-head layouts keep the JS path.
-  { spec: 'fp8', packed: false },
+  { spec: 'fp8', packed: true },
+  // Dense caches, and per-head layouts, feed no packed slots.
+  { spec: 'full', packed: false },
   { spec: 'adakv:ratio=0.5+int8', packed: false },
 ];
 

@@ -32,23 +32,35 @@ export interface LayerKV {
   quantized?: QuantizedPast;
 }
 
-/** One tensor (keys or values) of a layer's quantized slots, every KV head's codes back to back. */
+/**
+ * One tensor (keys or values) of a layer's quantized slots, every KV head's codes back to back. The reader supplies the
+ * buffers (`write`), so a decode step that reads the store allocates nothing per call.
+ */
 export interface PackedKvCodes {
-  /** Codes `bits` wide, little-endian within a byte, head after head. */
-  codes: Uint8Array;
+  /** Bytes of codes, `bits` wide, little-endian within a byte, head after head. */
+  codeBytes: number;
+  /** Group parameters (scales, and as many zero-points), all heads. */
+  paramCount: number;
   /**
    * [kvH, A, B, C] with A·B·C = tokens·headDim, row-major over each head's [tokens, headDim]:
    * per-token groups are [tokens, groups, width], groups along tokens (KIVI keys) [chunks, width, headDim].
    */
   shape: [number, number, number, number];
-  /** Decoded element = code · scale + zero, the parameters broadcast from `paramShape` (1 on the grouped axis). */
-  scales: Float32Array;
-  zeros: Float32Array;
+  /** Shape of the group parameters: decoded element = level · scale + zero, broadcast from it (1 on the grouped axis). */
   paramShape: [number, number, number, number];
+  /** Copies the codes into codes[0, codeBytes) and the parameters as fp32 into scales/zeros[0, paramCount). */
+  write(codes: Uint8Array, scales: Float32Array, zeros: Float32Array): void;
 }
 
 export interface QuantizedPast {
   bits: number;
+  /**
+   * [256, 8 / bits] levels of the codes in each byte value (lowest bits first), for code widths under a byte and
+   * table codecs (fp8); null when each byte is one code whose level is the code itself.
+   */
+  table: Float32Array | null;
+  /** Keys grouped along tokens (KIVI: shape [kvH, chunks, width, headDim]) rather than per token. */
+  keysPerChannel: boolean;
   /** Slots [0, tokens) are quantized, for every head alike. */
   tokens: number;
   keys: PackedKvCodes;

@@ -192,7 +192,7 @@ export function validateForwardInput(config: ModelConfig, input: ForwardInput): 
       // Checked as held: reading keys/values here would dequantize the whole store.
       const { tokens, bits, keys, values, residual } = layer.quantized;
       const codeBytes = (layer.numKvHeads * tokens * layer.headDim * bits) / 8;
-      if (tokens + residual.length !== layer.length || keys.codes.length !== codeBytes || values.codes.length !== codeBytes) {
+      if (tokens + residual.length !== layer.length || keys.codeBytes !== codeBytes || values.codeBytes !== codeBytes) {
         throw new KvlensError(`past layer ${l}: its quantized slots (${tokens} + ${residual.length} dense) do not add up to its length ${layer.length}`, 'forward input');
       }
       return;

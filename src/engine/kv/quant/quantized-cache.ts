@@ -50,16 +50,17 @@ class GroupStore {
     if (this.zeros) this.zeros.push(storeParam(params.zero, this.scheme.scaleStorage));
   }
 
-  /** The parameters of the first `groups` groups as fp32 numbers (zero-points of codecs without them: 0). */
-  params(groups: number, scales: Float32Array, zeros: Float32Array, at: number): void {
+  /**
+   * The parameters of the first `groups` groups as fp32 numbers (zero-points of codecs without them: 0), with a code
+   * offset folded into the zero-point when the reader decodes raw codes (int8's code = q + 128: code·scale - 128·scale).
+   */
+  params(groups: number, scales: Float32Array, zeros: Float32Array, at: number, offset: number): void {
     const table = this.scheme.scaleStorage === 'fp16' ? halfTable() : null;
     const storedScales = this.scales.used();
     const storedZeros = this.zeros ? this.zeros.used() : null;
-    const offset = this.codec.codeOffset ?? 0;
     for (let i = 0; i < groups; i++) {
       const scale = table ? table[storedScales[i]] : storedScales[i];
       scales[at + i] = scale;
-      // Offset codes (int8's code = q + 128) fold their offset into the zero-point: code·scale - offset·scale.
       zeros[at + i] = (storedZeros ? (table ? table[storedZeros[i]] : storedZeros[i]) : 0) - offset * scale;
     }
   }
@@ -229,6 +230,15 @@ function decodePerChannel(
 }
 
 const NO_DATA = new Float32Array(0);
+
+/** [256, 8 / bits]: the levels of the codes in each byte value, lowest bits first (BitStream's packing). */
+function byteLevels(codec: Codec, bits: number): Float32Array {
+  const perByte = 8 / bits;
+  const mask = (1 << bits) - 1;
+  const table = new Float32Array(256 * perByte);
+  for (let byte = 0; byte < 256; byte++) for (let i = 0; i < perByte; i++) table[byte * perByte + i] = codec.levels[(byte >> (i * bits)) & mask];
+  return table;
+}
 
 /**
  * The slot layout of `source` (length, original positions per head, validity) in a DenseLayerCache of head size 0, so it
@@ -425,11 +435,13 @@ class QuantizedLayer {
   /**
    * The store as a forward pass can read it without dequantizing in JS: every head's codes back to back, the group
    * parameters as fp32, the residual as dense slots. Null when the layout does not allow it: heads holding different
-   * slots (per-head eviction), code widths other than 2, 4 and 8 bits, groups that do not tile a row, table codecs (fp8).
+   * slots (per-head eviction), code widths other than 2, 4 and 8 bits, groups that do not tile a row.
    */
   private packed(slots: Omit<LayerKV, 'keys' | 'values'>): QuantizedPast | null {
     const { scheme, codec, numKvHeads: heads, headDim: d } = this;
-    if (codec.codeOffset === null || ![2, 4, 8].includes(scheme.bits) || slots.valid) return null;
+    if (![2, 4, 8].includes(scheme.bits) || slots.valid) return null;
+    // Whole-byte codes of a linear codec are read as they are; anything else through a table of each byte's levels.
+    const direct = scheme.bits === 8 && codec.codeOffset !== null;
     const valueWidth = Math.min(scheme.valueGroup, d);
     const keyWidth = scheme.keyAxis === 'tokens' ? d : Math.min(scheme.keyGroup, d);
     if (d % valueWidth !== 0 || d % keyWidth !== 0 || (d * scheme.bits) % 8 !== 0) return null;
@@ -440,14 +452,19 @@ class QuantizedLayer {
     const pack = (part: 'keys' | 'values', shape: [number, number, number, number], paramShape: [number, number, number, number]): PackedKvCodes => {
       const bytesPerHead = (tokens * d * scheme.bits) / 8;
       const groupsPerHead = paramShape[1] * paramShape[2] * paramShape[3];
-      const codes = new Uint8Array(heads * bytesPerHead);
-      const scales = new Float32Array(heads * groupsPerHead);
-      const zeros = new Float32Array(heads * groupsPerHead);
-      this.heads.forEach((head, h) => {
-        codes.set(head[part].codes.packed.subarray(0, bytesPerHead), h * bytesPerHead);
-        head[part].params(groupsPerHead, scales, zeros, h * groupsPerHead);
-      });
-      return { codes, shape, scales, zeros, paramShape };
+      const offset = direct ? (codec.codeOffset ?? 0) : 0;
+      return {
+        codeBytes: heads * bytesPerHead,
+        paramCount: heads * groupsPerHead,
+        shape,
+        paramShape,
+        write: (codes, scales, zeros) => {
+          this.heads.forEach((head, h) => {
+            codes.set(head[part].codes.packed.subarray(0, bytesPerHead), h * bytesPerHead);
+            head[part].params(groupsPerHead, scales, zeros, h * groupsPerHead, offset);
+          });
+        },
+      };
     };
     const perToken = (width: number) => ({ shape: [heads, tokens, d / width, width] as [number, number, number, number], params: [heads, tokens, d / width, 1] as [number, number, number, number] });
     const valueLayout = perToken(valueWidth);
@@ -475,6 +492,8 @@ class QuantizedLayer {
     );
     return {
       bits: scheme.bits,
+      table: direct ? null : byteLevels(codec, scheme.bits),
+      keysPerChannel: scheme.keyAxis === 'tokens',
       tokens,
       keys: pack('keys', keyLayout.shape, keyLayout.params),
       values: pack('values', valueLayout.shape, valueLayout.params),

@@ -14,8 +14,9 @@
 // With quantizedPast, a quantized store is read as held: layer i's first Q_i slots come as packed codes, dequantized
 // in the graph one layer at a time, and past_key_i/past_value_i hold the remaining slots (the dense residual); P_i
 // (past_bias_i's length) counts both. Every call feeds them; a dense cache feeds Q_i = 0 (empty tensors).
-//   code_shifts_left  uint8 [k]    k = 8 / bits codes per byte: code j of a byte is (byte << left[j]) >> right
-//   code_shift_right  uint8 [1]
+//   code_direct   bool [1]        true: each byte is one code, read as its level (int8); false: narrower codes and
+//                                 table codecs (fp8) look each byte's levels up in code_table
+//   code_table    float [256, k]  the k = 8 / bits levels packed in each byte value, lowest bits first
 //   past_codes_{key,value}_i   uint8 [kvH, bytes]   every head's codes back to back
 //   past_shape_{key,value}_i   int64 [4]            [kvH, A, B, C], A·B·C = Q_i·D per head (see kv/cache.ts PackedKvCodes)
 //   past_scales_{key,value}_i  float [kvH, A', B', C']  group scales, broadcast against the codes (1 on grouped axes)
@@ -344,24 +345,98 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
   const logitsRows = g.input('logits_rows', OnnxDataType.INT64, ['r']);
   const causalBias = g.input('causal_bias', OnnxDataType.FLOAT, ['q', 'q']);
   const statsRows = g.input('stats_rows', OnnxDataType.INT64, [1]);
-  const codeShiftsLeft = options.quantizedPast ? g.input('code_shifts_left', OnnxDataType.UINT8, ['k']) : '';
-  const codeShiftRight = options.quantizedPast ? g.input('code_shift_right', OnnxDataType.UINT8, [1]) : '';
+  const codeDirect = options.quantizedPast ? g.input('code_direct', OnnxDataType.BOOL, [1]) : '';
+  const codeTable = options.quantizedPast ? g.input('code_table', OnnxDataType.FLOAT, [256, 'k']) : '';
+  const keysPerChannel = options.quantizedPast ? g.input('keys_per_channel', OnnxDataType.BOOL, [1]) : '';
   const toHeadsTokensDims = g.int64s([KVH, -1, D], 'shape_heads_tokens_dims');
-  const lastAxis = g.int64s([-1], 'last_axis');
+
+  interface PackedInputs {
+    codes: string;
+    shape: string;
+    scales: string;
+    zeros: string;
+  }
+  const packedInputs = (name: string): PackedInputs => ({
+    codes: g.input(`past_codes_${name}`, OnnxDataType.UINT8, [KVH, `codes_${name}`]),
+    shape: g.input(`past_shape_${name}`, OnnxDataType.INT64, [4]),
+    scales: g.input(`past_scales_${name}`, OnnxDataType.FLOAT, [KVH, `sa_${name}`, `sb_${name}`, `sc_${name}`]),
+    zeros: g.input(`past_zeros_${name}`, OnnxDataType.FLOAT, [KVH, `sa_${name}`, `sb_${name}`, `sc_${name}`]),
+  });
 
   /**
-   * One layer's packed keys or values -> [kvH, Q, D] fp32: unpack the codes (two shifts), then code · scale + zero
-   * with the group parameters broadcast. Heads-major, so attention reads each head's slots with a batched matmul.
+   * Packed keys or values -> [kvH, Q, D] fp32, heads-major (attention then reads each head with a batched matmul):
+   * whole-byte linear codes are cast as they are; narrower codes and table codecs look each byte's levels up in
+   * code_table ([256, codes per byte]); then code · scale + zero with the group parameters broadcast.
    */
-  const dequantizedPast = (name: string): string => {
-    const codes = g.input(`past_codes_${name}`, OnnxDataType.UINT8, [KVH, `codes_${name}`]);
-    const shape = g.input(`past_shape_${name}`, OnnxDataType.INT64, [4]);
-    const scales = g.input(`past_scales_${name}`, OnnxDataType.FLOAT, [KVH, `sa_${name}`, `sb_${name}`, `sc_${name}`]);
-    const zeros = g.input(`past_zeros_${name}`, OnnxDataType.FLOAT, [KVH, `sa_${name}`, `sb_${name}`, `sc_${name}`]);
-    const shifted = g.op('BitShift', [g.op('Unsqueeze', [codes, lastAxis]), codeShiftsLeft], { direction: { kind: 'string', value: 'LEFT' } }); // [kvH, bytes, k]
-    const unpacked = g.op('BitShift', [shifted, codeShiftRight], { direction: { kind: 'string', value: 'RIGHT' } });
-    const levels = g.op('Cast', [g.op('Reshape', [unpacked, shape])], { to: int(OnnxDataType.FLOAT) }); // [kvH, A, B, C]
-    return g.op('Reshape', [g.op('Add', [g.op('Mul', [levels, scales]), zeros]), toHeadsTokensDims]); // [kvH, Q, D]
+  /** The codes' levels as fp32 [kvH, A, B, C]: whole-byte linear codes cast as they are, others through code_table. */
+  const levelsOf = (packed: PackedInputs, direct: boolean): string =>
+    direct
+      ? g.op('Cast', [g.op('Reshape', [packed.codes, packed.shape])], { to: int(OnnxDataType.FLOAT) })
+      : g.op('Reshape', [g.op('Gather', [codeTable, g.op('Cast', [packed.codes], { to: int(OnnxDataType.INT32) })], { axis: int(0) }), packed.shape]);
+  const dequantize = (packed: PackedInputs, direct: boolean): string =>
+    g.op('Reshape', [g.op('Add', [g.op('Mul', [levelsOf(packed, direct), packed.scales]), packed.zeros]), toHeadsTokensDims]); // [kvH, Q, D]
+  /**
+   * `use` applied to what `decode` makes of the packed slots, inside an If over the two decodings: what leaves the branch
+   * is `use`'s result (scores or context, small), never a slot-sized tensor, which is freed as soon as the branch ends.
+   */
+  const readPacked = (packed: PackedInputs, hint: string, use: (direct: boolean) => string): string =>
+    g.ifElse(codeDirect, hint, () => [use(true)], () => [use(false)])[0];
+
+  const channelIds = g.int64s(Array.from({ length: D }, (_, c) => c), 'channel_ids');
+  const scalarZero = g.constant(g.fresh('scalar_zero'), OnnxDataType.INT64, [], BigInt64Array.of(0n));
+  const scalarOne = g.constant(g.fresh('scalar_one'), OnnxDataType.INT64, [], BigInt64Array.of(1n));
+  /** [D, groups] 1 where channel c is in group g, for per-token groups of `shape` [kvH, Q, groups, width]. */
+  const groupMask = (shape: string): string => {
+    const width = g.op('Slice', [shape, g.int64s([3]), g.int64s([4])]);
+    const groups = g.op('Squeeze', [g.op('Slice', [shape, g.int64s([2]), g.int64s([3])]), zero]);
+    const groupIds = g.op('Range', [scalarZero, groups, scalarOne]);
+    return g.op('Cast', [g.op('Equal', [g.op('Unsqueeze', [g.op('Div', [channelIds, width]), g.int64s([1])]), groupIds])], { to: int(OnnxDataType.FLOAT) });
+  };
+
+  /**
+   * Scores of the queries [kvH, D, G] against packed keys, [kvH, G, Q], with the group scales and zero-points applied to
+   * the small products instead of to every element: per-token groups sum per-group partial products (each query column
+   * masked to one group's channels) times the token's scales, plus zero-points times the queries' group sums; KIVI's
+   * per-channel groups scale the query by each chunk's channel scales, plus the chunk's zero-points times the query.
+   */
+  const packedKeyScores = (packed: PackedInputs, direct: boolean, queryColumns: string): string => {
+    const levels = levelsOf(packed, direct);
+    const perChannel = (): string[] => {
+      const query = g.op('Unsqueeze', [queryColumns, g.int64s([1])]); // [kvH, 1, D, G]
+      const scaledQuery = g.op('Mul', [g.op('Transpose', [packed.scales], { perm: ints([0, 1, 3, 2]) }), query]); // [kvH, chunks, D, G]
+      const raw = g.op('MatMul', [levels, scaledQuery]); // [kvH, chunks, n, G]
+      const bias = g.op('MatMul', [packed.zeros, query]); // [kvH, chunks, 1, G]
+      return [g.op('Reshape', [g.op('Add', [raw, bias]), g.int64s([KVH, -1, G])])]; // [kvH, Q, G]
+    };
+    const perToken = (): string[] => {
+      const mask = groupMask(packed.shape); // [D, groups]
+      const tokens = g.op('Unsqueeze', [g.op('Reshape', [levels, toHeadsTokensDims]), g.int64s([1])]); // [kvH, 1, Q, D]
+      // Each group's channels of the query alone: [kvH, groups, D, G] (broadcast matmul, no reshapes: Q may be 0).
+      const maskedQuery = g.op('Mul', [g.op('Unsqueeze', [queryColumns, g.int64s([1])]), g.op('Unsqueeze', [g.op('Transpose', [mask], { perm: ints([1, 0]) }), g.int64s([2])])]);
+      const partial = g.op('MatMul', [tokens, maskedQuery]); // [kvH, groups, Q, G]
+      const scalesByGroup = g.op('Transpose', [packed.scales], { perm: ints([0, 2, 1, 3]) }); // [kvH, groups, Q, 1]
+      const scaled = g.op('ReduceSum', [g.op('Mul', [partial, scalesByGroup]), g.int64s([1])], { keepdims: int(0) }); // [kvH, Q, G]
+      const groupSums = g.op('MatMul', [g.op('Transpose', [mask], { perm: ints([1, 0]) }), queryColumns]); // [kvH, groups, G]
+      const zeros = g.op('Squeeze', [packed.zeros, g.int64s([3])]); // [kvH, Q, groups]
+      return [g.op('Add', [scaled, g.op('MatMul', [zeros, groupSums])])];
+    };
+    const [scores] = g.ifElse(keysPerChannel, 'key_layout', perChannel, perToken);
+    return g.op('Transpose', [scores], { perm: ints([0, 2, 1]) }); // [kvH, G, Q]
+  };
+
+  /**
+   * Context of probabilities [kvH, G, Q] over packed per-token values, [kvH, G, D]: the probabilities are scaled per
+   * group ([kvH, G·groups, Q], small) and multiplied by the levels once; each output channel keeps its own group's row.
+   */
+  const packedValueContext = (packed: PackedInputs, direct: boolean, probs: string): string => {
+    const levels = g.op('Reshape', [levelsOf(packed, direct), toHeadsTokensDims]); // [kvH, Q, D]
+    const maskT = g.op('Transpose', [groupMask(packed.shape)], { perm: ints([1, 0]) }); // [groups, D]
+    const scalesT = g.op('Transpose', [g.op('Squeeze', [packed.scales, g.int64s([3])])], { perm: ints([0, 2, 1]) }); // [kvH, groups, Q]
+    const scaledProbs = g.op('Mul', [g.op('Unsqueeze', [probs, g.int64s([2])]), g.op('Unsqueeze', [scalesT, g.int64s([1])])]); // [kvH, G, groups, Q]
+    const perGroup = g.op('MatMul', [scaledProbs, g.op('Unsqueeze', [levels, g.int64s([1])])]); // [kvH, G, groups, D]
+    const scaled = g.op('ReduceSum', [g.op('Mul', [perGroup, maskT]), g.int64s([2])], { keepdims: int(0) }); // [kvH, G, D]
+    const zeros = g.op('Squeeze', [packed.zeros, g.int64s([3])]); // [kvH, Q, groups]
+    return g.op('Add', [scaled, g.op('MatMul', [g.op('MatMul', [probs, zeros]), maskT])]);
   };
 
   // RoPE angles in fp32 exactly as transformers: float(position) * inv_freq.
@@ -386,8 +461,8 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
     const pastValue = pastInput(`past_value_${l}`, [1, `past_${l}`, KVH, D]);
     const pastBias = g.input(`past_bias_${l}`, OnnxDataType.FLOAT, [1, options.quantizedPast ? `slots_${l}` : `past_${l}`, KVH]);
     // The quantized slots [0, Q) come first, then the dense ones (past_key_i: the residual) [Q, P).
-    const prefixKey = options.quantizedPast ? dequantizedPast(`key_${l}`) : null; // [kvH, Q, D]
-    const prefixValue = options.quantizedPast ? dequantizedPast(`value_${l}`) : null;
+    const packedKey = options.quantizedPast ? packedInputs(`key_${l}`) : null;
+    const packedValue = options.quantizedPast ? packedInputs(`value_${l}`) : null;
 
     // ---- attention: norm -> q/k/v -> rope -> attend -> o_proj ----
     const x = rmsNorm(hiddenState, `${p}input_layernorm.weight`); // [q, hidden]
@@ -407,8 +482,6 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
     const newKeyT = g.op('Transpose', [g.op('Unsqueeze', [newKey, axis3])], { perm: ints([0, 2, 3, 4, 1]) }); // [1, kvH, 1, D, q]
     const newValueH = g.op('Transpose', [g.op('Unsqueeze', [newValue, axis3])], { perm: ints([0, 2, 3, 1, 4]) }); // [1, kvH, 1, q, D]
     const denseLength = g.op('Shape', [pastKey], { start: int(1), end: int(2) });
-    const prefixLength = prefixKey ? g.op('Shape', [prefixKey], { start: int(1), end: int(2) }) : null;
-    const pastLength = prefixLength ? g.op('Add', [prefixLength, denseLength]) : denseLength;
     const axis4 = g.int64s([4]);
 
     // Many queries (prefill): join past and new keys/values once per call (a copy of the cache, small
@@ -416,10 +489,11 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
     const attendMany = (): string[] => {
       const keyParts = [g.op('Transpose', [g.op('Unsqueeze', [pastKey, axis3])], { perm: ints([0, 2, 3, 4, 1]) }), newKeyT];
       const valueParts = [g.op('Transpose', [g.op('Unsqueeze', [pastValue, axis3])], { perm: ints([0, 2, 3, 1, 4]) }), newValueH];
-      if (prefixKey && prefixValue) {
+      if (packedKey && packedValue) {
+        // Rare (several tokens at once over a quantized store): the dequantized slots join the concatenation.
         const axes02 = g.int64s([0, 2]);
-        keyParts.unshift(g.op('Transpose', [g.op('Unsqueeze', [prefixKey, axes02])], { perm: ints([0, 1, 2, 4, 3]) })); // [1, kvH, 1, D, Q]
-        valueParts.unshift(g.op('Unsqueeze', [prefixValue, axes02])); // [1, kvH, 1, Q, D]
+        keyParts.unshift(readPacked(packedKey, `prefix_keys_${l}`, (direct) => g.op('Transpose', [g.op('Unsqueeze', [dequantize(packedKey, direct), axes02])], { perm: ints([0, 1, 2, 4, 3]) }))); // [1, kvH, 1, D, Q]
+        valueParts.unshift(readPacked(packedValue, `prefix_values_${l}`, (direct) => g.op('Unsqueeze', [dequantize(packedValue, direct), axes02]))); // [1, kvH, 1, Q, D]
       }
       const keysT = g.op('Concat', keyParts, { axis: int(4) }); // [1, kvH, 1, D, P+q]
       const valuesH = g.op('Concat', valueParts, { axis: int(3) }); // [1, kvH, 1, P+q, D]
@@ -442,10 +516,15 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
       const denseScores = g.op('MatMul', [g.op('Flatten', [pastKey], { axis: int(2) }), blockQuery]); // [R, H]
       const denseScoresByHead = g.op('Reshape', [denseScores, g.op('Concat', [denseLength, kvGroupDims], { axis: int(0) })]); // [R, kvH, G]
       let pastScoresRaw = g.op('Transpose', [denseScoresByHead], { perm: ints([1, 2, 0]) }); // [kvH, G, R]
-      if (prefixKey) {
+      let prefixLength: string | null = null;
+      let pastLength = denseLength;
+      if (packedKey) {
         // Heads-major quantized slots: one batched [Q, D] x [D, G] product per kv head.
         const queryByHead = g.op('Transpose', [g.op('Reshape', [queryHeads, g.int64s([KVH, G, D])])], { perm: ints([0, 2, 1]) }); // [kvH, D, G]
-        const prefixScores = g.op('Transpose', [g.op('MatMul', [prefixKey, queryByHead])], { perm: ints([0, 2, 1]) }); // [kvH, G, Q]
+        const prefixScores = readPacked(packedKey, `prefix_scores_${l}`, (direct) => packedKeyScores(packedKey, direct, queryByHead)); // [kvH, G, Q]
+        // Values are grouped per token ([kvH, Q, groups, width]): their shape says how many slots are packed.
+        prefixLength = g.op('Slice', [(packedValue as PackedInputs).shape, g.int64s([1]), g.int64s([2])]);
+        pastLength = g.op('Add', [prefixLength, denseLength]);
         pastScoresRaw = g.op('Concat', [prefixScores, pastScoresRaw], { axis: int(2) }); // [kvH, G, P]
       }
       // The bias is added in [kvH, G, P] layout, where it broadcasts along G onto contiguous rows of P.
@@ -458,9 +537,9 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
       const newProbs = g.op('Slice', [probs, pastLength, int64Max, axis4]); // [1, kvH, G, 1, 1]
       const allPairs = g.op('Reshape', [g.op('MatMul', [denseProbs, g.op('Flatten', [pastValue], { axis: int(2) })]), shapeHeadPairs]); // [kvH, G, kvH, D]
       let pastContext = g.op('ReduceSum', [g.op('Mul', [allPairs, kvEye]), g.int64s([2])], { keepdims: int(0) }); // [kvH, G, D]
-      if (prefixLength && prefixValue) {
-        const prefixProbs = g.op('Reshape', [g.op('Slice', [probs, zero, prefixLength, axis4]), g.int64s([KVH, G, -1])]); // [kvH, G, Q]
-        pastContext = g.op('Add', [pastContext, g.op('MatMul', [prefixProbs, prefixValue])]); // [kvH, G, D]
+      if (prefixLength && packedValue) {
+        const prefixProbs = g.op('Squeeze', [g.op('Slice', [probs, zero, prefixLength, axis4]), g.int64s([0, 3])]); // [kvH, G, Q]
+        pastContext = g.op('Add', [pastContext, readPacked(packedValue, `prefix_context_${l}`, (direct) => packedValueContext(packedValue, direct, prefixProbs))]); // [kvH, G, D]
       }
       const context = g.op('Add', [g.op('Reshape', [pastContext, shapeOneQueryContext]), g.op('MatMul', [newProbs, newValueH])]); // [1, kvH, G, 1, D]
       return [probs, context];

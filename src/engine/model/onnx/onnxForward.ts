@@ -90,6 +90,7 @@ function sessionOptions(provider: ProviderName, threads: number): ort.InferenceS
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
+    ...(process.env.KVLENS_PROFILE_TMP ? { enableProfiling: true, profileFilePrefix: process.env.KVLENS_PROFILE_TMP } : {}),
     // Spinning threads would burn the cores other work (and other processes) need between runs.
     extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
   };
@@ -173,6 +174,7 @@ function firstLine(error: unknown): string {
 export class OnnxForward implements DecoderForward {
   private session: ort.InferenceSession | null = null;
   private readonly zeroBiases = new Map<number, Float32Array>();
+  private readonly staging = new Map<string, { codes: Uint8Array; scales: Float32Array; zeros: Float32Array }>();
 
   private constructor(
     readonly config: ModelConfig,
@@ -238,25 +240,42 @@ export class OnnxForward implements DecoderForward {
     throw new KvlensError(`no execution provider could load the model (${reasons.join('; ')})`, 'onnxruntime');
   }
 
-  /** Shift amounts that unpack `bits`-wide codes: code j of a byte is (byte << left[j]) >> right. */
-  private static codeShifts(bits: number): { left: ort.Tensor; right: ort.Tensor } {
-    const perByte = 8 / bits;
-    const left = Uint8Array.from({ length: perByte }, (_, j) => 8 - bits - j * bits);
-    return { left: new ort.Tensor('uint8', left, [perByte]), right: new ort.Tensor('uint8', Uint8Array.of(8 - bits), [1]) };
-  }
-
-  /** The packed-code feeds of one layer: its quantized slots, or none (Q = 0) for a dense cache. */
+  /**
+   * The packed-code feeds of one layer: its quantized slots, or none (Q = 0) for a dense cache. The codes are copied
+   * into buffers this forward keeps between calls: allocating megabytes of fresh pages every step costs more than the
+   * step's attention.
+   */
   private packedFeeds(feeds: Record<string, ort.Tensor>, l: number, packed: QuantizedPast | null): void {
     const KVH = this.config.numKvHeads;
     for (const part of ['key', 'value'] as const) {
       const codes = packed ? (part === 'key' ? packed.keys : packed.values) : null;
       const shape = codes ? codes.shape : [KVH, 0, 1, 1];
       const paramShape = codes ? codes.paramShape : [KVH, 0, 1, 1];
-      feeds[`past_codes_${part}_${l}`] = new ort.Tensor('uint8', codes ? codes.codes : new Uint8Array(0), [KVH, codes ? codes.codes.length / KVH : 0]);
+      const buffers = this.stagingFor(`${part}_${l}`, codes?.codeBytes ?? 0, codes?.paramCount ?? 0);
+      const codeBytes = codes?.codeBytes ?? 0;
+      const params = codes?.paramCount ?? 0;
+      const [codeView, scaleView, zeroView] = [buffers.codes.subarray(0, codeBytes), buffers.scales.subarray(0, params), buffers.zeros.subarray(0, params)];
+      codes?.write(codeView, scaleView, zeroView);
+      feeds[`past_codes_${part}_${l}`] = new ort.Tensor('uint8', codeView, [KVH, codeBytes / KVH]);
       feeds[`past_shape_${part}_${l}`] = new ort.Tensor('int64', BigInt64Array.from(shape, (n) => BigInt(n)), [4]);
-      feeds[`past_scales_${part}_${l}`] = new ort.Tensor('float32', codes ? codes.scales : new Float32Array(0), paramShape);
-      feeds[`past_zeros_${part}_${l}`] = new ort.Tensor('float32', codes ? codes.zeros : new Float32Array(0), paramShape);
+      feeds[`past_scales_${part}_${l}`] = new ort.Tensor('float32', scaleView, paramShape);
+      feeds[`past_zeros_${part}_${l}`] = new ort.Tensor('float32', zeroView, paramShape);
     }
+  }
+
+  /** Reusable input buffers for one layer's packed keys or values, grown geometrically. */
+  private stagingFor(key: string, codeBytes: number, params: number): { codes: Uint8Array; scales: Float32Array; zeros: Float32Array } {
+    let buffers = this.staging.get(key);
+    if (!buffers || buffers.codes.length < codeBytes || buffers.scales.length < params) {
+      const grow = (have: number, need: number) => (have >= need ? have : Math.max(need, Math.ceil(have * 1.5)));
+      buffers = {
+        codes: new Uint8Array(grow(buffers?.codes.length ?? 0, codeBytes)),
+        scales: new Float32Array(grow(buffers?.scales.length ?? 0, params)),
+        zeros: new Float32Array(grow(buffers?.zeros.length ?? 0, params)),
+      };
+      this.staging.set(key, buffers);
+    }
+    return buffers;
   }
 
   private zeroBias(length: number): Float32Array {
@@ -301,10 +320,12 @@ export class OnnxForward implements DecoderForward {
     const row = KVH * D;
     const readsPacked = this.graphOptions.quantizedPast === true;
     if (readsPacked) {
-      const bits = input.past.find((past) => past.quantized)?.quantized?.bits ?? 8;
-      const shifts = OnnxForward.codeShifts(bits);
-      feeds.code_shifts_left = shifts.left;
-      feeds.code_shift_right = shifts.right;
+      // Every layer of a cache shares its codec: one table (or none) for the call.
+      const first = input.past.find((past) => past.quantized)?.quantized;
+      const table = first?.table ?? null;
+      feeds.keys_per_channel = new ort.Tensor('bool', Uint8Array.of(first?.keysPerChannel ? 1 : 0), [1]);
+      feeds.code_direct = new ort.Tensor('bool', Uint8Array.of(table ? 0 : 1), [1]);
+      feeds.code_table = new ort.Tensor('float32', table ?? new Float32Array(256), [256, table ? table.length / 256 : 1]);
     }
     for (let l = 0; l < numLayers; l++) {
       const past = input.past[l];
@@ -370,6 +391,7 @@ export class OnnxForward implements DecoderForward {
   async dispose(): Promise<void> {
     const session = this.session;
     this.session = null;
+    this.staging.clear();
     this.embedding.close();
     if (session) await session.release();
   }
