@@ -117,6 +117,7 @@ const cases: Case[] = [
   { spec: 'h2o:budget=120', perHead: 120, total: 120 * H * L, bytes: () => L * denseLayerBytes(120, false), tolerance: 0, decode: 'fixed' },
   { spec: 'scissorhands:ratio=0.5', perHead: half, total: half * H * L, bytes: () => L * denseLayerBytes(half, false), tolerance: 0, decode: 'fixed' },
   { spec: 'snapkv:ratio=0.75', perHead: 75, total: 75 * H * L, bytes: denseBytes, tolerance: 0, decode: 'grows' },
+  { spec: 'chunkkv:ratio=0.5', perHead: half, total: half * H * L, bytes: denseBytes, tolerance: 0, decode: 'grows' },
   { spec: 'pyramidkv:ratio=0.5', perHead: null, total: half * H * L, bytes: denseBytes, tolerance: 0, decode: 'grows' },
   { spec: 'adakv:ratio=0.5', perHead: null, perLayer: [half * H, half * H, half * H], total: half * H * L, bytes: raggedBytes, tolerance: 0, decode: 'grows' },
   { spec: 'tova:ratio=0.5', perHead: half, total: half * H * L, bytes: () => L * denseLayerBytes(half, false), tolerance: 0, decode: 'fixed' },

@@ -22,6 +22,8 @@ export interface CompressInput {
   /** Per layer, the prefill attention statistics (the union of every selected method's `needs`), or null if none were collected. */
   stats: LayerAttention[] | null;
   config: ModelConfig;
+  /** Indices of the prompt tokens that begin a source line, ascending, when the runner knows them (ChunkKV's line-aligned chunks). */
+  lineStarts?: readonly number[];
 }
 
 /** Bytes of a compressed cache by kind, summed over layers and computed from the byteLength of the arrays that hold them. */

@@ -2,6 +2,7 @@
 import type { MethodDefinition, Paper } from './definition';
 import type { Family, Phase } from './method';
 import { adakv } from './methods/adakv';
+import { chunkkv } from './methods/chunkkv';
 import { expectedattention } from './methods/expectedattention';
 import { flexgen } from './methods/flexgen';
 import { fp8 } from './methods/fp8';
@@ -34,6 +35,7 @@ export const METHODS: readonly MethodDefinition[] = [
   scissorhands,
   snapkv,
   pyramidkv,
+  chunkkv,
   adakv,
   tova,
   infllm,

@@ -41,7 +41,7 @@ export const keydiff: MethodDefinition = {
   summary: 'keeps the tokens whose keys differ most (cosine) from the mean key, per KV head',
   params: [...SIZE_PARAMS],
   paper: {
-    authors: 'Park, Jones, Morse, Goel, Lee, Lott',
+    authors: 'Park et al.',
     year: 2025,
     title: 'KeyDiff: Key Similarity-Based KV Cache Eviction for Long-Context LLM Inference in Resource-Constrained Environments',
     arxiv: '2504.15364',
