@@ -5,7 +5,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { KvlensError, describeError } from '../engine/errors';
 import {
-  checkAnswer,
+  readAnswer,
   checkBenchRequest,
   parseEngineMessage,
   type BenchAnswer,
@@ -239,6 +239,11 @@ export class EngineClient {
     return pending;
   }
 
+  private outsideProtocol(id: number, problem: string): KvlensError {
+    this.options.log(`the engine's answer to request ${id} does not fit the protocol: ${problem}`);
+    return new KvlensError(`answered outside the protocol: ${problem}`, 'engine');
+  }
+
   private onMessage(raw: unknown): void {
     const message = parseEngineMessage(raw);
     if (!message) {
@@ -265,20 +270,19 @@ export class EngineClient {
           pending.onProgress({ done: p.done, total: p.total, message: p.message, etaSeconds: typeof p.etaSeconds === 'number' && Number.isFinite(p.etaSeconds) ? p.etaSeconds : null });
         }
         return;
-      case 'result': {
+      case 'result':
         this.settle(message.id);
-        const problem = checkAnswer(pending.kind === 'call' ? pending.type : 'bench', message.result);
-        if (problem) {
-          this.options.log(`the engine's answer to request ${message.id} does not fit the protocol: ${problem}`);
-          if (pending.kind === 'run' && pending.cancelRequested) pending.resolve({ status: 'cancelled', results: null });
-          else pending.reject(new KvlensError(`answered outside the protocol: ${problem}`, 'engine'));
-        } else if (pending.kind === 'call') pending.resolve(message.result);
-        else {
-          const results = message.result as BenchAnswer;
-          pending.resolve(pending.cancelRequested ? { status: 'cancelled', results } : { status: 'completed', results });
+        if (pending.kind === 'call') {
+          const read = readAnswer(pending.type, message.result);
+          if ('answer' in read) pending.resolve(read.answer);
+          else pending.reject(this.outsideProtocol(message.id, read.problem));
+        } else {
+          const read = readAnswer('bench', message.result);
+          if ('answer' in read) pending.resolve({ status: pending.cancelRequested ? 'cancelled' : 'completed', results: read.answer });
+          else if (pending.cancelRequested) pending.resolve({ status: 'cancelled', results: null });
+          else pending.reject(this.outsideProtocol(message.id, read.problem));
         }
         return;
-      }
       case 'error':
         this.settle(message.id);
         if (pending.kind === 'run' && pending.cancelRequested) pending.resolve({ status: 'cancelled', results: null });

@@ -232,6 +232,12 @@ export function checkAnswer<K extends CallType>(type: K, answer: unknown): Probl
   return ENGINE_CALLS[type].answer(answer, `${type} answer`);
 }
 
+/** The answer to a `type` call as the table types it, or why it is not one. */
+export function readAnswer<K extends CallType>(type: K, answer: unknown): { answer: CallAnswer<K> } | { problem: string } {
+  const problem = checkAnswer(type, answer);
+  return problem ? { problem } : { answer: answer as CallAnswer<K> };
+}
+
 /** Runtime check of a message arriving from a client: the message, or why it is not one. */
 export function readClientMessage(value: unknown): { message: ClientMessage } | { problem: string } {
   if (!isRecord(value)) return { problem: 'a message must be an object' };
