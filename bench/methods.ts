@@ -13,9 +13,19 @@ const { values } = parseArgs({
     model: { type: 'string', default: 'default' },
     length: { type: 'string', default: '4096' },
     steps: { type: 'string', default: '32' },
-    methods: { type: 'string', default: 'full,int8,fp8,kivi:bits=4,kivi:bits=2,flexgen:bits=4,streamingllm:ratio=0.75,h2o:ratio=0.75,snapkv:ratio=0.75,pyramidkv:ratio=0.75,adakv:ratio=0.75,tova:ratio=0.75,infllm,knorm:ratio=0.75,random:ratio=0.75' },
+    methods: { type: 'string', default: 'full,int8,fp8,kivi:bits=4,kivi:bits=2,flexgen:bits=4,streamingllm:ratio=0.75,h2o:ratio=0.75,snapkv:ratio=0.75,pyramidkv:ratio=0.75,adakv:ratio=0.75,tova:ratio=0.75,infllm,knorm:ratio=0.75,random:ratio=0.75,vllm,vllm:dtype=fp8_e5m2,llamacpp:k=q8_0,v=q8_0,llamacpp:k=q8_0,v=q4_0,llamacpp:k=q4_0,v=q4_0,keydiff:ratio=0.75,expectedattention:ratio=0.75,scissorhands:ratio=0.75,chunkkv:ratio=0.75,quest' },
   },
 });
+
+/** Comma-separated specs; a part with "=" and no ":" continues the previous spec's parameters (`llamacpp:k=q8_0,v=q4_0`). */
+function methodList(text: string): string[] {
+  const specs: string[] = [];
+  for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+    if (specs.length > 0 && !part.includes(':') && part.includes('=')) specs[specs.length - 1] += `,${part}`;
+    else specs.push(part);
+  }
+  return specs;
+}
 
 async function main(): Promise<void> {
   const length = Number(values.length);
@@ -24,7 +34,7 @@ async function main(): Promise<void> {
   const { config } = session.model;
   // A prompt of real-looking ids: the benchmark measures cost, not accuracy.
   const ids = Array.from({ length }, (_, i) => ((i * 2654435761) >>> 7) % (config.vocabSize - 2) + 1);
-  const methods = String(values.methods).split(',').map((s) => createMethod(s.trim()));
+  const methods = methodList(String(values.methods)).map((s) => createMethod(s));
   const needs = mergeNeeds(...methods.map((m) => m.needs(ids.length)));
   const pre = await prefill(session.forward, ids, { chunkSize: 512, attention: needs });
   console.log(`${session.modelPath} on ${session.provider}: ${length}-token prompt prefilled in ${pre.ms.toFixed(0)} ms, ${steps} decode steps per method`);
