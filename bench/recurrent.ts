@@ -7,11 +7,11 @@
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { createOnnxForward } from '../src/engine/model/onnx/onnxForward';
-import { greedyDecode, prefill } from '../src/engine/model/prefill';
+import { prefill } from '../src/engine/model/prefill';
 import { inspectModel, resolveModelDir } from '../src/engine/model/loader';
 import { kvBytesPerToken } from '../src/engine/model/config';
 import { MambaForward, mambaTensorShapes, type MambaConfig } from '../src/engine/model/recurrent/mamba';
-import { recurrentGreedy, recurrentPrefill } from '../src/engine/model/recurrent/generate';
+import { recurrentPrefill } from '../src/engine/model/recurrent/generate';
 import { formatBytes } from '../src/engine/format';
 
 function argument(name: string, fallback: string): string {
@@ -61,6 +61,11 @@ function randomMamba(config: MambaConfig): { forward: MambaForward; parameters: 
   return { forward: new MambaForward(config, weights, 'backbone.embeddings.weight'), parameters };
 }
 
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
 function tokens(n: number, vocab: number): number[] {
   return Array.from({ length: n }, (_, i) => 4 + ((i * 2654435761) >>> 0) % (vocab - 4));
 }
@@ -74,20 +79,40 @@ async function main(): Promise<void> {
   stored.close();
   console.log(`transformer: models/default (${plan.parameterCount.toLocaleString('en-US')} parameters, fp32 weights, fp16 KV cache)`);
   console.log(`recurrent:   Mamba, hidden 192, 5 layers, state 16 (${parameters.toLocaleString('en-US')} parameters, random weights, fp32)\n`);
-  console.log('| context | transformer decode ms/token | transformer KV bytes | Mamba decode ms/token | Mamba state bytes |');
+  // Warm both up (JIT, onnxruntime's first runs) so the first context is not charged for it.
+  const warm = mamba.initialState();
+  for (let step = 0; step < 2 * decodeSteps; step++) mamba.forward([5 + step], warm, 'last');
+  const warmPrefill = await prefill(transformer, tokens(64, plan.config.vocabSize));
+  for (let step = 0; step < decodeSteps; step++) {
+    const out = await transformer.forward({ tokens: [5], positions: [64 + step], past: warmPrefill.layers.map((layer) => layer.view()) });
+    warmPrefill.layers.forEach((layer, l) => layer.append(out.newKeys[l], out.newValues[l], [64 + step]));
+  }
+  console.log('| context | transformer decode ms/token (median) | transformer KV bytes | Mamba decode ms/token (median) | Mamba state bytes |');
   console.log('|---:|---:|---:|---:|---:|');
   try {
     for (const context of contexts) {
       const ids = tokens(context, plan.config.vocabSize);
       const pre = await prefill(transformer, ids);
-      const decoded = await greedyDecode(transformer, pre.layers, pre.lastLogits, { maxNewTokens: decodeSteps + 1, startPosition: context });
-      const kvBytes = kvBytesPerToken(plan.config, 2) * (context + decoded.steps);
+      // Median step time: this machine is shared, and a mean takes in every pause of the other jobs.
+      const transformerSteps: number[] = [];
+      for (let step = 0; step < decodeSteps; step++) {
+        const began = performance.now();
+        const out = await transformer.forward({ tokens: [ids[step]], positions: [context + step], past: pre.layers.map((layer) => layer.view()) });
+        pre.layers.forEach((layer, l) => layer.append(out.newKeys[l], out.newValues[l], [context + step]));
+        transformerSteps.push(performance.now() - began);
+      }
+      const kvBytes = kvBytesPerToken(plan.config, 2) * (context + decodeSteps);
       const began = performance.now();
       const state = recurrentPrefill(mamba, ids);
       const prefillSeconds = (performance.now() - began) / 1000;
-      const recurrent = recurrentGreedy(mamba, state.state, state.lastLogits, { maxNewTokens: decodeSteps + 1 });
+      const mambaSteps: number[] = [];
+      for (let step = 0; step < decodeSteps; step++) {
+        const stepBegan = performance.now();
+        mamba.forward([ids[step]], state.state, 'last');
+        mambaSteps.push(performance.now() - stepBegan);
+      }
       console.log(
-        `| ${context} | ${(decoded.ms / decoded.steps).toFixed(2)} | ${formatBytes(kvBytes)} | ${(recurrent.ms / recurrent.steps).toFixed(2)} | ${formatBytes(state.state.bytes())} |` +
+        `| ${context} | ${median(transformerSteps).toFixed(2)} | ${formatBytes(kvBytes)} | ${median(mambaSteps).toFixed(2)} | ${formatBytes(state.state.bytes())} |` +
           `  (prefill: transformer ${(pre.ms / 1000).toFixed(1)} s, Mamba ${prefillSeconds.toFixed(1)} s)`,
       );
     }
