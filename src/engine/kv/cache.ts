@@ -54,9 +54,10 @@ export interface PackedKvCodes {
 
 export interface QuantizedPast {
   bits: number;
+  codesPerByte: number;
   /**
-   * [256, 8 / bits] levels of the codes in each byte value (lowest bits first), for code widths under a byte and
-   * table codecs (fp8); null when each byte is one code whose level is the code itself.
+   * [256, codesPerByte] levels of the codes in each byte value (lowest bits first), for table codecs (fp8); null when
+   * each code is its own level (the codec's offset folded into the zero-points).
    */
   table: Float32Array | null;
   /** Keys grouped along tokens (KIVI: shape [kvH, chunks, width, headDim]) rather than per token. */

@@ -440,8 +440,8 @@ class QuantizedLayer {
   private packed(slots: Omit<LayerKV, 'keys' | 'values'>): QuantizedPast | null {
     const { scheme, codec, numKvHeads: heads, headDim: d } = this;
     if (![2, 4, 8].includes(scheme.bits) || slots.valid) return null;
-    // Whole-byte codes of a linear codec are read as they are; anything else through a table of each byte's levels.
-    const direct = scheme.bits === 8 && codec.codeOffset !== null;
+    // Codes of a linear codec are read as their own levels (an offset folds into the zero-points); others through a table.
+    const direct = codec.codeOffset !== null;
     const valueWidth = Math.min(scheme.valueGroup, d);
     const keyWidth = scheme.keyAxis === 'tokens' ? d : Math.min(scheme.keyGroup, d);
     if (d % valueWidth !== 0 || d % keyWidth !== 0 || (d * scheme.bits) % 8 !== 0) return null;
@@ -493,6 +493,7 @@ class QuantizedLayer {
     return {
       bits: scheme.bits,
       table: direct ? null : byteLevels(codec, scheme.bits),
+      codesPerByte: 8 / scheme.bits,
       keysPerChannel: scheme.keyAxis === 'tokens',
       tokens,
       keys: pack('keys', keyLayout.shape, keyLayout.params),

@@ -14,9 +14,10 @@
 // With quantizedPast, a quantized store is read as held: layer i's first Q_i slots come as packed codes, dequantized
 // in the graph one layer at a time, and past_key_i/past_value_i hold the remaining slots (the dense residual); P_i
 // (past_bias_i's length) counts both. Every call feeds them; a dense cache feeds Q_i = 0 (empty tensors).
-//   code_direct   bool [1]        true: each byte is one code, read as its level (int8); false: narrower codes and
-//                                 table codecs (fp8) look each byte's levels up in code_table
-//   code_table    float [256, k]  the k = 8 / bits levels packed in each byte value, lowest bits first
+//   codes_from_table  bool [1]    table codecs (fp8): each byte's levels are looked up in code_table
+//   codes_per_byte    int64 [1]   otherwise codes are their own levels (int8's offset is in its zero-points): 1, 2 or 4
+//   code_table        float [256, k]  the levels packed in each byte value, lowest bits first
+//   keys_per_channel  bool [1]    keys grouped along tokens (KIVI) rather than per token
 //   past_codes_{key,value}_i   uint8 [kvH, bytes]   every head's codes back to back
 //   past_shape_{key,value}_i   int64 [4]            [kvH, A, B, C], A·B·C = Q_i·D per head (see kv/cache.ts PackedKvCodes)
 //   past_scales_{key,value}_i  float [kvH, A', B', C']  group scales, broadcast against the codes (1 on grouped axes)
@@ -345,7 +346,8 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
   const logitsRows = g.input('logits_rows', OnnxDataType.INT64, ['r']);
   const causalBias = g.input('causal_bias', OnnxDataType.FLOAT, ['q', 'q']);
   const statsRows = g.input('stats_rows', OnnxDataType.INT64, [1]);
-  const codeDirect = options.quantizedPast ? g.input('code_direct', OnnxDataType.BOOL, [1]) : '';
+  const codesFromTable = options.quantizedPast ? g.input('codes_from_table', OnnxDataType.BOOL, [1]) : '';
+  const codesPerByte = options.quantizedPast ? g.input('codes_per_byte', OnnxDataType.INT64, [1]) : '';
   const codeTable = options.quantizedPast ? g.input('code_table', OnnxDataType.FLOAT, [256, 'k']) : '';
   const keysPerChannel = options.quantizedPast ? g.input('keys_per_channel', OnnxDataType.BOOL, [1]) : '';
   const toHeadsTokensDims = g.int64s([KVH, -1, D], 'shape_heads_tokens_dims');
@@ -364,33 +366,65 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
   });
 
   /**
-   * Packed keys or values -> [kvH, Q, D] fp32, heads-major (attention then reads each head with a batched matmul):
-   * whole-byte linear codes are cast as they are; narrower codes and table codecs look each byte's levels up in
-   * code_table ([256, codes per byte]); then code · scale + zero with the group parameters broadcast.
+   * The codes' levels as fp32 planes: plane i holds channels i, i + k, i + 2k, ... of every row ([kvH, A, B, C / k]),
+   * k = the codes per byte. Narrow codes are split with float arithmetic (floor of the byte over a power of two)
+   * rather than per-element bit shifts; the byte's own order (lowest bits = first channel) makes each split a plane.
    */
-  /** The codes' levels as fp32 [kvH, A, B, C]: whole-byte linear codes cast as they are, others through code_table. */
-  const levelsOf = (packed: PackedInputs, direct: boolean): string =>
-    direct
-      ? g.op('Cast', [g.op('Reshape', [packed.codes, packed.shape])], { to: int(OnnxDataType.FLOAT) })
-      : g.op('Reshape', [g.op('Gather', [codeTable, g.op('Cast', [packed.codes], { to: int(OnnxDataType.INT32) })], { axis: int(0) }), packed.shape]);
-  const dequantize = (packed: PackedInputs, direct: boolean): string =>
-    g.op('Reshape', [g.op('Add', [g.op('Mul', [levelsOf(packed, direct), packed.scales]), packed.zeros]), toHeadsTokensDims]); // [kvH, Q, D]
+  type CodeMode = 'table' | 1 | 2 | 4;
+  interface Planes {
+    tensors: string[];
+    k: number;
+  }
+  const planesOf = (packed: PackedInputs, mode: CodeMode): Planes => {
+    if (mode === 'table') {
+      const looked = g.op('Gather', [codeTable, g.op('Cast', [packed.codes], { to: int(OnnxDataType.INT32) })], { axis: int(0) }); // [kvH, bytes, codes per byte]
+      return { tensors: [g.op('Reshape', [looked, packed.shape])], k: 1 };
+    }
+    if (mode === 1) return { tensors: [g.op('Cast', [g.op('Reshape', [packed.codes, packed.shape])], { to: int(OnnxDataType.FLOAT) })], k: 1 };
+    const k = mode;
+    const bits = 8 / k;
+    const planeShape = g.op('Div', [packed.shape, g.int64s([1, 1, 1, k])]);
+    let rest = g.op('Cast', [packed.codes], { to: int(OnnxDataType.FLOAT) }); // [kvH, bytes]
+    const tensors: string[] = new Array(k);
+    for (let i = k - 1; i >= 1; i--) {
+      const high = g.op('Floor', [g.op('Mul', [rest, g.scalar(2 ** (-bits * i))])]);
+      rest = g.op('Sub', [rest, g.op('Mul', [high, g.scalar(2 ** (bits * i))])]);
+      tensors[i] = g.op('Reshape', [high, planeShape]);
+    }
+    tensors[0] = g.op('Reshape', [rest, planeShape]);
+    return { tensors, k };
+  };
+  /** Every k-th entry from i along `axis`: a plane's share of a per-channel tensor (small: queries, masks, scales). */
+  const channelsOf = (x: string, axis: number, i: number, k: number): string =>
+    k === 1 ? x : g.op('Slice', [x, g.int64s([i]), g.int64s([INT64_MAX]), g.int64s([axis]), g.int64s([k])]);
+  const rowsOf = (plane: string, k: number): string => (k === 1 ? g.op('Reshape', [plane, toHeadsTokensDims]) : g.op('Reshape', [plane, g.int64s([KVH, -1, D / k])])); // [kvH, Q, D/k]
+  /** Planes put back in channel order and scaled: [kvH, Q, D] (only for several new tokens over a quantized past). */
+  const dequantize = (packed: PackedInputs, planes: Planes): string => {
+    const levels = planes.k === 1 ? planes.tensors[0] : g.op('Reshape', [g.op('Concat', planes.tensors.map((t) => g.op('Unsqueeze', [t, g.int64s([-1])])), { axis: int(-1) }), packed.shape]);
+    return g.op('Reshape', [g.op('Add', [g.op('Mul', [levels, packed.scales]), packed.zeros]), toHeadsTokensDims]);
+  };
   /**
-   * `use` applied to what `decode` makes of the packed slots, inside an If over the two decodings: what leaves the branch
-   * is `use`'s result (scores or context, small), never a slot-sized tensor, which is freed as soon as the branch ends.
+   * `use` applied to the packed slots' planes, inside Ifs over the code formats: what leaves the branches is `use`'s
+   * result (scores or context, small), never a slot-sized tensor, which is freed as soon as its branch ends.
    */
-  const readPacked = (packed: PackedInputs, hint: string, use: (direct: boolean) => string): string =>
-    g.ifElse(codeDirect, hint, () => [use(true)], () => [use(false)])[0];
+  const readPacked = (packed: PackedInputs, hint: string, use: (planes: Planes) => string): string => {
+    const byWidth = (): string[] => [
+      g.ifElse(g.op('Equal', [codesPerByte, g.int64s([1])]), `${hint}_bytes`, () => [use(planesOf(packed, 1))], () => [
+        g.ifElse(g.op('Equal', [codesPerByte, g.int64s([2])]), `${hint}_nibbles`, () => [use(planesOf(packed, 2))], () => [use(planesOf(packed, 4))])[0],
+      ])[0],
+    ];
+    return g.ifElse(codesFromTable, hint, () => [use(planesOf(packed, 'table'))], byWidth)[0];
+  };
 
   const channelIds = g.int64s(Array.from({ length: D }, (_, c) => c), 'channel_ids');
   const scalarZero = g.constant(g.fresh('scalar_zero'), OnnxDataType.INT64, [], BigInt64Array.of(0n));
   const scalarOne = g.constant(g.fresh('scalar_one'), OnnxDataType.INT64, [], BigInt64Array.of(1n));
-  /** [D, groups] 1 where channel c is in group g, for per-token groups of `shape` [kvH, Q, groups, width]. */
-  const groupMask = (shape: string): string => {
+  /** [groups, D]: 1 where channel c is in group g, for per-token groups of `shape` [kvH, Q, groups, width]. */
+  const groupMaskT = (shape: string): string => {
     const width = g.op('Slice', [shape, g.int64s([3]), g.int64s([4])]);
     const groups = g.op('Squeeze', [g.op('Slice', [shape, g.int64s([2]), g.int64s([3])]), zero]);
-    const groupIds = g.op('Range', [scalarZero, groups, scalarOne]);
-    return g.op('Cast', [g.op('Equal', [g.op('Unsqueeze', [g.op('Div', [channelIds, width]), g.int64s([1])]), groupIds])], { to: int(OnnxDataType.FLOAT) });
+    const groupIds = g.op('Unsqueeze', [g.op('Range', [scalarZero, groups, scalarOne]), g.int64s([1])]); // [groups, 1]
+    return g.op('Cast', [g.op('Equal', [g.op('Div', [channelIds, width]), groupIds])], { to: int(OnnxDataType.FLOAT) });
   };
 
   /**
@@ -398,25 +432,32 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
    * the small products instead of to every element: per-token groups sum per-group partial products (each query column
    * masked to one group's channels) times the token's scales, plus zero-points times the queries' group sums; KIVI's
    * per-channel groups scale the query by each chunk's channel scales, plus the chunk's zero-points times the query.
+   * Each plane multiplies its own channels of the query. Broadcast matmuls, no reshapes to computed shapes: Q may be 0.
    */
-  const packedKeyScores = (packed: PackedInputs, direct: boolean, queryColumns: string): string => {
-    const levels = levelsOf(packed, direct);
+  const packedKeyScores = (packed: PackedInputs, planes: Planes, queryColumns: string): string => {
+    const { tensors, k } = planes;
+    const sum = (terms: string[]): string => terms.reduce((a, b) => g.op('Add', [a, b]));
     const perChannel = (): string[] => {
-      const query = g.op('Unsqueeze', [queryColumns, g.int64s([1])]); // [kvH, 1, D, G]
-      const scaledQuery = g.op('Mul', [g.op('Transpose', [packed.scales], { perm: ints([0, 1, 3, 2]) }), query]); // [kvH, chunks, D, G]
-      const raw = g.op('MatMul', [levels, scaledQuery]); // [kvH, chunks, n, G]
-      const bias = g.op('MatMul', [packed.zeros, query]); // [kvH, chunks, 1, G]
-      return [g.op('Reshape', [g.op('Add', [raw, bias]), g.int64s([KVH, -1, G])])]; // [kvH, Q, G]
+      // Channel scales on the levels (one multiply), then one [Q, D/k] x [D/k, G] product per head and plane: a matmul
+      // batched over chunks would run thousands of tiny products.
+      const raw = sum(
+        tensors.map((plane, i) => g.op('MatMul', [rowsOf(g.op('Mul', [plane, channelsOf(packed.scales, 3, i, k)]), k), channelsOf(queryColumns, 1, i, k)])),
+      ); // [kvH, Q, G]
+      const byChunk = g.op('Concat', [g.int64s([KVH]), g.op('Slice', [packed.shape, g.int64s([1]), g.int64s([3])]), g.int64s([G])], { axis: int(0) }); // [kvH, chunks, n, G]
+      const bias = g.op('MatMul', [packed.zeros, g.op('Unsqueeze', [queryColumns, g.int64s([1])])]); // [kvH, chunks, 1, G]
+      return [g.op('Reshape', [g.op('Add', [g.op('Reshape', [raw, byChunk]), bias]), g.int64s([KVH, -1, G])])]; // [kvH, Q, G]
     };
     const perToken = (): string[] => {
-      const mask = groupMask(packed.shape); // [D, groups]
-      const tokens = g.op('Unsqueeze', [g.op('Reshape', [levels, toHeadsTokensDims]), g.int64s([1])]); // [kvH, 1, Q, D]
-      // Each group's channels of the query alone: [kvH, groups, D, G] (broadcast matmul, no reshapes: Q may be 0).
-      const maskedQuery = g.op('Mul', [g.op('Unsqueeze', [queryColumns, g.int64s([1])]), g.op('Unsqueeze', [g.op('Transpose', [mask], { perm: ints([1, 0]) }), g.int64s([2])])]);
-      const partial = g.op('MatMul', [tokens, maskedQuery]); // [kvH, groups, Q, G]
+      const maskT = groupMaskT(packed.shape); // [groups, D]
+      const partial = sum(
+        tensors.map((plane, i) => {
+          const maskedQuery = g.op('Mul', [g.op('Unsqueeze', [channelsOf(queryColumns, 1, i, k), g.int64s([1])]), g.op('Unsqueeze', [channelsOf(maskT, 1, i, k), g.int64s([2])])]); // [kvH, groups, D/k, G]
+          return g.op('MatMul', [g.op('Unsqueeze', [rowsOf(plane, k), g.int64s([1])]), maskedQuery]); // [kvH, groups, Q, G]
+        }),
+      );
       const scalesByGroup = g.op('Transpose', [packed.scales], { perm: ints([0, 2, 1, 3]) }); // [kvH, groups, Q, 1]
       const scaled = g.op('ReduceSum', [g.op('Mul', [partial, scalesByGroup]), g.int64s([1])], { keepdims: int(0) }); // [kvH, Q, G]
-      const groupSums = g.op('MatMul', [g.op('Transpose', [mask], { perm: ints([1, 0]) }), queryColumns]); // [kvH, groups, G]
+      const groupSums = g.op('MatMul', [maskT, queryColumns]); // [kvH, groups, G]
       const zeros = g.op('Squeeze', [packed.zeros, g.int64s([3])]); // [kvH, Q, groups]
       return [g.op('Add', [scaled, g.op('MatMul', [zeros, groupSums])])];
     };
@@ -426,15 +467,18 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
 
   /**
    * Context of probabilities [kvH, G, Q] over packed per-token values, [kvH, G, D]: the probabilities are scaled per
-   * group ([kvH, G·groups, Q], small) and multiplied by the levels once; each output channel keeps its own group's row.
+   * group ([kvH, G, groups, Q], small) and multiplied by each plane once; each output channel keeps its own group's row.
    */
-  const packedValueContext = (packed: PackedInputs, direct: boolean, probs: string): string => {
-    const levels = g.op('Reshape', [levelsOf(packed, direct), toHeadsTokensDims]); // [kvH, Q, D]
-    const maskT = g.op('Transpose', [groupMask(packed.shape)], { perm: ints([1, 0]) }); // [groups, D]
+  const packedValueContext = (packed: PackedInputs, planes: Planes, probs: string): string => {
+    const { tensors, k } = planes;
+    const maskT = groupMaskT(packed.shape); // [groups, D]
     const scalesT = g.op('Transpose', [g.op('Squeeze', [packed.scales, g.int64s([3])])], { perm: ints([0, 2, 1]) }); // [kvH, groups, Q]
     const scaledProbs = g.op('Mul', [g.op('Unsqueeze', [probs, g.int64s([2])]), g.op('Unsqueeze', [scalesT, g.int64s([1])])]); // [kvH, G, groups, Q]
-    const perGroup = g.op('MatMul', [scaledProbs, g.op('Unsqueeze', [levels, g.int64s([1])])]); // [kvH, G, groups, D]
-    const scaled = g.op('ReduceSum', [g.op('Mul', [perGroup, maskT]), g.int64s([2])], { keepdims: int(0) }); // [kvH, G, D]
+    const perPlane = tensors.map((plane, i) => {
+      const perGroup = g.op('MatMul', [scaledProbs, g.op('Unsqueeze', [rowsOf(plane, k), g.int64s([1])])]); // [kvH, G, groups, D/k]
+      return g.op('ReduceSum', [g.op('Mul', [perGroup, channelsOf(maskT, 1, i, k)]), g.int64s([2])], { keepdims: int(0) }); // [kvH, G, D/k]
+    });
+    const scaled = k === 1 ? perPlane[0] : g.op('Reshape', [g.op('Concat', perPlane.map((t) => g.op('Unsqueeze', [t, g.int64s([3])])), { axis: int(3) }), g.int64s([KVH, G, D])]); // [kvH, G, D]
     const zeros = g.op('Squeeze', [packed.zeros, g.int64s([3])]); // [kvH, Q, groups]
     return g.op('Add', [scaled, g.op('MatMul', [g.op('MatMul', [probs, zeros]), maskT])]);
   };
@@ -492,8 +536,8 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
       if (packedKey && packedValue) {
         // Rare (several tokens at once over a quantized store): the dequantized slots join the concatenation.
         const axes02 = g.int64s([0, 2]);
-        keyParts.unshift(readPacked(packedKey, `prefix_keys_${l}`, (direct) => g.op('Transpose', [g.op('Unsqueeze', [dequantize(packedKey, direct), axes02])], { perm: ints([0, 1, 2, 4, 3]) }))); // [1, kvH, 1, D, Q]
-        valueParts.unshift(readPacked(packedValue, `prefix_values_${l}`, (direct) => g.op('Unsqueeze', [dequantize(packedValue, direct), axes02]))); // [1, kvH, 1, Q, D]
+        keyParts.unshift(readPacked(packedKey, `prefix_keys_${l}`, (planes) => g.op('Transpose', [g.op('Unsqueeze', [dequantize(packedKey, planes), axes02])], { perm: ints([0, 1, 2, 4, 3]) }))); // [1, kvH, 1, D, Q]
+        valueParts.unshift(readPacked(packedValue, `prefix_values_${l}`, (planes) => g.op('Unsqueeze', [dequantize(packedValue, planes), axes02]))); // [1, kvH, 1, Q, D]
       }
       const keysT = g.op('Concat', keyParts, { axis: int(4) }); // [1, kvH, 1, D, P+q]
       const valuesH = g.op('Concat', valueParts, { axis: int(3) }); // [1, kvH, 1, P+q, D]
@@ -521,7 +565,7 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
       if (packedKey) {
         // Heads-major quantized slots: one batched [Q, D] x [D, G] product per kv head.
         const queryByHead = g.op('Transpose', [g.op('Reshape', [queryHeads, g.int64s([KVH, G, D])])], { perm: ints([0, 2, 1]) }); // [kvH, D, G]
-        const prefixScores = readPacked(packedKey, `prefix_scores_${l}`, (direct) => packedKeyScores(packedKey, direct, queryByHead)); // [kvH, G, Q]
+        const prefixScores = readPacked(packedKey, `prefix_scores_${l}`, (planes) => packedKeyScores(packedKey, planes, queryByHead)); // [kvH, G, Q]
         // Values are grouped per token ([kvH, Q, groups, width]): their shape says how many slots are packed.
         prefixLength = g.op('Slice', [(packedValue as PackedInputs).shape, g.int64s([1]), g.int64s([2])]);
         pastLength = g.op('Add', [prefixLength, denseLength]);
@@ -539,7 +583,7 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
       let pastContext = g.op('ReduceSum', [g.op('Mul', [allPairs, kvEye]), g.int64s([2])], { keepdims: int(0) }); // [kvH, G, D]
       if (prefixLength && packedValue) {
         const prefixProbs = g.op('Squeeze', [g.op('Slice', [probs, zero, prefixLength, axis4]), g.int64s([0, 3])]); // [kvH, G, Q]
-        pastContext = g.op('Add', [pastContext, readPacked(packedValue, `prefix_context_${l}`, (direct) => packedValueContext(packedValue, direct, prefixProbs))]); // [kvH, G, D]
+        pastContext = g.op('Add', [pastContext, readPacked(packedValue, `prefix_context_${l}`, (planes) => packedValueContext(packedValue, planes, prefixProbs))]); // [kvH, G, D]
       }
       const context = g.op('Add', [g.op('Reshape', [pastContext, shapeOneQueryContext]), g.op('MatMul', [newProbs, newValueH])]); // [1, kvH, G, 1, D]
       return [probs, context];

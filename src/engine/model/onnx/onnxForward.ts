@@ -324,7 +324,8 @@ export class OnnxForward implements DecoderForward {
       const first = input.past.find((past) => past.quantized)?.quantized;
       const table = first?.table ?? null;
       feeds.keys_per_channel = new ort.Tensor('bool', Uint8Array.of(first?.keysPerChannel ? 1 : 0), [1]);
-      feeds.code_direct = new ort.Tensor('bool', Uint8Array.of(table ? 0 : 1), [1]);
+      feeds.codes_from_table = new ort.Tensor('bool', Uint8Array.of(table ? 1 : 0), [1]);
+      feeds.codes_per_byte = new ort.Tensor('int64', BigInt64Array.of(BigInt(first?.codesPerByte ?? 1)), [1]);
       feeds.code_table = new ort.Tensor('float32', table ?? new Float32Array(256), [256, table ? table.length / 256 : 1]);
     }
     for (let l = 0; l < numLayers; l++) {
