@@ -1,9 +1,10 @@
 // A quantized KV cache: per KV head, bit-packed codes with their scales/zero-points, plus a residual of recent tokens
 // in the cache's full-precision dtype (fp16 by default, as KIVI keeps it).
 // Between decode steps the cache holds only that store and the slot bookkeeping (original positions, validity), whose used
-// part is exactly what bytes().held counts (growable buffers keep at most about as much again as spare capacity). views() dequantizes the store into fresh arrays on every call and keeps no reference
-// to them: the fp32 copy lives only while the forward pass reads it (as a non-fused kernel's scratch would), so it is
-// transient working memory, not cache, and is not part of held.
+// part is exactly what bytes().held counts (growable buffers keep at most about as much again as spare capacity).
+// views() offers the store as held (`quantized`: codes, group parameters, dense residual), which the ONNX forward reads
+// and dequantizes inside its graph one layer at a time; keys/values dequantize into fresh fp32 arrays only when a reader
+// asks for them (the reference forward, per-head layouts), transient working memory that is not part of held.
 import { allocateKv, decodeKv, decodeKvElement, encodeKv, type KvArray, type KvDtype } from '../kv-dtype';
 import type { LayerAttention } from '../../model/types';
 import { DenseLayerCache, kvView, type LayerKV, type PackedKvCodes, type QuantizedPast } from '../cache';
