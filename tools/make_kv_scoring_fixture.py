@@ -1,13 +1,14 @@
 """Writes test/fixtures/kv-scoring/reference.json: a small Llama-shaped attention layer (rotated queries of every prompt
 token, keys, values) and the token scores of the scoring methods as their reference formulations compute them, in
 torch with transformers' own rotary embedding. The independent reference for the scoring of src/engine/kv/methods/
-keydiff.ts and expectedattention.ts.
+keydiff.ts, expectedattention.ts and think.ts.
 
 - KeyDiff (Park et al. 2025): minus the cosine similarity of each key to the mean of the normalised keys, per KV head.
 - Expected Attention (Devoto et al. 2025, as kvpress scores it): the mean and covariance of the pre-RoPE queries of the
   prompt after its first `sinks` tokens, both moved by the RoPE rotation averaged over the next `future` positions; each
   key's expected logit mu.k/sqrt(d) + k^T cov k/(2d), a softmax over the keys after the sinks, averaged over the query
   heads of a KV head, times the value norm.
+- ThinK (Xu et al. 2024, as kvpress scores key channels): the mean squared window query times the mean squared key.
 
 Usage: /work/venv/bin/python tools/make_kv_scoring_fixture.py
 """
@@ -56,6 +57,13 @@ def expected_attention(queries: torch.Tensor, keys: torch.Tensor, values: torch.
     return scores * values[:, SINKS:].norm(dim=-1)
 
 
+def think(queries_rot: torch.Tensor, keys: torch.Tensor, window: int) -> torch.Tensor:
+    """ThinK's key channel scores as kvpress computes them: mean squared window query (over the window and the query heads
+    of a KV head) times mean squared key, per channel. queries [h, n, d] rotated, keys [kv, n, d] -> [kv, d]"""
+    q = queries_rot[:, -window:].pow(2).mean(dim=1).view(KV_HEADS, HEADS // KV_HEADS, D).mean(dim=1)
+    return q * keys.pow(2).mean(dim=1)
+
+
 def main() -> None:
     torch.manual_seed(20261202)
     config = LlamaConfig(hidden_size=HIDDEN, num_attention_heads=HEADS, num_key_value_heads=KV_HEADS, head_dim=D,
@@ -82,6 +90,8 @@ def main() -> None:
         "keydiff": flat(keydiff(k_rot)),
         "expectedAttention": flat(expected_attention(queries, k_rot, values, rope, True)),
         "expectedAttentionMeanOnly": flat(expected_attention(queries, k_rot, values, rope, False)),
+        # ThinK over the last 32 queries: [kvHeads, d]
+        "think": flat(think(q_rot, k_rot, 32)),
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(out) + "\n")

@@ -135,6 +135,9 @@ const cases: Case[] = [
   // vLLM's fp8: one code byte per element and an fp32 scale per layer for keys and one for values; relative error 2^-4 (e4m3), 2^-3 (e5m2).
   { spec: 'vllm:dtype=fp8_e4m3', perHead: T, total: T * H * L, bytes: (cache) => rowFormatBytes(cache, D, D) + L * 8, tolerance: 2 * 2 ** -4 + 1e-6, decode: 'grows' },
   { spec: 'vllm:dtype=fp8_e5m2,scale=calculated', perHead: T, total: T * H * L, bytes: (cache) => rowFormatBytes(cache, D, D) + L * 8, tolerance: 2 * 2 ** -3 + 1e-6, decode: 'grows' },
+  // ThinK: half of each key's channels (fp32 here, the fixture's dtype) and every value channel, plus one byte per kept channel
+  // and head; a pruned channel reads as 0, so a key element may be off by its whole value (keys in ±2).
+  { spec: 'think:ratio=0.5', perHead: T, total: T * H * L, bytes: (cache) => rowFormatBytes(cache, 32 * F32, D * F32) + L * H * 32, tolerance: 2, decode: 'grows' },
   { spec: 'llmlingua:ratio=0.5', perHead: T, total: T * H * L, bytes: (_, n) => L * denseLayerBytes(T + n, false), tolerance: 0, decode: 'grows' },
   { spec: 'snapkv:ratio=0.5+kivi:bits=4,residual=32', perHead: half, total: half * H * L, bytes: (_, n) => (n ? kiviBytes(half + n, 128, 4) : kiviBytes(half, 96, 4)), tolerance: 4 / 15 / 2 + 1e-2, decode: 'grows' },
   { spec: 'adakv:ratio=0.5+flexgen:bits=4', perHead: null, perLayer: [half * H, half * H, half * H], total: half * H * L, bytes: (cache) => perHeadQuantBytes(cache, 4, 64, 2, true), tolerance: 4 / 15 / 2 + 1e-2, decode: 'grows' },
@@ -146,6 +149,7 @@ const cases: Case[] = [
   { spec: 'h2o:budget=120+vllm:dtype=fp8_e5m2', perHead: 120, total: 120 * H * L, bytes: (cache) => rowFormatBytes(cache, D, D) + L * 8, tolerance: 2 * 2 ** -3 + 1e-6, decode: 'fixed' },
   { spec: 'keydiff:ratio=0.5+llamacpp:k=q8_0,v=q4_0', perHead: half, total: half * H * L, bytes: (cache) => rowFormatBytes(cache, Q8_0_ROW, Q4_0_ROW), tolerance: 1 / 8 + 1e-3, decode: 'grows' },
   { spec: 'scissorhands:budget=120+llamacpp:k=q4_0,v=q8_0', perHead: 120, total: 120 * H * L, bytes: (cache) => rowFormatBytes(cache, Q4_0_ROW, Q8_0_ROW), tolerance: 1 / 4 + 1e-3, decode: 'fixed' },
+  { spec: 'snapkv:ratio=0.5+think:ratio=0.25', perHead: half, total: half * H * L, bytes: (cache) => rowFormatBytes(cache, 48 * F32, D * F32) + L * H * 48, tolerance: 2, decode: 'grows' },
   { spec: 'knorm:ratio=0.5+int8', perHead: half, total: half * H * L, bytes: (_, n) => perTokenBytes(half + n, 8, 32, 2, false), tolerance: 2 / 127 / 2 + 1e-3, decode: 'grows' },
 ];
 

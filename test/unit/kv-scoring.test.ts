@@ -1,4 +1,4 @@
-// Token scores of KeyDiff and Expected Attention against their reference formulations in torch, with transformers'
+// Token scores of KeyDiff and Expected Attention, and ThinK's key channel scores, against their reference formulations in torch, with transformers'
 // rotary embedding (test/fixtures/kv-scoring, made by tools/make_kv_scoring_fixture.py), and what each keeps.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,6 +8,7 @@ import { createMethod, verifyCompression } from '../../src/engine/kv';
 import { DenseLayerCache } from '../../src/engine/kv/cache';
 import { expectedAttentionScores } from '../../src/engine/kv/methods/expectedattention';
 import { keyDiffScores } from '../../src/engine/kv/methods/keydiff';
+import { thinkScores } from '../../src/engine/kv/methods/think';
 import { makeConfig } from './kv-fixture';
 
 const fixture = JSON.parse(readFileSync(resolve(__dirname, '..', 'fixtures', 'kv-scoring', 'reference.json'), 'utf8'));
@@ -98,4 +99,31 @@ test('keydiff keeps the keys that point away from the rest; expectedattention th
   for (let t = 0; t < count; t++) for (let h = 0; h < 2; h++) q[(t * 2 + h) * d + 5] = 4 + (t % 2);
   const picked = kept('expectedattention:budget=7,future=1,covariance=0', [{ window: null, windowQueries: 0, keySums: null, queries: q }]);
   assert.deepEqual(picked, [0, 1, 2, 3, ...odd], 'the 4 sinks and the keys along the queries');
+});
+
+test('think: channel scores match the reference; keys keep exactly the top channels, values every channel, at the cache dtype', () => {
+  const got = thinkScores(queries, layer.view().keys, null, { numHeads, numKvHeads, headDim, window: 32 });
+  assertClose(Float32Array.from(got), floats(fixture.think), () => false, 'think');
+  const stats = [{ window: null, windowQueries: 0, keySums: null, queries }];
+  const method = createMethod('think:ratio=0.25');
+  const cache = method.compress({ layers: [layer], stats, config });
+  verifyCompression(method, cache, [layer], config);
+  const view = cache.views()[0];
+  const source = layer.view();
+  for (let g = 0; g < numKvHeads; g++) {
+    const order = Array.from({ length: headDim }, (_, c) => c).sort((a, b) => got[g * headDim + a] - got[g * headDim + b]);
+    const pruned = new Set(order.slice(0, headDim / 4));
+    for (let s = 0; s < n; s++) {
+      for (let c = 0; c < headDim; c++) {
+        const at = (s * numKvHeads + g) * headDim + c;
+        assert.equal(view.keys[at], pruned.has(c) ? 0 : source.keys[at], `head ${g} slot ${s} channel ${c}`);
+        assert.equal(view.values[at], source.values[at]);
+      }
+    }
+  }
+  // fp32 keys: 12 of 16 channels and every value channel per token and head, plus 12 channel numbers per head.
+  assert.equal(cache.bytes().fullPrecision, n * numKvHeads * (12 + 16) * 4);
+  assert.equal(cache.bytes().scales, numKvHeads * 12);
+  assert.throws(() => createMethod('think:ratio=0.01').compress({ layers: [layer], stats, config }), /think: ratio 0.01 prunes no channel of a 16-channel head/);
+  assert.throws(() => createMethod('snapkv+think+int8'), /two quantization methods/);
 });

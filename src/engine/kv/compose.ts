@@ -64,7 +64,7 @@ export function createMethod(spec: string | ParsedSpec): KvMethod {
   const method: KvMethod = {
     spec: canonical,
     family: families.join('+'),
-    needs: (promptLength: number): AttentionRequest => mergeNeeds(selector?.needs(promptLength), custom?.needs(promptLength)),
+    needs: (promptLength: number): AttentionRequest => mergeNeeds(selector?.needs(promptLength), custom?.needs(promptLength), rows?.needs?.(promptLength)),
     decodeNeeds: selector?.decode?.needs ?? custom?.decodeNeeds,
     compress(input: CompressInput): MethodCache {
       checkInput(input, canonical);
@@ -87,7 +87,7 @@ export function createMethod(spec: string | ParsedSpec): KvMethod {
         if (decode) evictions = selected.map((heads, l) => decode.start(l, heads, input));
       }
       if (scheme) return new QuantizedCache(layers, scheme, evictions);
-      if (rows) return new RowQuantizedCache(layers, rows, input.config, evictions);
+      if (rows) return new RowQuantizedCache(layers, rows, input.config, evictions, input.stats);
       return new DenseMethodCache(layers, evictions);
     },
     promise(promptLength: number, config: ModelConfig): CompressionPromise {
@@ -98,8 +98,8 @@ export function createMethod(spec: string | ParsedSpec): KvMethod {
         decode: size.decodeSlack !== undefined ? 'bounded' : selector?.decode ? 'fixed' : 'grows',
         decodeSlack: size.decodeSlack ?? 0,
         compresses: !baseline,
-        // A row format that quantizes neither keys nor values (llama.cpp's bf16) changes their rounding, not their size.
-        cacheShrinks: Boolean(selector || custom || scheme || (rows && rows.bits !== null)),
+        // Row formats say whether they shrink: llama.cpp's bf16 changes the rounding of an fp16 cache, not its size.
+        cacheShrinks: Boolean(selector || custom || scheme || rows?.shrinks),
       };
     },
   };

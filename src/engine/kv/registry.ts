@@ -21,6 +21,7 @@ import { random } from './methods/random';
 import { scissorhands } from './methods/scissorhands';
 import { snapkv } from './methods/snapkv';
 import { streamingllm } from './methods/streamingllm';
+import { think } from './methods/think';
 import { tova } from './methods/tova';
 import { vllm } from './methods/vllm';
 
@@ -46,6 +47,7 @@ export const METHODS: readonly MethodDefinition[] = [
   fp8,
   vllm,
   llamacpp,
+  think,
   llmlingua,
 ];
 

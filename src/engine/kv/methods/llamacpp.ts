@@ -31,6 +31,7 @@ export const llamacpp: MethodDefinition = {
       quantizer: {
         name: where,
         bits: meanBits(BITS[k], BITS[v]),
+        shrinks: BITS[k] !== null || BITS[v] !== null,
         codecs: (_layer, _index, config) => ({ keys: llamaCppCodec(k, config.headDim, where), values: llamaCppCodec(v, config.headDim, where) }),
       },
     };

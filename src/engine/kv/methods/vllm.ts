@@ -43,6 +43,7 @@ export const vllm: MethodDefinition = {
       quantizer: {
         name: `vllm:dtype=${DTYPES[params.dtype!]}`,
         bits: 8,
+        shrinks: true,
         codecs(layer, _index, config) {
           const kv = layer.view();
           return {

@@ -84,22 +84,25 @@ class RowLayer {
   readonly book: DenseLayerCache;
   private readonly keys: RowStore[];
   private readonly values: RowStore[];
+  /** Per head, the codecs of its key and value rows. */
+  private readonly keyCodecs: RowCodec[];
+  private readonly valueCodecs: RowCodec[];
   readonly numKvHeads: number;
   readonly headDim: number;
 
-  constructor(
-    source: DenseLayerCache,
-    private readonly codecs: { keys: RowCodec; values: RowCodec },
-  ) {
+  constructor(source: DenseLayerCache, codecs: { keys: RowCodec | RowCodec[]; values: RowCodec | RowCodec[] }) {
     this.numKvHeads = source.numKvHeads;
     this.headDim = source.headDim;
+    const perHead = (codec: RowCodec | RowCodec[]) => (Array.isArray(codec) ? codec : new Array<RowCodec>(this.numKvHeads).fill(codec));
+    this.keyCodecs = perHead(codecs.keys);
+    this.valueCodecs = perHead(codecs.values);
     const kv = source.view();
     const { book, order } = bookOf(kv);
     this.book = book;
     const d = this.headDim;
     const heads = this.numKvHeads;
-    this.keys = order.map((slots) => new RowStore(codecs.keys, slots.length));
-    this.values = order.map((slots) => new RowStore(codecs.values, slots.length));
+    this.keys = order.map((slots, h) => new RowStore(this.keyCodecs[h], slots.length));
+    this.values = order.map((slots, h) => new RowStore(this.valueCodecs[h], slots.length));
     order.forEach((slots, h) => {
       for (const s of slots) {
         const at = (s * heads + h) * d;
@@ -156,23 +159,32 @@ class RowLayer {
   }
 
   quantizedElements(): number {
-    const rows = this.keys.reduce((sum, store) => sum + store.count, 0);
-    return rows * this.headDim * ((this.codecs.keys.bits === null ? 0 : 1) + (this.codecs.values.bits === null ? 0 : 1));
+    let elements = 0;
+    this.keys.forEach((store, h) => {
+      const quantized = (this.keyCodecs[h].bits === null ? 0 : 1) + (this.valueCodecs[h].bits === null ? 0 : 1);
+      elements += store.count * this.headDim * quantized;
+    });
+    return elements;
   }
 
   bytes(): CacheBytes {
     const b = { ...ZERO_BYTES };
-    for (const [stores, codec] of [
-      [this.keys, this.codecs.keys],
-      [this.values, this.codecs.values],
+    // A codec shared by every head holds its tensor-level bytes once; per-head codecs each hold their own.
+    const counted = new Set<RowCodec>();
+    for (const [stores, codecs] of [
+      [this.keys, this.keyCodecs],
+      [this.values, this.valueCodecs],
     ] as const) {
-      const rows = stores.reduce((sum, store) => sum + store.count, 0);
-      const used = stores.reduce((sum, store) => sum + store.used().byteLength, 0);
-      if (used !== rows * codec.rowBytes) throw new Error(`${codec.name}: ${used} bytes held for ${rows} rows of ${codec.rowBytes}`);
-      b.packed += rows * codec.parts.packed;
-      b.scales += rows * codec.parts.scales + codec.tensorBytes;
-      b.zeroPoints += rows * codec.parts.zeroPoints;
-      b.fullPrecision += rows * codec.parts.fullPrecision;
+      stores.forEach((store, h) => {
+        const codec = codecs[h];
+        const rows = store.count;
+        if (store.used().byteLength !== rows * codec.rowBytes) throw new Error(`${codec.name}: ${store.used().byteLength} bytes held for ${rows} rows of ${codec.rowBytes}`);
+        b.packed += rows * codec.parts.packed;
+        b.scales += rows * codec.parts.scales + (counted.has(codec) ? 0 : codec.tensorBytes);
+        b.zeroPoints += rows * codec.parts.zeroPoints;
+        b.fullPrecision += rows * codec.parts.fullPrecision;
+        counted.add(codec);
+      });
     }
     const slots = this.book.view();
     b.positions = slots.positions.byteLength + (slots.valid ? slots.valid.byteLength : 0);
@@ -192,9 +204,10 @@ export class RowQuantizedCache implements MethodCache {
     quantizer: RowQuantizer,
     config: ModelConfig,
     private readonly evictions: (LayerDecodeEviction | null)[] = [],
+    stats: LayerAttention[] | null = null,
   ) {
     this.bits = quantizer.bits;
-    this.layers = layers.map((layer, l) => new RowLayer(layer, quantizer.codecs(layer, l, config)));
+    this.layers = layers.map((layer, l) => new RowLayer(layer, quantizer.codecs(layer, l, config, stats?.[l])));
   }
 
   afterStep(attention: LayerAttention[] | null): void {

@@ -1,6 +1,7 @@
 // The format of a cache that stores every head's key and value row of each token on its own, in a fixed number of
 // bytes (llama.cpp's cache types, vLLM's fp8 cache): what a row holds, and how it is written and read back.
 import type { ModelConfig } from '../../model/config';
+import type { AttentionRequest, LayerAttention } from '../../model/types';
 import type { DenseLayerCache } from '../cache';
 
 /** How the bytes of one row split by kind (they sum to `rowBytes`), for CacheBytes. */
@@ -20,7 +21,7 @@ export interface RowCodec {
   /** Bytes one head's row of headDim elements takes. */
   readonly rowBytes: number;
   readonly parts: RowParts;
-  /** Bytes held once per layer besides the rows (a per-tensor scale), counted as scales. */
+  /** Bytes held once per layer (and head, for per-head codecs) besides the rows: a per-tensor scale, ThinK's channel list; counted as scales. */
   readonly tensorBytes: number;
   /** Writes `row` (headDim fp32 values) as rowBytes bytes at byte `at` of the buffer `view` covers. */
   encode(row: Float32Array, view: DataView, at: number): void;
@@ -28,14 +29,21 @@ export interface RowCodec {
   decode(bytes: Uint8Array, view: DataView, at: number, target: Float32Array, to: number): void;
 }
 
-/** A quantization stage that stores rows: per layer, the codecs of its key rows and of its value rows. */
+/** A stage that stores rows: per layer, the codecs of its key rows and of its value rows (one for every head, or one per head). */
 export interface RowQuantizer {
   /** For messages. */
   name: string;
   /** Code bits per quantized element over keys and values together (the mean when they differ), or null if neither is quantized. */
   bits: number | null;
-  /** `layer` is what the layer will store (already reduced to a selection), for codecs that calibrate a scale on it. */
-  codecs(layer: DenseLayerCache, index: number, config: ModelConfig): { keys: RowCodec; values: RowCodec };
+  /** Whether rows take fewer bytes than the cache's full-precision ones (false for llama.cpp's bf16: other rounding, same size). */
+  shrinks: boolean;
+  /** Prefill statistics the codecs are calibrated on, if any. */
+  needs?(promptLength: number): AttentionRequest;
+  /**
+   * `layer` is what the layer will store (already reduced to a selection), for codecs calibrated on it; `stats` are the
+   * layer's prefill statistics (indexed by prefill slots).
+   */
+  codecs(layer: DenseLayerCache, index: number, config: ModelConfig, stats: LayerAttention | undefined): { keys: RowCodec | RowCodec[]; values: RowCodec | RowCodec[] };
 }
 
 /** Mean code bits of a key codec and a value codec, counting only the quantized one when the other is not. */
