@@ -12,6 +12,7 @@ import { DEFAULT_KV_DTYPE, kvElementBytes, type KvDtype } from './kv/kv-dtype';
 import { openRecurrentSession } from './model/recurrent/session';
 import { recurrentArchitectureOf } from './model/recurrent/load';
 import type { RecurrentForward } from './model/recurrent/types';
+import { withFiniteLogits, withFiniteRecurrentLogits } from './model/finiteLogits';
 
 export type ForwardBackend = 'onnx' | 'reference';
 
@@ -69,7 +70,17 @@ function weightFilesIdentity(modelPath: string): string {
   }));
 }
 
+/** Opens a model whose every forward pass refuses NaN or infinite logits, naming the model file (model/finiteLogits.ts). */
 export async function openModel(spec: string, options: SessionOptions = {}): Promise<ModelSession> {
+  const session = await openUncheckedModel(spec, options);
+  return {
+    ...session,
+    forward: withFiniteLogits(session.forward, session.modelPath),
+    ...(session.recurrent ? { recurrent: withFiniteRecurrentLogits(session.recurrent, session.modelPath) } : {}),
+  };
+}
+
+async function openUncheckedModel(spec: string, options: SessionOptions): Promise<ModelSession> {
   const modelPath = resolveModelDir(spec);
   if (recurrentArchitectureOf(modelPath)) return openRecurrentSession(modelPath, options);
   // Headers first: a malformed file is named before anything else is estimated or read.

@@ -14,6 +14,7 @@ import { RESULTS_SCHEMA_VERSION, type ResultRow, type ResultsFile } from './resu
 import { encodePrompt, planSweep, type SweepPlan } from './sweepPlan';
 import type { ModelSession } from '../session';
 import { checkRecurrentMethods, recurrentRow } from '../model/recurrent/bench';
+import { NonFiniteLogitsError } from '../model/finiteLogits';
 
 export { checkDistinctMethods } from './sweepPlan';
 
@@ -94,7 +95,21 @@ async function runSweep(session: ModelSession, plan: SweepPlan, request: BenchRe
     for (const sample of samples) {
       hooks.signal?.throwIfAborted();
       // A recurrent model has no cache to fork: its one row (method full) runs on the state it carries.
-      const context = session.recurrent ? null : await prefillSample(session, sample, methods, { maxNewTokens: request.maxNewTokens, signal: hooks.signal });
+      const context = session.recurrent ? null : await prefillOrRecord(session, sample, methods, request.maxNewTokens, hooks.signal);
+      if (context && 'failed' in context) {
+        // The model's own prefill of this prompt gave non-finite logits: every method's row says so, and the
+        // sweep goes on (another prompt may run), instead of decoding an argmax over NaN.
+        say(`${sample.id}: ${context.failed}; recorded as an error on every method's row`);
+        for (const method of methods) {
+          const row = { ...blankRow(sample, context.tokens, 0, 0, method), error: context.failed, peakRssBytes: peakRss() };
+          results.rows.push(row);
+          hooks.onRow?.(row);
+          progress.done();
+        }
+        finished.samplesDone++;
+        save();
+        continue;
+      }
       for (const method of methods) {
         hooks.signal?.throwIfAborted();
         progress.step(`${sample.task} ${sample.targetLength}${sample.depth === null ? '' : ` d=${sample.depth}`} · ${method.spec}`);
@@ -176,9 +191,28 @@ async function prefillSample(
   return { session, sample, tokens, shared, fullBytes, lineOfToken, ...options };
 }
 
+/** The sample's shared prefill, or (when its logits were NaN or infinite) the error every method's row records. */
+async function prefillOrRecord(
+  session: ModelSession,
+  sample: Sample,
+  methods: KvMethod[],
+  maxNewTokens: number | undefined,
+  signal: AbortSignal | undefined,
+): Promise<SampleContext | { failed: string; tokens: number[] }> {
+  try {
+    return await prefillSample(session, sample, methods, { maxNewTokens, signal });
+  } catch (error) {
+    if (signal?.aborted || !(error instanceof NonFiniteLogitsError)) throw error;
+    return { failed: `prefill: ${error.message}`, tokens: encodePrompt(session, sample.prompt) };
+  }
+}
+
 /** A method's row before it has run: what the sample and the shared prefill already say. */
 function emptyRow(context: SampleContext, method: KvMethod): ResultRow {
-  const { sample, tokens } = context;
+  return blankRow(context.sample, context.tokens, context.fullBytes, context.shared.ms, method);
+}
+
+function blankRow(sample: Sample, tokens: number[], fullBytes: number, prefillMs: number, method: KvMethod): ResultRow {
   return {
     task: sample.task,
     sampleId: sample.id,
@@ -198,12 +232,12 @@ function emptyRow(context: SampleContext, method: KvMethod): ResultRow {
     tokensKeptPerHead: 0,
     tokensFull: tokens.length,
     bytesHeld: 0,
-    bytesFull: context.fullBytes,
+    bytesFull: fullBytes,
     bytesActive: 0,
     compressionRatio: 0,
     verified: false,
     note: null,
-    prefillMs: context.shared.ms,
+    prefillMs,
     compressMs: 0,
     decodeTokensPerSecond: 0,
     peakRssBytes: 0,
