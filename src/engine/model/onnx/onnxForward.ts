@@ -90,7 +90,8 @@ function sessionOptions(provider: ProviderName, threads: number): ort.InferenceS
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
-    ...(process.env.KVLENS_PROFILE_TMP ? { enableProfiling: true, profileFilePrefix: process.env.KVLENS_PROFILE_TMP } : {}),
+    // KVLENS_ORT_PROFILE=<path prefix>: onnxruntime writes a per-node timing profile (JSON, chrome://tracing format).
+    ...(process.env.KVLENS_ORT_PROFILE ? { enableProfiling: true, profileFilePrefix: process.env.KVLENS_ORT_PROFILE } : {}),
     // Spinning threads would burn the cores other work (and other processes) need between runs.
     extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
   };
@@ -345,6 +346,8 @@ export class OnnxForward implements DecoderForward {
       feeds[`past_key_${l}`] = this.pastTensor(dense, 'keys', dense.length * row, [1, dense.length, KVH, D]);
       feeds[`past_value_${l}`] = this.pastTensor(dense, 'values', dense.length * row, [1, dense.length, KVH, D]);
       feeds[`past_bias_${l}`] = new ort.Tensor('float32', bias, [1, P, KVH]);
+      // A sliding-window layer masks by position in the graph: its slots' original positions, as floats.
+      if (this.config.layerWindows?.[l] != null) feeds[`past_positions_${l}`] = new ort.Tensor('float32', Float32Array.from(past.positions.subarray(0, P * KVH)), [1, P, KVH]);
     }
 
     const fetches = ['logits'];
