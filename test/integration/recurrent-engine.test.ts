@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openModel } from '../../src/engine/session';
 import { runBench } from '../../src/engine/bench/runner';
+import { estimateRun } from '../../src/engine/bench/estimate';
 import { resultsSchemaErrors, readResultsFile } from '../../src/engine/bench/validate';
 import { mergeResults } from '../../src/engine/bench/merge';
 import { toCsv } from '../../src/engine/bench/export';
@@ -121,6 +122,19 @@ test('a sweep on a recurrent model: one full row per sample, family recurrent, t
     assert.equal(mergeResults([{ path: out, results: onDisk }]).rows.length, 3);
     assert.match(toCsv(onDisk), /recurrent/);
   }
+});
+
+test('the run estimate sizes the carried state from the headers alone: the same at every length, full only', () => {
+  const short = estimateRun(GEMMA, [200], ['full', 'snapkv:ratio=0.5']);
+  const long = estimateRun(GEMMA, [16000], ['full']);
+  const stateBytes = loadRecurrentModel(GEMMA).forward.initialState().bytes();
+  assert.equal(short.fullKvBytes, stateBytes);
+  assert.equal(long.fullKvBytes, stateBytes);
+  assert.equal(short.weightBytes, long.weightBytes);
+  assert.deepEqual(short.methods[0], { method: 'full', kvBytes: stateBytes, problem: null });
+  assert.equal(short.methods[1].kvBytes, null);
+  assert.match(short.methods[1].problem!, /RecurrentGemmaForCausalLM carries a fixed-size state .*: only method full applies/);
+  assert.match(short.summary, /RecurrentGemmaForCausalLM state [\d.]+ KiB at any length/);
 });
 
 test('KV methods are refused on a recurrent model, naming the model type and the methods', async () => {

@@ -7,6 +7,8 @@ import { DEFAULT_KV_DTYPE, kvElementBytes, type KvDtype } from '../kv/kv-dtype';
 import { formatBytes } from '../format';
 import { createMethod } from '../kv';
 import { describeError } from '../errors';
+import { recurrentArchitectureOf } from '../model/recurrent/load';
+import { recurrentRunEstimate } from '../model/recurrent/estimate';
 
 export interface MethodEstimate {
   method: string;
@@ -41,9 +43,10 @@ export function sweepContextTokens(lengths: readonly number[]): number {
 
 export function estimateRun(model: string, lengths: number[], methods: string[], options: { weights?: WeightsChoice; kvDtype?: KvDtype } = {}): RunEstimate {
   const modelPath = resolveModelDir(model);
-  const plan = inspectModel(modelPath);
   const contextTokens = sweepContextTokens(lengths);
   const kvDtype = options.kvDtype ?? DEFAULT_KV_DTYPE;
+  if (recurrentArchitectureOf(modelPath)) return recurrentRunEstimate(modelPath, contextTokens, methods, kvDtype);
+  const plan = inspectModel(modelPath);
   const elementBits = 8 * kvElementBytes(kvDtype);
   const memory = estimateModelMemory(modelPath, contextTokens, { weights: options.weights ?? 'auto', kvBytesPerElement: kvElementBytes(kvDtype) });
   const tokensFull = contextTokens * plan.config.numLayers * plan.config.numKvHeads;

@@ -3,7 +3,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KvlensError } from '../../errors';
-import { SAFETENSORS_DTYPE_BYTES, openSafetensorsCheckpoint, readCheckpointTensors } from '../safetensors';
+import { openSafetensorsCheckpoint, readCheckpointTensors } from '../safetensors';
+import type { RecurrentConfig, RecurrentForward, RecurrentState } from './types';
 import type { DtypeShare, StorageDtype } from '../types';
 
 export type Json = Record<string, unknown>;
@@ -48,9 +49,19 @@ export function configDtype(json: Json): string | null {
   return typeof json.torch_dtype === 'string' ? json.torch_dtype : typeof json.dtype === 'string' ? json.dtype : null;
 }
 
-export interface RecurrentTensors {
-  /** fp32 data under the checkpoint's names. */
-  tensors: Map<string, Float32Array>;
+/** A recurrent architecture's view of a checkpoint folder: its config, the tensors it reads, how to run it. */
+export interface RecurrentCheckpoint {
+  config: RecurrentConfig;
+  /** Tensor name -> shape the forward pass reads, and tensors it reads when present (a tied lm_head). */
+  expected: Map<string, number[]>;
+  optional: Map<string, number[]>;
+  initialState(): RecurrentState;
+  create(tensors: Map<string, Float32Array>): RecurrentForward;
+}
+
+export interface RecurrentTensorPlan {
+  /** Tensors to read, every one checked by name and shape. */
+  names: string[];
   parameterCount: number;
   bytesOnDisk: number;
   dtype: StorageDtype;
@@ -58,20 +69,29 @@ export interface RecurrentTensors {
 }
 
 /**
- * Reads exactly the `expected` tensors (name -> shape) plus whichever `optional` ones the file holds; a
- * missing or misshapen tensor, or one the forward pass has no use for, is refused naming the file.
+ * Checks the checkpoint's tensor table against `expected` (name -> shape) plus whichever `optional` ones the file
+ * holds, from the headers alone: a missing or misshapen tensor, or one the forward pass has no use for, is
+ * refused naming the file.
  */
-export function readRecurrentTensors(dir: string, hfArchitecture: string, expected: Map<string, number[]>, optional = new Map<string, number[]>()): RecurrentTensors {
+export function planRecurrentTensors(dir: string, { config, expected, optional }: RecurrentCheckpoint): RecurrentTensorPlan {
   const checkpoint = openSafetensorsCheckpoint(dir);
   const where = checkpoint.headers.length > 1 ? join(dir, 'model.safetensors.index.json') : checkpoint.headers[0].file;
   const names: string[] = [];
+  const elements = new Map<StorageDtype, number>();
+  let parameterCount = 0;
+  let bytesOnDisk = 0;
   const check = (name: string, want: number[]) => {
     const header = checkpoint.tensorFile.get(name)!;
-    const have = header.tensors.get(name)!.shape;
+    const entry = header.tensors.get(name)!;
+    const have = entry.shape;
     if (have.length !== want.length || have.some((d, i) => d !== want[i])) {
       throw new KvlensError(`tensor "${name}" has shape [${have.join(', ')}] but config.json implies [${want.join(', ')}]`, header.file);
     }
+    const count = have.reduce((a, b) => a * b, 1);
     names.push(name);
+    parameterCount += count;
+    bytesOnDisk += entry.end - entry.begin;
+    elements.set(entry.dtype, (elements.get(entry.dtype) ?? 0) + count);
   };
   for (const [name, want] of expected) {
     if (!checkpoint.tensorFile.has(name)) throw new KvlensError(`missing tensor "${name}" (expected shape [${want.join(', ')}] for this config)`, where);
@@ -80,23 +100,18 @@ export function readRecurrentTensors(dir: string, hfArchitecture: string, expect
   for (const [name, header] of checkpoint.tensorFile) {
     if (expected.has(name)) continue;
     const want = optional.get(name);
-    if (!want) throw new KvlensError(`unexpected tensor "${name}": the ${hfArchitecture} forward pass has no use for it (unsupported variant of the architecture)`, header.file);
+    if (!want) throw new KvlensError(`unexpected tensor "${name}": the ${config.hfArchitecture} forward pass has no use for it (unsupported variant of the architecture)`, header.file);
     check(name, want);
   }
-  // Whole tensors (3-d gate blocks included), each upcast to fp32 once.
-  const read = readCheckpointTensors(checkpoint, names);
-  const tensors = new Map<string, Float32Array>();
-  const elements = new Map<StorageDtype, number>();
-  let parameterCount = 0;
-  let bytesOnDisk = 0;
-  for (const [name, { data, sourceDtype }] of read) {
-    tensors.set(name, data);
-    parameterCount += data.length;
-    bytesOnDisk += data.length * (SAFETENSORS_DTYPE_BYTES[sourceDtype] ?? 4);
-    elements.set(sourceDtype, (elements.get(sourceDtype) ?? 0) + data.length);
-  }
   const dtypeShares = [...elements.entries()].sort((a, b) => b[1] - a[1]).map(([dtype, count]) => ({ dtype, share: count / parameterCount }));
-  return { tensors, parameterCount, bytesOnDisk, dtype: dtypeShares[0].dtype, dtypeShares };
+  return { names, parameterCount, bytesOnDisk, dtype: dtypeShares[0].dtype, dtypeShares };
+}
+
+/** Reads the planned tensors whole (3-d gate blocks included), each upcast to fp32 once. */
+export function readRecurrentTensors(dir: string, plan: RecurrentTensorPlan): Map<string, Float32Array> {
+  const tensors = new Map<string, Float32Array>();
+  for (const [name, { data }] of readCheckpointTensors(openSafetensorsCheckpoint(dir), plan.names)) tensors.set(name, data);
+  return tensors;
 }
 
 export function tensor(tensors: Map<string, Float32Array>, name: string): Float32Array {

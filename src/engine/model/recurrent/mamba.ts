@@ -13,7 +13,7 @@
 // then logits = lm_head(RMSNorm(h)). Between tokens a layer carries the last K-1 conv inputs and s: a state
 // whose size is fixed by the config, whatever the context.
 import { KvlensError } from '../../errors';
-import { configDtype, configIds, configInt, configPositive, readRecurrentTensors, tensor, type Json, type RecurrentTensors } from './checkpoint';
+import { configDtype, configIds, configInt, configPositive, tensor, type Json, type RecurrentCheckpoint } from './checkpoint';
 import { openSafetensorsCheckpoint } from '../safetensors';
 import { linear, pickRows, rmsNorm, silu, softplus } from './math';
 import { RecurrentState, type RecurrentConfig, type RecurrentForward } from './types';
@@ -106,6 +106,17 @@ interface MambaLayer {
   outProjBias: Float32Array | null;
 }
 
+/** The state before any token, for `config` (also what a memory estimate sizes, without reading a weight). */
+export function mambaInitialState(config: MambaConfig): RecurrentState {
+  const { intermediateSize: I, stateSize: N, convKernel: K } = config;
+  return new RecurrentState(
+    Array.from({ length: config.numLayers }, () => [
+      { name: 'conv', shape: [K - 1, I], data: new Float32Array((K - 1) * I) },
+      { name: 'ssm', shape: [I, N], data: new Float32Array(I * N) },
+    ]),
+  );
+}
+
 export class MambaForward implements RecurrentForward {
   private readonly embedding: Float32Array;
   private readonly layers: MambaLayer[];
@@ -138,13 +149,7 @@ export class MambaForward implements RecurrentForward {
   }
 
   initialState(): RecurrentState {
-    const { intermediateSize: I, stateSize: N, convKernel: K } = this.config;
-    return new RecurrentState(
-      this.layers.map(() => [
-        { name: 'conv', shape: [K - 1, I], data: new Float32Array((K - 1) * I) },
-        { name: 'ssm', shape: [I, N], data: new Float32Array(I * N) },
-      ]),
-    );
+    return mambaInitialState(this.config);
   }
 
   forward(tokens: ArrayLike<number>, state: RecurrentState, logits: 'all' | 'last'): Float32Array {
@@ -221,12 +226,15 @@ export class MambaForward implements RecurrentForward {
 }
 
 /** Loads a MambaForCausalLM folder: config, validated tensors, the forward pass. */
-export function loadMamba(dir: string, json: Json, file: string): { forward: MambaForward; tensors: RecurrentTensors } {
+/** A MambaForCausalLM folder's config and tensor table, before any weight is read. */
+export function mambaCheckpoint(dir: string, json: Json, file: string): RecurrentCheckpoint {
   const config = parseMambaConfig(json, file);
-  const probe = openSafetensorsCheckpoint(dir).tensorFile;
   // The original state-spaces checkpoints name the table `embedding`; transformers renames it on load.
-  const embeddingName = probe.has('backbone.embedding.weight') ? 'backbone.embedding.weight' : 'backbone.embeddings.weight';
-  const { expected, optional } = mambaTensorShapes(config, embeddingName);
-  const tensors = readRecurrentTensors(dir, config.hfArchitecture, expected, optional);
-  return { forward: new MambaForward(config, tensors.tensors, embeddingName), tensors };
+  const embeddingName = openSafetensorsCheckpoint(dir).tensorFile.has('backbone.embedding.weight') ? 'backbone.embedding.weight' : 'backbone.embeddings.weight';
+  return {
+    config,
+    ...mambaTensorShapes(config, embeddingName),
+    initialState: () => mambaInitialState(config),
+    create: (tensors) => new MambaForward(config, tensors, embeddingName),
+  };
 }

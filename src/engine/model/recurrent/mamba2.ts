@@ -15,7 +15,7 @@
 // same per token as decode. A layer carries the last K-1 conv inputs and s between tokens.
 import { KvlensError } from '../../errors';
 import { openSafetensorsCheckpoint } from '../safetensors';
-import { configDtype, configIds, configInt, configPositive, readRecurrentTensors, tensor, type Json, type RecurrentTensors } from './checkpoint';
+import { configDtype, configIds, configInt, configPositive, tensor, type Json, type RecurrentCheckpoint } from './checkpoint';
 import { linear, pickRows, rmsNorm, silu, softplus } from './math';
 import { RecurrentState, type RecurrentConfig, type RecurrentForward } from './types';
 
@@ -131,6 +131,18 @@ interface Mamba2Layer {
   outProjBias: Float32Array | null;
 }
 
+/** The state before any token, for `config` (also what a memory estimate sizes, without reading a weight). */
+export function mamba2InitialState(config: Mamba2Config): RecurrentState {
+  const { numHeads, headDim: P, stateSize: N, convKernel: K } = config;
+  const conv = convDim(config);
+  return new RecurrentState(
+    Array.from({ length: config.numLayers }, () => [
+      { name: 'conv', shape: [K - 1, conv], data: new Float32Array((K - 1) * conv) },
+      { name: 'ssm', shape: [numHeads, P, N], data: new Float32Array(numHeads * P * N) },
+    ]),
+  );
+}
+
 export class Mamba2Forward implements RecurrentForward {
   private readonly embedding: Float32Array;
   private readonly layers: Mamba2Layer[];
@@ -160,14 +172,7 @@ export class Mamba2Forward implements RecurrentForward {
   }
 
   initialState(): RecurrentState {
-    const { numHeads, headDim: P, stateSize: N, convKernel: K } = this.config;
-    const conv = convDim(this.config);
-    return new RecurrentState(
-      this.layers.map(() => [
-        { name: 'conv', shape: [K - 1, conv], data: new Float32Array((K - 1) * conv) },
-        { name: 'ssm', shape: [numHeads, P, N], data: new Float32Array(numHeads * P * N) },
-      ]),
-    );
+    return mamba2InitialState(this.config);
   }
 
   forward(tokens: ArrayLike<number>, state: RecurrentState, logits: 'all' | 'last'): Float32Array {
@@ -236,10 +241,14 @@ export class Mamba2Forward implements RecurrentForward {
   }
 }
 
-export function loadMamba2(dir: string, json: Json, file: string): { forward: Mamba2Forward; tensors: RecurrentTensors } {
+/** A Mamba2ForCausalLM folder's config and tensor table, before any weight is read. */
+export function mamba2Checkpoint(dir: string, json: Json, file: string): RecurrentCheckpoint {
   const config = parseMamba2Config(json, file);
   const embeddingName = openSafetensorsCheckpoint(dir).tensorFile.has('backbone.embedding.weight') ? 'backbone.embedding.weight' : 'backbone.embeddings.weight';
-  const { expected, optional } = mamba2TensorShapes(config, embeddingName);
-  const tensors = readRecurrentTensors(dir, config.hfArchitecture, expected, optional);
-  return { forward: new Mamba2Forward(config, tensors.tensors, embeddingName), tensors };
+  return {
+    config,
+    ...mamba2TensorShapes(config, embeddingName),
+    initialState: () => mamba2InitialState(config),
+    create: (tensors) => new Mamba2Forward(config, tensors, embeddingName),
+  };
 }

@@ -15,7 +15,7 @@
 // Between tokens a recurrent layer carries its conv window and s; an attention layer a ring buffer of the last
 // window keys and values: all fixed by the config, whatever the context.
 import { KvlensError } from '../../errors';
-import { configDtype, configIds, configInt, configPositive, readRecurrentTensors, tensor, type Json, type RecurrentTensors } from './checkpoint';
+import { configDtype, configIds, configInt, configPositive, tensor, type Json, type RecurrentCheckpoint } from './checkpoint';
 import { linear, pickRows, sigmoid, softplus } from './math';
 import { RecurrentState, type RecurrentConfig, type RecurrentForward, type StateArray } from './types';
 
@@ -226,6 +226,25 @@ interface GemmaLayer {
   temporal: RecurrentBlock | AttentionBlock;
 }
 
+/** The state before any token, for `config` (also what a memory estimate sizes, without reading a weight). */
+export function recurrentGemmaInitialState(config: RecurrentGemmaConfig): RecurrentState {
+  const { lruWidth: L, convWidth: W, attentionWindow, numKvHeads, headDim: D } = config;
+  return new RecurrentState(
+    config.layerTypes.map((type): StateArray[] =>
+      type === 'recurrent'
+        ? [
+            { name: 'conv', shape: [W - 1, L], data: new Float32Array((W - 1) * L) },
+            { name: 'lru', shape: [L], data: new Float32Array(L) },
+          ]
+        : [
+            // Ring buffers: the token at position p sits in slot p mod window.
+            { name: 'keys', shape: [attentionWindow, numKvHeads, D], data: new Float32Array(attentionWindow * numKvHeads * D) },
+            { name: 'values', shape: [attentionWindow, numKvHeads, D], data: new Float32Array(attentionWindow * numKvHeads * D) },
+          ],
+    ),
+  );
+}
+
 export class RecurrentGemmaForward implements RecurrentForward {
   private readonly embedding: Float32Array;
   private readonly normalizer: number;
@@ -293,21 +312,7 @@ export class RecurrentGemmaForward implements RecurrentForward {
   }
 
   initialState(): RecurrentState {
-    const { lruWidth: L, convWidth: W, attentionWindow, numKvHeads, headDim: D } = this.config;
-    return new RecurrentState(
-      this.layers.map((layer): StateArray[] =>
-        layer.temporal.kind === 'recurrent'
-          ? [
-              { name: 'conv', shape: [W - 1, L], data: new Float32Array((W - 1) * L) },
-              { name: 'lru', shape: [L], data: new Float32Array(L) },
-            ]
-          : [
-              // Ring buffers: the token at position p sits in slot p mod window.
-              { name: 'keys', shape: [attentionWindow, numKvHeads, D], data: new Float32Array(attentionWindow * numKvHeads * D) },
-              { name: 'values', shape: [attentionWindow, numKvHeads, D], data: new Float32Array(attentionWindow * numKvHeads * D) },
-            ],
-      ),
-    );
+    return recurrentGemmaInitialState(this.config);
   }
 
   forward(tokens: ArrayLike<number>, state: RecurrentState, logits: 'all' | 'last'): Float32Array {
@@ -438,9 +443,13 @@ export class RecurrentGemmaForward implements RecurrentForward {
   }
 }
 
-export function loadRecurrentGemma(dir: string, json: Json, file: string): { forward: RecurrentGemmaForward; tensors: RecurrentTensors } {
+/** A RecurrentGemmaForCausalLM folder's config and tensor table, before any weight is read. */
+export function recurrentGemmaCheckpoint(_dir: string, json: Json, file: string): RecurrentCheckpoint {
   const config = parseRecurrentGemmaConfig(json, file);
-  const { expected, optional } = recurrentGemmaTensorShapes(config);
-  const tensors = readRecurrentTensors(dir, config.hfArchitecture, expected, optional);
-  return { forward: new RecurrentGemmaForward(config, tensors.tensors), tensors };
+  return {
+    config,
+    ...recurrentGemmaTensorShapes(config),
+    initialState: () => recurrentGemmaInitialState(config),
+    create: (tensors) => new RecurrentGemmaForward(config, tensors),
+  };
 }

@@ -16,7 +16,7 @@
 // 2^floor(l / rescale_every) and h is halved after every rescale_every blocks (fp16 headroom; the same
 // function in exact arithmetic, and the same rounding as transformers here).
 import { KvlensError } from '../../errors';
-import { configDtype, configIds, configInt, configPositive, readRecurrentTensors, tensor, type Json, type RecurrentTensors } from './checkpoint';
+import { configDtype, configIds, configInt, configPositive, tensor, type Json, type RecurrentCheckpoint } from './checkpoint';
 import { layerNorm, linear, pickRows, sigmoid } from './math';
 import { RecurrentState, type RecurrentConfig, type RecurrentForward } from './types';
 
@@ -120,6 +120,21 @@ function tokenShift(x: Float32Array, T: number, H: number, shift: Float32Array, 
   return out;
 }
 
+/** The state before any token, for `config` (also what a memory estimate sizes, without reading a weight). */
+export function rwkvInitialState(config: RwkvConfig): RecurrentState {
+  const H = config.hiddenSize;
+  return new RecurrentState(
+    Array.from({ length: config.numLayers }, () => [
+      { name: 'ffnShift', shape: [H], data: new Float32Array(H) },
+      { name: 'attShift', shape: [H], data: new Float32Array(H) },
+      { name: 'num', shape: [H], data: new Float32Array(H) },
+      { name: 'den', shape: [H], data: new Float32Array(H) },
+      // The running maximum exponent starts far below any real one, as transformers' -1e30.
+      { name: 'maxExponent', shape: [H], data: new Float32Array(H).fill(-1e30) },
+    ]),
+  );
+}
+
 export class RwkvForward implements RecurrentForward {
   private readonly embedding: Float32Array;
   private readonly blocks: RwkvBlock[];
@@ -158,17 +173,7 @@ export class RwkvForward implements RecurrentForward {
   }
 
   initialState(): RecurrentState {
-    const H = this.config.hiddenSize;
-    return new RecurrentState(
-      this.blocks.map(() => [
-        { name: 'ffnShift', shape: [H], data: new Float32Array(H) },
-        { name: 'attShift', shape: [H], data: new Float32Array(H) },
-        { name: 'num', shape: [H], data: new Float32Array(H) },
-        { name: 'den', shape: [H], data: new Float32Array(H) },
-        // The running maximum exponent starts far below any real one, as transformers' -1e30.
-        { name: 'maxExponent', shape: [H], data: new Float32Array(H).fill(-1e30) },
-      ]),
-    );
+    return rwkvInitialState(this.config);
   }
 
   forward(tokens: ArrayLike<number>, state: RecurrentState, logits: 'all' | 'last'): Float32Array {
@@ -237,9 +242,8 @@ export class RwkvForward implements RecurrentForward {
   }
 }
 
-export function loadRwkv(dir: string, json: Json, file: string): { forward: RwkvForward; tensors: RecurrentTensors } {
+/** An RwkvForCausalLM folder's config and tensor table, before any weight is read. */
+export function rwkvCheckpoint(_dir: string, json: Json, file: string): RecurrentCheckpoint {
   const config = parseRwkvConfig(json, file);
-  const { expected, optional } = rwkvTensorShapes(config);
-  const tensors = readRecurrentTensors(dir, config.hfArchitecture, expected, optional);
-  return { forward: new RwkvForward(config, tensors.tensors), tensors };
+  return { config, ...rwkvTensorShapes(config), initialState: () => rwkvInitialState(config), create: (tensors) => new RwkvForward(config, tensors) };
 }

@@ -9,7 +9,7 @@ import type { WeightFormatPlan } from '../weightFormat';
 import type { DecoderForward, ForwardInput, ForwardOutput, ModelSummary } from '../types';
 import type { ModelSession, SessionOptions } from '../../session';
 import { DEFAULT_KV_DTYPE } from '../../kv/kv-dtype';
-import { loadRecurrentModel } from './load';
+import { planRecurrentModel, type RecurrentModelPlan } from './load';
 import { PREFILL_CHUNK } from './generate';
 import type { RecurrentConfig, RecurrentForward } from './types';
 
@@ -73,6 +73,22 @@ export class SequenceOnlyForward implements DecoderForward {
   }
 }
 
+/**
+ * Weights (fp32, as the typed-array forward holds them), the carried state where a transformer's KV cache would
+ * be (the same at any context length), and the runtime plus prefill's chunk of activations.
+ */
+export function recurrentMemoryEstimate(plan: RecurrentModelPlan, contextTokens: number): MemoryEstimate {
+  const { config } = plan;
+  const parameters = plan.tensors.parameterCount;
+  const weightBytes = parameters * Float32Array.BYTES_PER_ELEMENT;
+  // Prefill runs in chunks, so its transient activations are bounded by a chunk: a few [chunk, 2 x width]
+  // arrays per layer call, and logits for the last token only.
+  const width = 2 * Math.max(config.intermediateSize, config.hiddenSize);
+  const scratch = (8 * PREFILL_CHUNK * width + config.vocabSize) * Float32Array.BYTES_PER_ELEMENT;
+  const runtimeBytes = RUNTIME_BASE_BYTES + scratch;
+  return { parameters, weightBytes, kvBytes: plan.stateBytes, runtimeBytes, contextTokens, totalBytes: weightBytes + plan.stateBytes + runtimeBytes };
+}
+
 export async function openRecurrentSession(modelPath: string, options: SessionOptions = {}): Promise<ModelSession> {
   if (options.weights === 'int8' || options.weights === 'int4') {
     throw new KvlensError(`--weights ${options.weights} does not apply: the recurrent forward holds fp32 weights (use auto or fp32)`, modelPath);
@@ -80,24 +96,14 @@ export async function openRecurrentSession(modelPath: string, options: SessionOp
   if (options.provider === 'cuda' || options.provider === 'webgpu') {
     throw new KvlensError(`--provider ${options.provider} does not apply: the recurrent forward runs on the CPU (use auto or cpu)`, modelPath);
   }
-  const loaded = loadRecurrentModel(modelPath);
+  // Headers first, and the memory check before a byte of weights is read.
+  const plan = planRecurrentModel(modelPath);
+  const estimate = recurrentMemoryEstimate(plan, options.contextTokens ?? 4096);
+  checkFitsInMemory(estimate, modelPath);
+  const loaded = plan.load();
   const { forward } = loaded;
   const config = forward.config;
-  const weightBytes = loaded.parameterCount * Float32Array.BYTES_PER_ELEMENT;
-  const stateBytes = forward.initialState().bytes();
-  const contextTokens = options.contextTokens ?? 4096;
-  // Prefill runs in chunks, so its transient activations are bounded by a chunk (a few [chunk, width] arrays).
-  const scratch = 8 * PREFILL_CHUNK * Math.max(2 * config.intermediateSize, config.vocabSize) * Float32Array.BYTES_PER_ELEMENT;
-  const estimate: MemoryEstimate = {
-    parameters: loaded.parameterCount,
-    weightBytes,
-    // What stands where a transformer's KV cache would: the carried state, the same at any context length.
-    kvBytes: stateBytes,
-    runtimeBytes: RUNTIME_BASE_BYTES + scratch,
-    contextTokens,
-    totalBytes: weightBytes + stateBytes + RUNTIME_BASE_BYTES + scratch,
-  };
-  checkFitsInMemory(estimate, modelPath);
+  const weightBytes = estimate.weightBytes;
   const tokenizer = loadTokenizer(modelPath);
   const embeddingRows = config.vocabSize * config.hiddenSize * Float32Array.BYTES_PER_ELEMENT;
   const weightFormat: WeightFormatPlan = {
