@@ -6,7 +6,8 @@ export const RESULTS_SCHEMA_VERSION = 2;
 
 /**
  * How a continuation is scored: kvlens' own rules (`exact`, `edit-similarity`), LongBench's metrics under the
- * names of its metrics.py functions, and RULER's two string-match metrics.
+ * names of its metrics.py functions, RULER's two string-match metrics and LongBench v2's multiple-choice
+ * judgement (`choice_accuracy`: the letter pred.py's extract_answer finds equals the answer).
  */
 export type ScoreRule =
   | 'exact'
@@ -21,7 +22,8 @@ export type ScoreRule =
   | 'count_score'
   | 'code_sim_score'
   | 'string_match_all'
-  | 'string_match_part';
+  | 'string_match_part'
+  | 'choice_accuracy';
 
 export const SCORE_RULES: readonly ScoreRule[] = [
   'exact',
@@ -37,6 +39,7 @@ export const SCORE_RULES: readonly ScoreRule[] = [
   'code_sim_score',
   'string_match_all',
   'string_match_part',
+  'choice_accuracy',
 ];
 
 export interface ResultRow {
@@ -59,7 +62,7 @@ export interface ResultRow {
   prediction: string | null;
   /** The ScoreRule that produced `score` (null only in rows migrated from schemaVersion 1). */
   metric: ScoreRule | null;
-  /** The group a benchmark reports the row under (LongBench-E's 0-4k / 4-8k / 8k+), else null. */
+  /** The group a benchmark reports the row under (LongBench-E's 0-4k / 4-8k / 8k+, LongBench v2's `hard/long`), else null. */
   group: string | null;
   /** Tokens held after compression, summed over layers and KV heads, and the per-head average. */
   tokensKept: number;

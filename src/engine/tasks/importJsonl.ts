@@ -1,93 +1,40 @@
 // Brings published long-context sets into the same Sample shape, prompted, sized and scored as their authors
-// do: LongBench / LongBench-E rows (context, input, answers; see longbench.ts), RULER rows (input, outputs,
-// answer_prefix; see ruler.ts) and needle rows (prompt, answer, as kvlens writes them).
+// do: LongBench / LongBench-E rows (context, input, answers; see longbench.ts), LongBench v2 rows (context,
+// question, choice_A..D; see longbenchV2.ts), RULER rows (input, outputs, answer_prefix; see ruler.ts),
+// kvpress rows (context, question, answer_prefix, max_new_tokens; see kvpress.ts) and needle rows (prompt,
+// answer, as kvlens writes them). A file holds one JSON object a line, or one JSON array of them.
 import { readFileSync } from 'node:fs';
 import { KvlensError } from '../errors';
 import { SCORE_RULES } from '../bench/results';
-import type { PromptStyle } from './prompt';
 import { LONGBENCH_DATASETS, longBenchELengthGroup, renderLongBenchTemplate, resolveLongBenchDataset, truncateMiddleTokens } from './longbench';
+import { longBenchV2Sample } from './longbenchV2';
+import { kvpressSample } from './kvpress';
 import { RULER_TASKS, rulerLengthFromPath, rulerTask, rulerTaskFromPath } from './ruler';
-import type { BenchmarkScoring, Generation, PromptSegment, Sample, SampleSource, ScoreRule, TokenCounter } from './types';
+import { RowReader, describe, type Row } from './rowReader';
+import type { BenchmarkScoring, Generation, PromptSegment, Sample, SampleOptions, SampleSource, ScoreRule, TokenCounter } from './types';
 
-export type JsonlFormat = 'auto' | 'longbench' | 'ruler' | 'needle';
+export type JsonlFormat = 'auto' | 'longbench' | 'longbench-v2' | 'ruler' | 'kvpress' | 'needle';
 
-export interface ImportOptions {
+export interface ImportOptions extends SampleOptions {
   format?: JsonlFormat;
-  /** Measures prompts (promptTokens) and, with maxTokens, truncates long contexts. */
-  counter?: TokenCounter;
   /**
-   * LongBench prompts longer than this are cut in the middle at token boundaries, keeping their beginning and
-   * end (as LongBench does; needs `counter.decode`); RULER rows longer than this are refused.
+   * Prompts longer than maxTokens are cut as their benchmark cuts them: LongBench v1 and v2 in the middle at
+   * token boundaries (needs `counter.decode`), kvpress rows at the end of the context; RULER rows are refused.
    */
   maxTokens?: number;
   /** The RULER task of the rows (e.g. `niah_multivalue`); by default the folder of `<task>/validation.jsonl`. */
   rulerTask?: string;
   /** Rows to read at most. */
   limit?: number;
-  style?: PromptStyle;
 }
 
-type Row = Record<string, unknown>;
-
 function detect(row: Row): Exclude<JsonlFormat, 'auto'> | null {
+  if ('context' in row && 'question' in row && 'answer_prefix' in row && 'max_new_tokens' in row) return 'kvpress';
+  if ('context' in row && 'question' in row && 'choice_A' in row) return 'longbench-v2';
   if ('context' in row && 'input' in row && 'answers' in row) return 'longbench';
   if ('input' in row && 'outputs' in row) return 'ruler';
   if ('prompt' in row && 'answer' in row) return 'needle';
   return null;
-}
-
-class RowReader {
-  constructor(
-    private readonly row: Row,
-    private readonly file: string,
-    readonly lineNumber: number,
-  ) {}
-
-  fail(problem: string): never {
-    throw new KvlensError(`line ${this.lineNumber}: ${problem}`, this.file);
-  }
-
-  string(key: string): string {
-    const value = this.row[key];
-    if (typeof value !== 'string') this.fail(`"${key}" must be a string, found ${describe(value)}`);
-    return value;
-  }
-
-  optionalString(key: string): string | null {
-    const value = this.row[key];
-    if (value === undefined || value === null) return null;
-    if (typeof value !== 'string') this.fail(`"${key}" must be a string, found ${describe(value)}`);
-    return value;
-  }
-
-  optionalNumber(key: string): number | null {
-    const value = this.row[key];
-    if (value === undefined || value === null) return null;
-    if (typeof value !== 'number' || !Number.isFinite(value)) this.fail(`"${key}" must be a number, found ${describe(value)}`);
-    return value;
-  }
-
-  optionalStringList(key: string): string[] | null {
-    const value = this.row[key];
-    if (value === undefined || value === null) return null;
-    if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) this.fail(`"${key}" must be a list of strings, found ${describe(value)}`);
-    return value as string[];
-  }
-
-  stringList(key: string): string[] {
-    const value = this.row[key];
-    const list = typeof value === 'string' ? [value] : value;
-    if (!Array.isArray(list) || list.length === 0 || !list.every((v) => typeof v === 'string' || typeof v === 'number')) {
-      this.fail(`"${key}" must be a non-empty list of strings, found ${describe(value)}`);
-    }
-    return list.map(String);
-  }
-}
-
-function describe(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  const text = JSON.stringify(value);
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
 function tokensOf(counter: TokenCounter | undefined, text: string): number {
@@ -248,30 +195,50 @@ function readGeneration(reader: RowReader, value: unknown): Generation | undefin
   return { maxNewTokens: g.maxNewTokens as number, stopAtNewline: g.stopAtNewline as boolean };
 }
 
+/** The rows of a file with the number errors name them by: JSONL lines, or the entries of one JSON array. */
+function rowsOf(text: string, file: string): { value: unknown; number: number; unit: 'line' | 'row' }[] {
+  if (text.trimStart().startsWith('[')) {
+    let list: unknown;
+    try {
+      list = JSON.parse(text);
+    } catch (error) {
+      throw new KvlensError(`not valid JSON (${(error as Error).message})`, file);
+    }
+    if (!Array.isArray(list)) throw new KvlensError('a JSON file must hold one array of row objects', file);
+    return list.map((value, i) => ({ value, number: i + 1, unit: 'row' as const }));
+  }
+  const rows: { value: unknown; number: number; unit: 'line' | 'row' }[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].trim();
+    if (line === '') continue;
+    try {
+      rows.push({ value: JSON.parse(line), number: i + 1, unit: 'line' });
+    } catch (error) {
+      throw new KvlensError(`line ${i + 1}: not valid JSON (${(error as Error).message})`, file);
+    }
+  }
+  return rows;
+}
+
 export function parseJsonl(text: string, file: string, options: ImportOptions = {}): Sample[] {
   const format = options.format ?? 'auto';
   const samples: Sample[] = [];
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
+  for (const { value: row, number, unit } of rowsOf(text, file)) {
     if (options.limit !== undefined && samples.length >= options.limit) break;
-    const line = lines[i].trim();
-    if (line === '') continue;
-    const lineNumber = i + 1;
-    let row: unknown;
-    try {
-      row = JSON.parse(line);
-    } catch (error) {
-      throw new KvlensError(`line ${lineNumber}: not valid JSON (${(error as Error).message})`, file);
-    }
     if (typeof row !== 'object' || row === null || Array.isArray(row)) {
-      throw new KvlensError(`line ${lineNumber}: each line must hold a JSON object`, file);
+      throw new KvlensError(`${unit} ${number}: each ${unit} must hold a JSON object`, file);
     }
-    const reader = new RowReader(row as Row, file, lineNumber);
+    const reader = new RowReader(row as Row, file, number, unit);
     const kind = format === 'auto' ? detect(row as Row) : format;
     if (kind === null) {
-      reader.fail('unknown row shape: expected LongBench (context, input, answers), RULER (input, outputs) or needle (prompt, answer) fields');
+      reader.fail(
+        'unknown row shape: expected LongBench (context, input, answers), LongBench v2 (context, question, choice_A..D), RULER (input, outputs), kvpress (context, question, answer_prefix, max_new_tokens) or needle (prompt, answer) fields',
+      );
     }
     if (kind === 'longbench') samples.push(fromLongBench(reader, options, file));
+    else if (kind === 'longbench-v2') samples.push(longBenchV2Sample(reader, options));
+    else if (kind === 'kvpress') samples.push(kvpressSample(reader, options, file));
     else if (kind === 'ruler') samples.push(fromRuler(reader, options, file));
     else samples.push(fromNeedle(reader, options, row as Row));
   }

@@ -36,17 +36,28 @@ export function pyRoundHalfEven(x: number): number {
 }
 
 /**
- * Python's round(x, 2). Both it and Number.prototype.toFixed round the exact binary value of x; they differ
- * only on exact ties, which for a double at two decimals means x = m/8 with m odd (0.125, 33.375, ...):
- * Python takes the even neighbour, toFixed the larger.
+ * Python's round(x, digits) for digits 1 or 2. Both it and Number.prototype.toFixed round the exact binary
+ * value of x; they differ only on exact ties, which for a double at d decimals means x = m / 2^(d+1) with m odd
+ * (0.25 at one decimal, 0.125 or 33.375 at two): Python takes the even neighbour, toFixed the larger.
  */
-export function pyRound2(x: number): number {
-  const eighths = x * 8;
-  if (Number.isInteger(eighths) && eighths % 2 !== 0) {
-    const floor = Math.floor(x * 100);
-    return (floor % 2 === 0 ? floor : floor + 1) / 100;
+function pyRoundDigits(x: number, digits: 1 | 2): number {
+  const halves = x * 2 ** (digits + 1);
+  if (Number.isInteger(halves) && halves % 2 !== 0) {
+    const scale = 10 ** digits;
+    const floor = Math.floor(x * scale);
+    return (floor % 2 === 0 ? floor : floor + 1) / scale;
   }
-  return Number(x.toFixed(2));
+  return Number(x.toFixed(digits));
+}
+
+/** Python's round(x, 2). */
+export function pyRound2(x: number): number {
+  return pyRoundDigits(x, 2);
+}
+
+/** Python's round(x, 1). */
+export function pyRound1(x: number): number {
+  return pyRoundDigits(x, 1);
 }
 
 /** Code points, as Python indexes a str. */

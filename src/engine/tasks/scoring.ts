@@ -1,5 +1,5 @@
 // How a model's continuation is scored against the expected answer: kvlens' own exact and edit-similarity
-// rules, and the published benchmarks' metrics for imported LongBench and RULER samples.
+// rules, and the published benchmarks' metrics for imported LongBench (v1, -E, v2) and RULER samples.
 import type { ScoreRule } from '../bench/results';
 import type { Sample } from './types';
 import { firstLine } from './longbench';
@@ -16,6 +16,7 @@ import {
   rougeZhScore,
 } from './longbenchMetrics';
 import { rulerPostprocess, stringMatchAll, stringMatchPart } from './ruler';
+import { extractLongBenchV2Answer } from './longbenchV2';
 
 export interface Score {
   /** 1/0 for exact, [0, 1] for edit similarity. */
@@ -114,14 +115,20 @@ const LONGBENCH_METRICS: Partial<Record<ScoreRule, (prediction: string, truth: s
 /**
  * A benchmark metric on one prediction, as the benchmark's own evaluation computes it per row:
  * LongBench: the first line only where eval.py says so, then the max over the gold answers (starting from 0);
- * RULER: evaluate.py's cleaning, then string_match_all / string_match_part over the outputs.
- * `answer` is the text the metric looked at.
+ * RULER: evaluate.py's cleaning, then string_match_all / string_match_part over the outputs;
+ * LongBench v2: the letter extract_answer finds, right when it is the reference letter.
+ * `answer` is the text the metric looked at (for LongBench v2 the extracted letter, "" when none was found).
  */
 export function scoreBenchmark(rule: ScoreRule, prediction: string, scoring: { references: readonly string[]; classes?: readonly string[]; firstLineOnly?: boolean }): Score {
   if (rule === 'string_match_all' || rule === 'string_match_part') {
     const answer = rulerPostprocess(prediction);
     const score = (rule === 'string_match_all' ? stringMatchAll : stringMatchPart)(answer, scoring.references);
     return { score, exact: score === 1, answer };
+  }
+  if (rule === 'choice_accuracy') {
+    const letter = extractLongBenchV2Answer(prediction);
+    const score = letter !== null && letter === scoring.references[0] ? 1 : 0;
+    return { score, exact: score === 1, answer: letter ?? '' };
   }
   const metric = LONGBENCH_METRICS[rule];
   if (!metric) throw new Error(`${rule} is not a benchmark metric`);

@@ -34,6 +34,15 @@ export interface Sample {
   meta: Record<string, unknown>;
 }
 
+/** What an imported row needs to become a sample: the model's token counter, the largest context, its chat template. */
+export interface SampleOptions {
+  /** Measures prompts (promptTokens) and, with maxTokens, cuts long ones. */
+  counter?: TokenCounter;
+  /** The largest context of the run: longer prompts are cut the way their benchmark cuts them, or refused. */
+  maxTokens?: number;
+  style?: PromptStyle;
+}
+
 export interface BenchmarkScoring {
   /** Every gold answer; the score is the max over them (LongBench) or taken over all of them (RULER). */
   references: string[];
