@@ -3,7 +3,34 @@
 /** out[t, o] = sum_i x[t, i] * w[o, i] (+ bias[o]) for t < rows: a Linear layer over `rows` tokens. */
 export function linear(x: Float32Array, rows: number, w: Float32Array, outDim: number, inDim: number, bias: Float32Array | null = null): Float32Array {
   const out = new Float32Array(rows * outDim);
-  for (let t = 0; t < rows; t++) {
+  let t = 0;
+  // Prefill: four tokens at a time share each weight read, and their four sums run side by side.
+  for (; t + 3 < rows; t += 4) {
+    const x0 = t * inDim;
+    const x1 = x0 + inDim;
+    const x2 = x1 + inDim;
+    const x3 = x2 + inDim;
+    for (let o = 0; o < outDim; o++) {
+      const wOffset = o * inDim;
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      for (let i = 0; i < inDim; i++) {
+        const weight = w[wOffset + i];
+        s0 += x[x0 + i] * weight;
+        s1 += x[x1 + i] * weight;
+        s2 += x[x2 + i] * weight;
+        s3 += x[x3 + i] * weight;
+      }
+      const b = bias ? bias[o] : 0;
+      out[t * outDim + o] = s0 + b;
+      out[(t + 1) * outDim + o] = s1 + b;
+      out[(t + 2) * outDim + o] = s2 + b;
+      out[(t + 3) * outDim + o] = s3 + b;
+    }
+  }
+  for (; t < rows; t++) {
     const xOffset = t * inDim;
     for (let o = 0; o < outDim; o++) {
       const wOffset = o * inDim;
