@@ -5,7 +5,11 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { canonicalSpec, createMethod, listMethods, verifyCompression } from '../../src/engine/kv';
+import { DenseLayerCache } from '../../src/engine/kv/cache';
+import { encodeKv } from '../../src/engine/kv/kv-dtype';
 import { LLAMACPP_CACHE_TYPES, llamaCppCodec } from '../../src/engine/kv/quant/ggml-rows';
+import { halfBitsOfFloatBits } from '../../src/engine/kv/quant/half';
+import { roundToHalf } from '../../src/engine/kv/quant/round-half';
 import { makeConfig, makePrefill } from './kv-fixture';
 
 interface TypeReference {
@@ -155,4 +159,52 @@ test('llamacpp: what attention reads is the stored blocks decoded, for every hea
       }
     }
   });
+});
+
+test('row caches over an fp16 prefill hand attention fp16 patterns: each decoded value rounded to fp16, as the forward pass rounds them', () => {
+  const base = makePrefill(48);
+  const { config } = base;
+  const layers = base.layers.map((layer, l) => {
+    const half = new DenseLayerCache(config.numKvHeads, config.headDim, 48, 'fp16');
+    half.append(base.keys[l], base.values[l], Array.from(layer.view().positions.filter((_, i) => i % config.numKvHeads === 0)));
+    return half;
+  });
+  const specs = [...LLAMACPP_CACHE_TYPES.filter((t) => t !== 'f16').map((t) => `llamacpp:k=${t},v=${t === 'bf16' ? 'q4_0' : 'f16'}`), 'vllm', 'vllm:dtype=fp8_e5m2,scale=calculated'];
+  for (const spec of specs) {
+    const method = createMethod(spec);
+    const cache = method.compress({ layers, stats: null, config });
+    verifyCompression(method, cache, layers, config);
+    // The same cache over fp32 rows of the same (fp16-rounded) prompt decodes to fp32 values; rounding those must give the patterns.
+    const exact = method.compress({ layers: layers.map((layer) => widen(layer)), stats: null, config });
+    cache.views().forEach((view, l) => {
+      assert.ok(view.stored?.dtype === 'fp16', `${spec}: fp16 patterns`);
+      const want = exact.views()[l];
+      for (const part of ['keys', 'values'] as const) {
+        const rounded = new Uint16Array(want[part].length);
+        encodeKv('fp16', want[part], rounded, 0);
+        assert.deepEqual(view.stored?.[part], rounded, `${spec} layer ${l} ${part}`);
+      }
+    });
+  }
+});
+
+/** An fp32 copy of a cache (same values, same positions). */
+function widen(layer: DenseLayerCache): DenseLayerCache {
+  const view = layer.view();
+  const wide = new DenseLayerCache(layer.numKvHeads, layer.headDim, view.length, 'fp32');
+  wide.append(view.keys, view.values, Array.from(view.positions.filter((_, i) => i % layer.numKvHeads === 0)));
+  return wide;
+}
+
+test('roundToHalf gives halfBitsOfFloatBits for every kind of fp32: normals, ties, carries, subnormals, overflow, NaN', () => {
+  const patterns: number[] = [];
+  for (let bits = 0; bits < 2 ** 32; bits += 4099) patterns.push(bits);
+  for (const e of [0, 1, 101, 102, 112, 113, 142, 143, 255]) {
+    for (const m of [0, 1, 0xfff, 0x1000, 0x1001, 0x2000, 0x3000, 0x7fe000, 0x7ff000, 0x7fffff]) for (const sign of [0, 1]) patterns.push(((sign << 31) | (e << 23) | m) >>> 0);
+  }
+  const bits = Uint32Array.from(patterns);
+  const values = new Float32Array(bits.buffer);
+  const got = new Uint16Array(values.length + 2);
+  roundToHalf(values, got, 2);
+  for (let i = 0; i < bits.length; i++) assert.equal(got[i + 2], halfBitsOfFloatBits(bits[i]), `0x${bits[i].toString(16)}`);
 });

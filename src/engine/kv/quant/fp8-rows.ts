@@ -2,6 +2,7 @@
 // per layer for all keys and one for all values (a per-tensor scale), decoded as code value × scale.
 import { decodeE4M3, encodeE4M3 } from './fp8';
 import { decodeE5M2, encodeE5M2 } from './e5m2';
+import { toHalfBits } from './half';
 import type { RowCodec } from './row-codec';
 
 export type Fp8Format = 'e4m3' | 'e5m2';
@@ -22,6 +23,7 @@ export function fp8TensorCodec(format: Fp8Format, scale: number, headDim: number
   const { encode, decode } = FORMATS[format];
   // One table of code values × scale: every decode step reads the whole cache.
   const values = Float32Array.from({ length: 256 }, (_, code) => decode(code) * scale);
+  const halves = Uint16Array.from(values, (v) => toHalfBits(v));
   const s = Math.fround(scale);
   return {
     name: `fp8_${format}`,
@@ -34,6 +36,9 @@ export function fp8TensorCodec(format: Fp8Format, scale: number, headDim: number
     },
     decode(bytes, _view, at, target, to) {
       for (let c = 0; c < headDim; c++) target[to + c] = values[bytes[at + c]];
+    },
+    decodeHalf(bytes, _view, at, target, to) {
+      for (let c = 0; c < headDim; c++) target[to + c] = halves[bytes[at + c]];
     },
   };
 }

@@ -13,6 +13,7 @@ import { GGML_BLOCK_FORMATS } from '../../model/ggmlQuants';
 import { f16Table } from '../../model/safetensors';
 import { halfBitsOfFloatBits, toHalfBits } from './half';
 import type { RowCodec } from './row-codec';
+import { halfRounder } from './round-half';
 
 export const LLAMACPP_CACHE_TYPES = ['f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl'] as const;
 export type LlamaCppCacheType = (typeof LLAMACPP_CACHE_TYPES)[number];
@@ -33,6 +34,8 @@ interface BlockType {
   bits: number;
   encode(x: Float32Array, from: number, out: DataView, at: number): void;
   decode(bytes: Uint8Array, view: DataView, at: number, target: Float32Array, to: number): void;
+  /** For nibble types: the block's 16 values as decode computes them (float32), and where its code bytes start. */
+  levels?(view: DataView, at: number, out: Float32Array): number;
 }
 
 /** Index of the first element of largest magnitude, and that element (sign kept), as ggml's q4_0/q5_0/iq4_nl find it. */
@@ -148,6 +151,11 @@ const BLOCK_TYPES: Record<Exclude<LlamaCppCacheType, 'f16' | 'bf16'>, BlockType>
       packNibbles(scratch, out, at + 2);
     },
     decode: dequantizer(2),
+    levels(view, at, out) {
+      const d = f16Table()[view.getUint16(at, true)];
+      for (let code = 0; code < 16; code++) out[code] = (code - 8) * d;
+      return at + 2;
+    },
   },
   q4_1: {
     bytes: 20,
@@ -159,6 +167,13 @@ const BLOCK_TYPES: Record<Exclude<LlamaCppCacheType, 'f16' | 'bf16'>, BlockType>
       packNibbles(scratch, out, at + 4);
     },
     decode: dequantizer(3),
+    levels(view, at, out) {
+      const half = f16Table();
+      const d = half[view.getUint16(at, true)];
+      const m = half[view.getUint16(at + 2, true)];
+      for (let code = 0; code < 16; code++) out[code] = code * d + m;
+      return at + 4;
+    },
   },
   q5_0: {
     bytes: 22,
@@ -223,6 +238,11 @@ const BLOCK_TYPES: Record<Exclude<LlamaCppCacheType, 'f16' | 'bf16'>, BlockType>
         target[to + j + 16] = d * IQ4_NL_LEVELS[packed >> 4];
       }
     },
+    levels(view, at, out) {
+      const d = f16Table()[view.getUint16(at, true)];
+      for (let code = 0; code < 16; code++) out[code] = d * IQ4_NL_LEVELS[code];
+      return at + 2;
+    },
   },
 };
 
@@ -261,6 +281,13 @@ function sixteenBit(type: 'f16' | 'bf16', headDim: number): RowCodec {
         }
       }
     },
+    ...(type === 'f16'
+      ? {
+          decodeHalf(bytes: Uint8Array, _view: DataView, at: number, target: Uint16Array, to: number) {
+            for (let c = 0; c < headDim; c++) target[to + c] = bytes[at + 2 * c] | (bytes[at + 2 * c + 1] << 8);
+          },
+        }
+      : {}),
   };
 }
 
@@ -273,6 +300,10 @@ export function llamaCppCodec(type: LlamaCppCacheType, headDim: number, where: s
   }
   const blocks = headDim / BLOCK;
   const paramBytes = block.bytes - block.codeBytes;
+  const levelsOf = block.levels;
+  const levels = new Float32Array(16);
+  const halves = new Uint16Array(16);
+  const roundLevels = halfRounder(levels);
   return {
     name: type,
     bits: block.bits,
@@ -290,5 +321,22 @@ export function llamaCppCodec(type: LlamaCppCacheType, headDim: number, where: s
     decode(bytes, view, at, target, to) {
       for (let b = 0; b < blocks; b++) block.decode(bytes, view, at + b * block.bytes, target, to + b * BLOCK);
     },
+    ...(levelsOf
+      ? {
+          // 16 values per block: round each once to fp16 and look the codes up.
+          decodeHalf(bytes: Uint8Array, view: DataView, at: number, target: Uint16Array, to: number) {
+            for (let b = 0; b < blocks; b++) {
+              const codes = levelsOf(view, at + b * block.bytes, levels);
+              roundLevels(0, 16, halves, 0);
+              const out = to + b * BLOCK;
+              for (let j = 0; j < 16; j++) {
+                const packed = bytes[codes + j];
+                target[out + j] = halves[packed & 0x0f];
+                target[out + j + 16] = halves[packed >> 4];
+              }
+            }
+          },
+        }
+      : {}),
   };
 }

@@ -1,10 +1,12 @@
 // A KV cache that holds every head's key and value row of each token as the bytes of a row format (llama.cpp's
 // ggml blocks, vLLM's fp8 codes), plus the slot bookkeeping (original positions, validity) in a cache of head size 0.
-// Between decode steps it holds only those bytes; views() decodes them into fresh fp32 arrays for the one forward
-// pass that reads them, which is working memory and not counted as held (as for QuantizedCache).
+// Between decode steps it holds only those bytes; views() decodes them into fresh arrays (fp16 patterns in an fp16 cache,
+// fp32 otherwise) for the one forward pass that reads them, which is working memory and not counted as held (as for QuantizedCache).
 import type { ModelConfig } from '../../model/config';
 import type { LayerAttention } from '../../model/types';
-import { DenseLayerCache, type LayerKV } from '../cache';
+import { DenseLayerCache, kvView, type LayerKV } from '../cache';
+import type { KvDtype } from '../kv-dtype';
+import { halfRounder } from './round-half';
 import type { LayerDecodeEviction } from '../definition';
 import { type CacheBytes, type MethodCache, ZERO_BYTES, addBytes } from '../method';
 import type { RowCodec, RowQuantizer } from './row-codec';
@@ -45,12 +47,24 @@ class RowStore {
     this.codec.decode(this.buffer, this.view, index * this.codec.rowBytes, target, to);
   }
 
+  /** Row `index` as fp16 patterns: by the codec's table where it has one, else decoded into `scratch` and rounded (ties to even). */
+  decodeHalf(index: number, target: Uint16Array, to: number, scratch: Float32Array, round: ReturnType<typeof halfRounder>): void {
+    const at = index * this.codec.rowBytes;
+    if (this.codec.decodeHalf) {
+      this.codec.decodeHalf(this.buffer, this.view, at, target, to);
+      return;
+    }
+    this.codec.decode(this.buffer, this.view, at, scratch, 0);
+    round(0, scratch.length, target, to);
+  }
+
   used(): Uint8Array {
     return this.buffer.subarray(0, this.count * this.codec.rowBytes);
   }
 }
 
 const NO_DATA = new Float32Array(0);
+
 
 /**
  * The slots of `source` (per head: its original positions in slot order) as a cache of head size 0, and per head the
@@ -89,10 +103,12 @@ class RowLayer {
   private readonly valueCodecs: RowCodec[];
   readonly numKvHeads: number;
   readonly headDim: number;
+  private readonly dtype: KvDtype;
 
   constructor(source: DenseLayerCache, codecs: { keys: RowCodec | RowCodec[]; values: RowCodec | RowCodec[] }) {
     this.numKvHeads = source.numKvHeads;
     this.headDim = source.headDim;
+    this.dtype = source.dtype;
     const perHead = (codec: RowCodec | RowCodec[]) => (Array.isArray(codec) ? codec : new Array<RowCodec>(this.numKvHeads).fill(codec));
     this.keyCodecs = perHead(codecs.keys);
     this.valueCodecs = perHead(codecs.values);
@@ -137,21 +153,35 @@ class RowLayer {
     });
   }
 
+  /**
+   * What attention reads. In an fp16 cache (the prefill's dtype), the rows' values rounded to fp16 as the forward pass
+   * would round them, so it reads the patterns as they are; otherwise fp32 values.
+   */
   view(): LayerKV {
     const slots = this.book.view();
     const { numKvHeads: heads, headDim: d } = this;
-    const keys = new Float32Array(slots.length * heads * d);
-    const values = new Float32Array(slots.length * heads * d);
+    const base = { valid: slots.valid, positions: slots.positions, length: slots.length, numKvHeads: heads, headDim: d };
+    const half = this.dtype === 'fp16';
+    const keys = half ? new Uint16Array(slots.length * heads * d) : new Float32Array(slots.length * heads * d);
+    const values = half ? new Uint16Array(slots.length * heads * d) : new Float32Array(slots.length * heads * d);
+    const scratch = new Float32Array(d);
+    const round = halfRounder(scratch);
     for (let h = 0; h < heads; h++) {
       let row = 0;
       for (let s = 0; s < slots.length; s++) {
         if (slots.valid && !slots.valid[s * heads + h]) continue;
-        this.keys[h].decode(row, keys, (s * heads + h) * d);
-        this.values[h].decode(row, values, (s * heads + h) * d);
+        const at = (s * heads + h) * d;
+        if (half) {
+          this.keys[h].decodeHalf(row, keys as Uint16Array, at, scratch, round);
+          this.values[h].decodeHalf(row, values as Uint16Array, at, scratch, round);
+        } else {
+          this.keys[h].decode(row, keys as Float32Array, at);
+          this.values[h].decode(row, values as Float32Array, at);
+        }
         row++;
       }
     }
-    return { ...slots, numKvHeads: heads, headDim: d, keys, values };
+    return kvView(base, half ? 'fp16' : 'fp32', keys, values);
   }
 
   tokensPerHead(): number[] {

@@ -27,6 +27,11 @@ export interface RowCodec {
   encode(row: Float32Array, view: DataView, at: number): void;
   /** Writes the headDim values of the row at byte `at` to target[to..]. */
   decode(bytes: Uint8Array, view: DataView, at: number, target: Float32Array, to: number): void;
+  /**
+   * Writes the fp16 patterns of those values (each decoded value rounded to fp16, ties to even), for an fp16 cache whose
+   * forward pass reads 16-bit patterns; a format with few distinct values per row does it by table. Absent: decode, then round.
+   */
+  decodeHalf?(bytes: Uint8Array, view: DataView, at: number, target: Uint16Array, to: number): void;
 }
 
 /** A stage that stores rows: per layer, the codecs of its key rows and of its value rows (one for every head, or one per head). */
