@@ -15,4 +15,6 @@ npx kvlens bench "${WORKSPACE:-.}" \
   --tasks needle,multikey,vartrack,completion,crossfile \
   --lengths 1k,2k,4k --depths 0,0.25,0.5,0.75,1 --samples 4 --seed 0 \
   --shard "${SLURM_ARRAY_TASK_ID}/${SLURM_ARRAY_TASK_COUNT:-8}" \
-  --out "results/shard-${SLURM_ARRAY_TASK_ID}.json"
+  --out "results/shard-${SLURM_ARRAY_TASK_ID}.json" --force
+# --force: a requeued task starts its shard afresh over what the stopped attempt left (a second live writer is
+# still refused by the file's lock)

@@ -21,6 +21,7 @@ import { denseBytes } from './kv/dense-cache';
 import { checkContextLength } from './model/config';
 import { DenseLayerCache } from './kv/cache';
 import { writeFileAtomic } from './bench/atomicWrite';
+import { checkOverwrite, claimOutputFile } from './bench/outputLock';
 import { readResultsFile } from './bench/validate';
 import { checkBenchRequest, type ExecutionProviderChoice, type BenchRequest, type ProgressEvent } from './host/protocol';
 import { EXECUTION_PROVIDERS, RUN_SETTINGS, cliDefault } from './bench/runSettings';
@@ -254,7 +255,7 @@ const commands: Record<string, Command> = {
     summary: 'build queries from a codebase and compare KV methods on them (the main job)',
     usage:
       `kvlens bench <folder> [--model default|<hf-folder>] [${WEIGHTS_FLAG}] [${KV_DTYPE_FLAG}] [--methods full,kivi:bits=4,...] [--tasks needle,completion,...] ` +
-      '[--lengths 1k,2k,4k] [--depths 0,0.25,0.5,0.75,1] [--samples N] [--seed S] [--shard i/n] [--out results.json] [--csv F] [--md F] [--json]',
+      '[--lengths 1k,2k,4k] [--depths 0,0.25,0.5,0.75,1] [--samples N] [--seed S] [--shard i/n] [--out results.json] [--csv F] [--md F] [--force] [--json]',
     options: {
       ...MODEL_OPTIONS,
       methods: { type: 'string' },
@@ -270,6 +271,7 @@ const commands: Record<string, Command> = {
       'max-new-tokens': { type: 'string' },
       import: { type: 'string' },
       'import-limit': { type: 'string' },
+      force: { type: 'boolean', default: false },
     },
     async run(values, positionals) {
       const folder = resolve(positionals[0] ?? '.');
@@ -320,6 +322,11 @@ const commands: Record<string, Command> = {
         ['--csv', typeof values.csv === 'string' ? resolve(values.csv) : null],
         ['--md', typeof values.md === 'string' ? resolve(values.md) : null],
       ]);
+      // Claimed before the model loads: an existing file (without --force), a file another run is writing or an
+      // unwritable folder is refused before minutes of loading.
+      const force = Boolean(values.force);
+      for (const flag of ['csv', 'md'] as const) if (typeof values[flag] === 'string') checkOverwrite(resolve(values[flag]), { force, flag: `--${flag}` });
+      const output = claimOutputFile(request.outFile!, { force, lock: true, say: (line) => process.stderr.write(`${line}\n`) });
       // Listening from before the model loads: a job stopped while loading ends cleanly, not by the default handler.
       const { signal, received, release } = cancelOnSignals('finishing the current step, keeping every completed row');
       let session: Awaited<ReturnType<typeof open>> | null = null;
@@ -334,6 +341,7 @@ const commands: Record<string, Command> = {
         try {
           results = await runBench(session, request, {
             signal,
+            output,
             onProgress: progressPrinter(Boolean(values.json)),
             onLog: values.json ? undefined : (line) => process.stderr.write(`${line}\n`),
           });
@@ -355,20 +363,32 @@ const commands: Record<string, Command> = {
         if (results.status === 'cancelled') process.exitCode = signalExitCode(received() ?? 'SIGINT');
       } finally {
         release();
+        output.release();
         await session?.dispose();
       }
     },
   },
   merge: {
     summary: 'combine the results files of a sharded sweep',
-    usage: 'kvlens merge a.json b.json ... [--out merged.json] [--allow-incomplete] [--json]',
-    options: { out: { type: 'string' }, 'allow-incomplete': { type: 'boolean', default: false }, json: { type: 'boolean', default: false } },
+    usage: 'kvlens merge a.json b.json ... [--out merged.json] [--force] [--allow-incomplete] [--json]',
+    options: {
+      out: { type: 'string' },
+      force: { type: 'boolean', default: false },
+      'allow-incomplete': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    },
     async run(values, positionals) {
       if (positionals.length === 0) throw new KvlensError('merge needs one or more results files');
-      const inputs = positionals.map((path) => ({ path, results: readResultsFile(resolve(path)) }));
-      const merged = mergeResults(inputs, { allowIncomplete: Boolean(values['allow-incomplete']) });
       const out = resolve(typeof values.out === 'string' ? values.out : 'kvlens-merged.json');
-      writeFileAtomic(out, JSON.stringify(merged, null, 1) + '\n');
+      const inputs = positionals.map((path) => ({ path, results: readResultsFile(resolve(path)) }));
+      if (inputs.some((input) => resolve(input.path) === out)) throw new KvlensError('--out names one of the files being merged: write the merge to a new file', out);
+      const merged = mergeResults(inputs, { allowIncomplete: Boolean(values['allow-incomplete']) });
+      const output = claimOutputFile(out, { force: Boolean(values.force), lock: true, say: (line) => process.stderr.write(`${line}\n`) });
+      try {
+        writeFileAtomic(out, JSON.stringify(merged, null, 1) + '\n');
+      } finally {
+        output.release();
+      }
       print(values, `${summaryMarkdown(merged)}\n${merged.rows.length} rows (${merged.status}) → ${out}`, merged);
     },
   },
@@ -405,12 +425,18 @@ const commands: Record<string, Command> = {
   },
   export: {
     summary: 'write a results file as CSV or Markdown',
-    usage: 'kvlens export <results.json> (--csv F | --md F)',
-    options: { csv: { type: 'string' }, md: { type: 'string' } },
+    usage: 'kvlens export <results.json> (--csv F | --md F) [--force]',
+    options: { csv: { type: 'string' }, md: { type: 'string' }, force: { type: 'boolean', default: false } },
     async run(values, positionals) {
       if (!positionals[0]) throw new KvlensError('export needs a results file');
       if (typeof values.csv !== 'string' && typeof values.md !== 'string') throw new KvlensError('export needs --csv F or --md F');
       const results = readResultsFile(resolve(positionals[0]));
+      checkDistinctOutputs([
+        ['results file', resolve(positionals[0])],
+        ['--csv', typeof values.csv === 'string' ? resolve(values.csv) : null],
+        ['--md', typeof values.md === 'string' ? resolve(values.md) : null],
+      ]);
+      for (const flag of ['csv', 'md'] as const) if (typeof values[flag] === 'string') checkOverwrite(resolve(values[flag]), { force: Boolean(values.force), flag: `--${flag}` });
       if (typeof values.csv === 'string') writeFileAtomic(resolve(values.csv), toCsv(results));
       if (typeof values.md === 'string') writeFileAtomic(resolve(values.md), toMarkdown(results));
     },

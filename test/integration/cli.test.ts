@@ -50,6 +50,9 @@ test('bad input exits non-zero with one line naming the problem', () => {
     [['--tasks', 'needle,bogus'], /unknown task "bogus" in --tasks \(known: needle, /],
     [['--out', 'same.json', '--md', 'same.json'], /same\.json: --out and --md name the same file/],
     [['--csv', 'r.csv', '--md', './r.csv'], /r\.csv: --csv and --md name the same file/],
+    // An existing file is never replaced without --force, and that is known before the model loads.
+    [['--out', 'package.json'], /package\.json: --out would replace a file that is not a kvlens results file: pass --force to replace it/],
+    [['--out', 'fresh-results.json', '--md', 'README.md'], /README\.md: --md would replace a file that is not a kvlens results file/],
   ];
   for (const [args, pattern] of sweep) cases.push([['bench', '.', ...noModel, ...args], pattern]);
   for (const [args, pattern] of cases) {
@@ -139,6 +142,14 @@ test('bench on a folder writes results, CSV and Markdown; merge and export read 
   const exported = kvlens('export', join(dir, 'm.json'), '--csv', join(dir, 'm.csv'));
   assert.equal(exported.code, 0, exported.stderr);
   assert.equal(readFileSync(join(dir, 'm.csv'), 'utf8'), readFileSync(join(dir, 'r.csv'), 'utf8'));
+  // Run again onto the same files: refused, naming the file, unless --force.
+  const again = kvlens('merge', out, '--out', join(dir, 'm.json'));
+  assert.notEqual(again.code, 0);
+  assert.match(again.stderr, /m\.json: --out would replace a kvlens results file \(status complete\): pass --force/);
+  assert.equal(kvlens('merge', out, '--out', join(dir, 'm.json'), '--force').code, 0);
+  assert.match(kvlens('export', join(dir, 'm.json'), '--csv', join(dir, 'm.csv')).stderr, /m\.csv: --csv would replace/);
+  assert.match(kvlens('merge', out, '--out', out).stderr, /--out names one of the files being merged/);
+  assert.deepEqual(readdirSync(dir).filter((name) => /lock|tmp/.test(name)), [], 'no lock or temporary file left');
 });
 
 test('Ctrl-C during bench cancels: exit 130, the results file says cancelled and keeps the finished rows', async () => {
@@ -168,7 +179,7 @@ test('Ctrl-C during bench cancels: exit 130, the results file says cancelled and
  * Starts a long bench in a child process, waits until its results file holds finished rows (checking that it
  * says running meanwhile), sends `signal` and returns the exit code, stderr and the file as it was left.
  */
-async function benchUntilRowsThenSignal(signal: NodeJS.Signals) {
+async function benchUntilRowsThenSignal(signal: NodeJS.Signals, whileRunning?: (out: string, pid: number) => void) {
   const { spawn } = await import('node:child_process');
   const { resultsSchemaErrors } = await import('../../src/engine/bench/validate');
   const dir = mkdtempSync(join(tmpdir(), `kvlens-${signal.toLowerCase()}-`));
@@ -198,9 +209,10 @@ async function benchUntilRowsThenSignal(signal: NodeJS.Signals) {
   assert.equal(midRun.status, 'running', 'a file saved mid-run says running');
   assert.deepEqual(resultsSchemaErrors(midRun), []);
   assert.equal(midRun.progress?.samples, 300);
+  whileRunning?.(out, child.pid!);
   child.kill(signal);
   const code = await exited;
-  return { code, stderr, out, dir, onDisk: JSON.parse(readFileSync(out, 'utf8')), resultsSchemaErrors };
+  return { code, stderr, out, dir, pid: child.pid!, onDisk: JSON.parse(readFileSync(out, 'utf8')), resultsSchemaErrors };
 }
 
 for (const [signal, exitCode] of [['SIGTERM', 143], ['SIGHUP', 129]] as const) {
@@ -221,8 +233,15 @@ for (const [signal, exitCode] of [['SIGTERM', 143], ['SIGHUP', 129]] as const) {
   });
 }
 
+const SHORT_BENCH = [join(ROOT, 'test', 'fixtures', 'codebase'), '--model', FIXTURE, '--methods', 'full', '--tasks', 'needle', '--lengths', '128', '--depths', '0.5', '--samples', '1', '--max-new-tokens', '2'];
+
 test('a shard killed with SIGKILL is left saying running; merge refuses it unless --allow-incomplete', async () => {
-  const run = await benchUntilRowsThenSignal('SIGKILL');
+  // A second run on the same file while the first runs is refused, --force or not: their rows would interleave.
+  const run = await benchUntilRowsThenSignal('SIGKILL', (out, pid) => {
+    const second = kvlens('bench', ...SHORT_BENCH, '--out', out, '--force');
+    assert.equal(second.code, 1);
+    assert.match(second.stderr, new RegExp(`^kvlens bench: .*r\\.json: another process \\(pid ${pid}, started [^)]+\\) is writing it; two runs on one results file would interleave`));
+  });
   assert.equal(run.code, null);
   assert.equal(run.onDisk.status, 'running');
   assert.deepEqual(run.resultsSchemaErrors(run.onDisk), []);
@@ -238,4 +257,14 @@ test('a shard killed with SIGKILL is left saying running; merge refuses it unles
   assert.equal(merged.status, 'cancelled');
   assert.equal(merged.rows.length, run.onDisk.rows.length);
   assert.match(merged.log.join('\n'), /status is running/);
+  // The killed run's lock is left behind; a rerun recognises its owner is gone and takes it over, but does not
+  // replace the file without --force.
+  assert.equal(JSON.parse(readFileSync(`${run.out}.lock`, 'utf8')).pid, run.pid);
+  const rerun = kvlens('bench', ...SHORT_BENCH, '--out', run.out);
+  assert.match(rerun.stderr, new RegExp(`taking over the lock .*r\\.json\\.lock: its owner, pid ${run.pid} .* is no longer running`));
+  assert.match(rerun.stderr, /r\.json: --out would replace a kvlens results file \(status running\): pass --force/);
+  const forced = kvlens('bench', ...SHORT_BENCH, '--out', run.out, '--force');
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.equal(JSON.parse(readFileSync(run.out, 'utf8')).status, 'complete');
+  assert.equal(existsSync(`${run.out}.lock`), false);
 });

@@ -10,6 +10,7 @@ import { decodeWithCache } from './decode';
 import { keptFractions, retainedContext, tokenLines } from './retained';
 import { DEFAULT_PREFILL_CHUNK, conditionalScorer, lineStarts, selfInformation } from './surprise';
 import { writeFileAtomic } from './atomicWrite';
+import { claimOutputFile, type OutputClaim } from './outputLock';
 import { RESULTS_SCHEMA_VERSION, type ResultRow, type ResultsFile } from './results';
 import { encodePrompt, planSweep, type SweepPlan } from './sweepPlan';
 import type { ModelSession } from '../session';
@@ -23,6 +24,11 @@ export interface RunHooks {
   onLog?: (line: string) => void;
   onRow?: (row: ResultRow) => void;
   signal?: AbortSignal;
+  /**
+   * The results file already claimed by the caller (the CLI claims it before the model loads, with its --force);
+   * without one, the run claims request.outFile itself, refusing an existing file or one another run writes.
+   */
+  output?: OutputClaim;
 }
 
 /** New tokens to generate per task: the benchmark's own number, else an integer answer is short, a completed line longer. */
@@ -60,8 +66,13 @@ export async function runBench(session: ModelSession, request: BenchRequest, hoo
   if (session.fallbackReasons.length > 0) for (const reason of session.fallbackReasons) say(`provider fallback: ${reason}`);
   say(`model ${session.modelPath} on ${session.provider}, weights ${session.weightFormatLabel} (${session.weightFormat.reason}), KV cache ${session.kvDtype}`);
   if (session.recurrent) say(checkRecurrentMethods(session.recurrent, request.methods));
-  const plan = await planSweep(session, request, { signal: hooks.signal, say });
-  return runSweep(session, plan, request, hooks, { log, say });
+  const claim = request.outFile && !hooks.output ? claimOutputFile(request.outFile, { lock: true, say }) : null;
+  try {
+    const plan = await planSweep(session, request, { signal: hooks.signal, say });
+    return await runSweep(session, plan, request, hooks, { log, say });
+  } finally {
+    claim?.release();
+  }
 }
 
 /** Runs a planned sweep: the results file is written before the first sample and after every one. */
