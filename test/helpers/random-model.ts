@@ -56,6 +56,10 @@ export function randomWeights(config: ModelConfig, seed = 1): WeightMap {
       add(`${p}self_attn.k_proj.bias`, [numKvHeads * headDim], 0.5);
       add(`${p}self_attn.v_proj.bias`, [numKvHeads * headDim], 0.5);
     }
+    if (config.qkNorm) {
+      add(`${p}self_attn.q_norm.weight`, [headDim], 0.2, 1);
+      add(`${p}self_attn.k_norm.weight`, [headDim], 0.2, 1);
+    }
     add(`${p}self_attn.o_proj.weight`, [hidden, numHeads * headDim], projection(numHeads * headDim));
     add(`${p}post_attention_layernorm.weight`, [hidden], 0.2, 1);
     add(`${p}mlp.gate_proj.weight`, [ffn, hidden], projection(hidden));

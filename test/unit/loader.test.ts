@@ -155,7 +155,7 @@ test('loader errors: missing config, unsupported architecture', () => {
   editConfig(dir, (c) => {
     c.architectures = ['GemmaForCausalLM'];
   });
-  assertKvlensError(() => loadModel(dir), join(dir, 'config.json'), /unsupported architecture "GemmaForCausalLM" \(supported: LlamaForCausalLM, Qwen2ForCausalLM\)/);
+  assertKvlensError(() => loadModel(dir), join(dir, 'config.json'), /unsupported architecture "GemmaForCausalLM" \(supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM\)/);
   const empty = mkdtempSync(join(tmpdir(), 'kvlens-loader-'));
   assertKvlensError(() => loadModel(empty), join(empty, 'config.json'), /missing config\.json/);
 });
@@ -329,9 +329,12 @@ test('fixtures: every reference.json matches its checkpoint (vocab, layers, KV s
     'llama-gqa-tied-rope3-f32-sharded',
     'llama-gqa-tied-rope3-gguf',
     'llama-kquant-gguf',
+    'mistral-window12-bf16',
     'qwen2-bias-untied-bf16',
     'qwen2-bias-untied-f16',
     'qwen2-bias-untied-f32',
+    'qwen3-qknorm-headdim24-bf16',
+    'qwen3-window12-top-layer-bf16',
   ]);
   for (const name of names) {
     const plan = inspectModel(name.endsWith('-gguf') ? join(MODELS, name, 'model.gguf') : join(MODELS, name));

@@ -163,6 +163,7 @@ const aModelInfo = objectOf<EngineModelInfo>({
   contextLength: aCount,
   tiedEmbeddings: aBoolean,
   attentionBias: aBoolean,
+  attentionLayout: aString,
   ropeTheta: aNumber,
   ropeScaling: aString,
   executionProvider: aString,

@@ -2,9 +2,17 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { KvlensError } from '../errors';
 
-export const SUPPORTED_ARCHITECTURES = ['LlamaForCausalLM', 'Qwen2ForCausalLM'] as const;
+export const SUPPORTED_ARCHITECTURES = ['LlamaForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM', 'MistralForCausalLM'] as const;
 /** The last four are recurrent or hybrid models, loaded by model/recurrent (this file parses attention models only). */
-export type Architecture = 'llama' | 'qwen2' | 'mamba' | 'mamba2' | 'rwkv' | 'recurrent_gemma';
+export type Architecture = 'llama' | 'qwen2' | 'qwen3' | 'mistral' | 'mamba' | 'mamba2' | 'rwkv' | 'recurrent_gemma';
+
+/** config.json's architecture (or, without one, its model_type) -> the forward pass that runs it. */
+const ATTENTION_ARCHITECTURES: Record<(typeof SUPPORTED_ARCHITECTURES)[number], { modelType: string; architecture: Architecture }> = {
+  LlamaForCausalLM: { modelType: 'llama', architecture: 'llama' },
+  Qwen2ForCausalLM: { modelType: 'qwen2', architecture: 'qwen2' },
+  Qwen3ForCausalLM: { modelType: 'qwen3', architecture: 'qwen3' },
+  MistralForCausalLM: { modelType: 'mistral', architecture: 'mistral' },
+};
 
 /** Llama 3.x frequency-dependent RoPE rescaling (transformers' `rope_type: "llama3"`). */
 export interface Llama3RopeScaling {
@@ -30,8 +38,15 @@ export interface ModelConfig {
   ropeTheta: number;
   ropeScaling: Llama3RopeScaling | null;
   tieWordEmbeddings: boolean;
-  /** q/k/v projections carry biases (always for Qwen2, optional for Llama). */
+  /** q/k/v projections carry biases (always for Qwen2, optional for Llama and Qwen3). */
   attentionBias: boolean;
+  /** Qwen3: every query and key head is RMS-normalised over head_dim (q_norm/k_norm weights) before RoPE. */
+  qkNorm?: boolean;
+  /**
+   * Per layer, the sliding attention window W (a query at position p sees keys at positions p - W + 1 .. p,
+   * as transformers' sliding-window mask), or null for full attention. Absent: every layer attends to everything.
+   */
+  layerWindows?: (number | null)[];
   maxPositionEmbeddings: number;
   bosTokenId: number | null;
   eosTokenIds: number[];
@@ -151,6 +166,28 @@ function parseRopeScaling(raw: Json, file: string): Llama3RopeScaling | null {
   };
 }
 
+/**
+ * Which layers attend through a sliding window, as transformers decides it: Mistral windows every layer when
+ * `sliding_window` is set; Qwen2/Qwen3 only with `use_sliding_window`, then the layers `layer_types` marks
+ * "sliding_attention" (or, without it, those from `max_window_layers` on). Null when every layer is full.
+ */
+function parseLayerWindows(json: Json, architecture: Architecture, numLayers: number, file: string): (number | null)[] | null {
+  if (architecture !== 'mistral' && architecture !== 'qwen2' && architecture !== 'qwen3') return null;
+  if (architecture !== 'mistral' && json.use_sliding_window !== true) return null;
+  if (json.sliding_window === undefined || json.sliding_window === null) return null;
+  const window = requireInt(json, 'sliding_window', file);
+  if (architecture === 'mistral') return Array.from({ length: numLayers }, () => window);
+  const types = json.layer_types;
+  if (types === undefined || types === null) {
+    const first = optionalNumber(json, 'max_window_layers', numLayers, file);
+    return Array.from({ length: numLayers }, (_, l) => (l >= first ? window : null));
+  }
+  if (!Array.isArray(types) || types.length !== numLayers || !types.every((t) => t === 'full_attention' || t === 'sliding_attention')) {
+    throw new KvlensError(`"layer_types" must list "full_attention" or "sliding_attention" for each of the ${numLayers} layers, found ${JSON.stringify(types)}`, file);
+  }
+  return types.map((t) => (t === 'sliding_attention' ? window : null));
+}
+
 export function parseConfig(raw: unknown, file: string): ModelConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new KvlensError('config.json must hold a JSON object', file);
@@ -158,15 +195,16 @@ export function parseConfig(raw: unknown, file: string): ModelConfig {
   const json = raw as Json;
   const architectures = Array.isArray(json.architectures) ? (json.architectures as unknown[]) : [];
   const hfArchitecture = architectures.find((a): a is string => typeof a === 'string') ?? String(json.model_type ?? 'unknown');
-  let architecture: Architecture;
-  if (hfArchitecture === 'LlamaForCausalLM' || (architectures.length === 0 && json.model_type === 'llama')) architecture = 'llama';
-  else if (hfArchitecture === 'Qwen2ForCausalLM' || (architectures.length === 0 && json.model_type === 'qwen2')) architecture = 'qwen2';
-  else {
+  const known = Object.entries(ATTENTION_ARCHITECTURES).find(
+    ([name, entry]) => hfArchitecture === name || (architectures.length === 0 && json.model_type === entry.modelType),
+  );
+  if (!known) {
     throw new KvlensError(
       `unsupported architecture ${JSON.stringify(hfArchitecture)} (supported: ${SUPPORTED_ARCHITECTURES.join(', ')})`,
       file,
     );
   }
+  const architecture = known[1].architecture;
   const hiddenSize = requireInt(json, 'hidden_size', file);
   const numHeads = requireInt(json, 'num_attention_heads', file);
   const numKvHeads = json.num_key_value_heads === undefined ? numHeads : requireInt(json, 'num_key_value_heads', file);
@@ -181,12 +219,14 @@ export function parseConfig(raw: unknown, file: string): ModelConfig {
     throw new KvlensError(`hidden_act ${JSON.stringify(json.hidden_act)} is not supported (supported: silu)`, file);
   }
   const eos = idList(json.eos_token_id);
+  const numLayers = requireInt(json, 'num_hidden_layers', file);
+  const layerWindows = parseLayerWindows(json, architecture, numLayers, file);
   return checkConfigValues({
     architecture,
     hfArchitecture,
     hiddenSize,
     intermediateSize: requireInt(json, 'intermediate_size', file),
-    numLayers: requireInt(json, 'num_hidden_layers', file),
+    numLayers,
     numHeads,
     numKvHeads,
     headDim,
@@ -195,7 +235,10 @@ export function parseConfig(raw: unknown, file: string): ModelConfig {
     ropeTheta: optionalNumber(json, 'rope_theta', optionalNumber(ropeParameters(json) ?? {}, 'rope_theta', 10000, file), file),
     ropeScaling: parseRopeScaling(json, file),
     tieWordEmbeddings: Boolean(json.tie_word_embeddings ?? false),
-    attentionBias: architecture === 'qwen2' ? true : Boolean(json.attention_bias),
+    // transformers' Mistral has no attention_bias option: its projections never carry biases.
+    attentionBias: architecture === 'qwen2' ? true : architecture === 'mistral' ? false : Boolean(json.attention_bias),
+    ...(architecture === 'qwen3' ? { qkNorm: true } : {}),
+    ...(layerWindows ? { layerWindows } : {}),
     maxPositionEmbeddings: optionalNumber(json, 'max_position_embeddings', 4096, file),
     bosTokenId: typeof json.bos_token_id === 'number' ? json.bos_token_id : null,
     eosTokenIds: eos,
@@ -226,6 +269,21 @@ export function checkContextLength(config: ModelConfig, tokens: number, what: st
       'Use shorter prompts or lengths, or pass --allow-long-context to run anyway',
     what,
   );
+}
+
+/** Which layers see the whole context and which a sliding window, e.g. "full: layer 0; sliding window 12: layers 1, 2". */
+export function describeAttentionLayout(config: ModelConfig): string {
+  // Recurrent models come through attentionFreeConfig (no heads): their state is described by model/recurrent.
+  if (config.numHeads === 0) return 'no KV cache (a fixed-size recurrent state)';
+  const windows = config.layerWindows ?? [];
+  if (!windows.some((w) => w !== null)) return 'full attention in every layer';
+  if (windows.every((w) => w === windows[0])) return `sliding window of ${windows[0]} tokens in every layer`;
+  const groups = new Map<string, number[]>();
+  windows.forEach((w, l) => {
+    const label = w === null ? 'full' : `sliding window ${w}`;
+    groups.set(label, [...(groups.get(label) ?? []), l]);
+  });
+  return [...groups].map(([label, layers]) => `${label}: layer${layers.length > 1 ? 's' : ''} ${layers.join(', ')}`).join('; ');
 }
 
 /** Bytes of K and V for one token across all layers at `bytesPerElement` (2 for the default fp16 cache). */

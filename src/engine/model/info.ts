@@ -1,5 +1,5 @@
 // The facts `kvlens info` prints about a model.
-import { kvBytesPerToken } from './config';
+import { describeAttentionLayout, kvBytesPerToken } from './config';
 import { formatBytes } from '../format';
 import type { DtypeShare, ModelSummary, StorageDtype } from './types';
 import type { WeightFormatPlan } from './weightFormat';
@@ -30,6 +30,8 @@ export interface ModelInfo {
   contextLength: number;
   tiedEmbeddings: boolean;
   attentionBias: boolean;
+  /** Full or sliding-window attention per layer (describeAttentionLayout), plus Qwen3's q/k norm when present. */
+  attentionLayout: string;
   ropeTheta: number;
   /** Human-readable rope scaling, or 'none'. */
   ropeScaling: string;
@@ -60,6 +62,7 @@ export function modelInfo(loaded: ModelSummary, weights?: WeightFormatPlan, weig
     contextLength: c.maxPositionEmbeddings,
     tiedEmbeddings: c.tieWordEmbeddings,
     attentionBias: c.attentionBias,
+    attentionLayout: `${describeAttentionLayout(c)}${c.qkNorm ? '; q/k RMSNorm per head' : ''}`,
     ropeTheta: c.ropeTheta,
     ropeScaling: scaling
       ? `${scaling.type} (factor ${scaling.factor}, low ${scaling.lowFreqFactor}, high ${scaling.highFreqFactor}, original context ${scaling.originalMaxPositionEmbeddings})`
@@ -90,6 +93,7 @@ export function formatModelInfo(info: ModelInfo): string {
     ['context length', info.contextLength.toLocaleString('en-US')],
     ['tied embeddings', info.tiedEmbeddings ? 'yes' : 'no'],
     ['q/k/v biases', info.attentionBias ? 'yes' : 'no'],
+    ['attention', info.attentionLayout],
     ['rope theta', String(info.ropeTheta)],
     ['rope scaling', info.ropeScaling],
   ];

@@ -91,6 +91,10 @@ export function expectedTensors(config: ModelConfig): Map<string, ExpectedTensor
       expected.set(`${p}self_attn.k_proj.bias`, { shape: [kv] });
       expected.set(`${p}self_attn.v_proj.bias`, { shape: [kv] });
     }
+    if (config.qkNorm) {
+      expected.set(`${p}self_attn.q_norm.weight`, { shape: [headDim] });
+      expected.set(`${p}self_attn.k_norm.weight`, { shape: [headDim] });
+    }
     expected.set(`${p}post_attention_layernorm.weight`, { shape: [h] });
     expected.set(`${p}mlp.gate_proj.weight`, { shape: [inter, h] });
     expected.set(`${p}mlp.up_proj.weight`, { shape: [inter, h] });
@@ -101,10 +105,10 @@ export function expectedTensors(config: ModelConfig): Map<string, ExpectedTensor
   return expected;
 }
 
-/** Llama's attention_bias also puts a bias on o_proj (Qwen2's q/k/v biases do not). */
+/** Llama's and Qwen3's attention_bias also puts a bias on o_proj (Qwen2's q/k/v biases do not). */
 function optionalTensors(config: ModelConfig): Map<string, ExpectedTensor> {
   const optional = new Map<string, ExpectedTensor>();
-  if (config.architecture === 'llama' && config.attentionBias) {
+  if ((config.architecture === 'llama' || config.architecture === 'qwen3') && config.attentionBias) {
     for (let l = 0; l < config.numLayers; l++) optional.set(`model.layers.${l}.self_attn.o_proj.bias`, { shape: [config.hiddenSize] });
   }
   return optional;

@@ -1,5 +1,5 @@
 // The oracle forward pass: plain loops, one token and one head at a time, written to be read top to bottom
-// and checked by eye against transformers' modeling_llama / modeling_qwen2. It is slow on purpose (no
+// and checked by eye against transformers' modeling_llama / modeling_qwen2 / modeling_qwen3 / modeling_mistral. It is slow on purpose (no
 // batching tricks); the ONNX path is tested against it, and it is tested against transformers' logits.
 //
 // Conventions (all as transformers):
@@ -7,7 +7,9 @@
 //   RoPE "rotate half": out[i] = x[i]*cos - x[i+D/2]*sin, out[i+D/2] = x[i+D/2]*cos + x[i]*sin,
 //     angle = position * invFreq[i] computed in fp32, invFreq[i] = 1 / theta^(2i/D) (fp32), optionally
 //     rescaled by the Llama-3 rule.
+//   Qwen3's q/k norm: each query and key head is RMSNorm-ed over its D values (own weights), before RoPE.
 //   GQA: query head h reads kv head floor(h / (numHeads / numKvHeads)).
+//   Sliding window W (Mistral, windowed Qwen layers): a query at position p sees keys at p - W + 1 .. p only.
 //   MLP: down(silu(gate(x)) * up(x)).
 
 import type { ModelConfig } from './config';
@@ -76,6 +78,14 @@ function applyRope(x: Float32Array, offset: number, headDim: number, cos: Float3
   }
 }
 
+/** RMSNorm of each D-wide head of x[offset ..] in place (Qwen3's q_norm / k_norm). */
+function rmsNormHeads(x: Float32Array, offset: number, heads: number, headDim: number, weight: Float32Array, eps: number): void {
+  for (let h = 0; h < heads; h++) {
+    const start = offset + h * headDim;
+    x.set(rmsNorm(x.subarray(start, start + headDim), weight, eps), start);
+  }
+}
+
 function rmsNorm(x: Float32Array, weight: Float32Array, eps: number): Float32Array {
   let sumSquares = 0;
   for (let i = 0; i < x.length; i++) sumSquares += x[i] * x[i];
@@ -118,7 +128,11 @@ interface LayerWeights {
   qBias: Tensor | null;
   kBias: Tensor | null;
   vBias: Tensor | null;
+  /** Qwen3's per-head norms on queries and keys, [headDim]. */
+  qNorm: Tensor | null;
+  kNorm: Tensor | null;
   o: Tensor;
+  oBias: Tensor | null;
   postNorm: Tensor;
   gate: Tensor;
   up: Tensor;
@@ -148,7 +162,11 @@ export function resolveWeights(config: ModelConfig, weights: WeightMap): Resolve
       qBias: bias('self_attn.q_proj.bias', numHeads * headDim),
       kBias: bias('self_attn.k_proj.bias', numKvHeads * headDim),
       vBias: bias('self_attn.v_proj.bias', numKvHeads * headDim),
+      qNorm: config.qkNorm ? requireWeight(weights, `${p}self_attn.q_norm.weight`, [headDim]) : null,
+      kNorm: config.qkNorm ? requireWeight(weights, `${p}self_attn.k_norm.weight`, [headDim]) : null,
       o: requireWeight(weights, `${p}self_attn.o_proj.weight`, [hidden, numHeads * headDim]),
+      // Only Llama's and Qwen3's attention_bias puts one here; the loader admits it for those alone.
+      oBias: weights.has(`${p}self_attn.o_proj.bias`) ? requireWeight(weights, `${p}self_attn.o_proj.bias`, [hidden]) : null,
       postNorm: requireWeight(weights, `${p}post_attention_layernorm.weight`, [hidden]),
       gate: requireWeight(weights, `${p}mlp.gate_proj.weight`, [ffn, hidden]),
       up: requireWeight(weights, `${p}mlp.up_proj.weight`, [ffn, hidden]),
@@ -258,6 +276,9 @@ export class ReferenceForward implements DecoderForward {
       const past: LayerKV = input.past[l];
       const P = past.length;
       const T = P + q; // keys visible to this call: past slots, then the new tokens
+      const window = this.config.layerWindows?.[l] ?? null;
+      // A key at position k is out of a windowed layer's reach from a query at position p once p - k >= W.
+      const outOfWindow = (queryPosition: number, keyPosition: number): boolean => window !== null && queryPosition - keyPosition >= window;
 
       // q/k/v projections and RoPE for every new token.
       const queries = new Float32Array(q * H * D); // [q, H, D]
@@ -268,17 +289,21 @@ export class ReferenceForward implements DecoderForward {
         queries.set(linear(x, lw.q, lw.qBias), t * H * D);
         keys.set(linear(x, lw.k, lw.kBias), t * KVH * D);
         values.set(linear(x, lw.v, lw.vBias), t * KVH * D);
+        if (lw.qNorm && lw.kNorm) {
+          rmsNormHeads(queries, t * H * D, H, D, lw.qNorm.data, eps);
+          rmsNormHeads(keys, t * KVH * D, KVH, D, lw.kNorm.data, eps);
+        }
         for (let h = 0; h < H; h++) applyRope(queries, (t * H + h) * D, D, cos, sin, t * half);
         for (let h = 0; h < KVH; h++) applyRope(keys, (t * KVH + h) * D, D, cos, sin, t * half);
       }
       newKeys.push(keys);
       newValues.push(values);
 
-      const window = Math.min(request?.window ?? 0, q);
+      const statsRows = Math.min(request?.window ?? 0, q);
       const layerStats: LayerAttention | null = attention
         ? {
-            window: window > 0 ? new Float32Array(H * window * T) : null,
-            windowQueries: window,
+            window: statsRows > 0 ? new Float32Array(H * statsRows * T) : null,
+            windowQueries: statsRows,
             keySums: request?.keySums ? new Float32Array(H * T) : null,
             queries: request?.queries ? queries.slice() : null,
           }
@@ -299,10 +324,12 @@ export class ReferenceForward implements DecoderForward {
             let kOff: number;
             if (j < P) {
               if (past.valid && !past.valid[j * KVH + kvh]) continue;
+              if (outOfWindow(input.positions[t], past.positions[j * KVH + kvh])) continue;
               keyData = past.keys;
               kOff = (j * KVH + kvh) * D;
             } else {
               if (j - P > t) continue; // causal among the new tokens
+              if (outOfWindow(input.positions[t], input.positions[j - P])) continue;
               keyData = keys;
               kOff = ((j - P) * KVH + kvh) * D;
             }
@@ -326,9 +353,9 @@ export class ReferenceForward implements DecoderForward {
             for (let d = 0; d < D; d++) out[h * D + d] += p * valueData[vOff + d];
           }
           if (layerStats?.keySums) for (let j = 0; j < T; j++) layerStats.keySums[h * T + j] += scores[j];
-          const row = t - (q - window);
+          const row = t - (q - statsRows);
           if (layerStats?.window && row >= 0) {
-            for (let j = 0; j < T; j++) layerStats.window[(h * window + row) * T + j] = scores[j];
+            for (let j = 0; j < T; j++) layerStats.window[(h * statsRows + row) * T + j] = scores[j];
           }
         }
         attended.push(out);
@@ -337,7 +364,7 @@ export class ReferenceForward implements DecoderForward {
 
       // Output projection, residual, then the SwiGLU MLP with its own residual.
       for (let t = 0; t < q; t++) {
-        const o = linear(attended[t], lw.o, null);
+        const o = linear(attended[t], lw.o, lw.oBias);
         for (let i = 0; i < hidden; i++) residual[t][i] += o[i];
         const x = rmsNorm(residual[t], lw.postNorm.data, eps);
         const gate = linear(x, lw.gate, null);

@@ -5,7 +5,7 @@
 // views() offers the store as held (`quantized`: codes, group parameters, dense residual), which the ONNX forward reads
 // and dequantizes inside its graph one layer at a time; keys/values dequantize into fresh fp32 arrays only when a reader
 // asks for them (the reference forward, per-head layouts), transient working memory that is not part of held.
-import { allocateKv, decodeKv, decodeKvElement, encodeKv, type KvArray, type KvDtype } from '../kv-dtype';
+import { allocateKv, decodeKv, encodeKv, type KvArray, type KvDtype } from '../kv-dtype';
 import type { LayerAttention } from '../../model/types';
 import { DenseLayerCache, kvView, type LayerKV, type PackedKvCodes, type QuantizedPast } from '../cache';
 import { KvlensError } from '../../errors';
@@ -126,10 +126,6 @@ export class RowQueue {
   /** Row i as fp32 values (a view for fp32 rows, a decoded copy for 16-bit ones). */
   row(i: number): Float32Array {
     return decodeKv(this.dtype, this.buffer, (this.front + i) * this.width, this.width);
-  }
-
-  value(i: number, column: number): number {
-    return decodeKvElement(this.dtype, this.buffer, (this.front + i) * this.width + column);
   }
 
   dropFront(n: number): void {
@@ -298,11 +294,31 @@ class QuantizedLayer {
     this.book = slotBook(source, scheme.name);
     const kv = source.view();
     const { numKvHeads: heads, headDim: d } = this;
+    const perHead = Array.from({ length: heads }, () => ({ slots: [] as number[], keys: [] as Float32Array[], values: [] as Float32Array[] }));
     for (let slot = 0; slot < kv.length; slot++) {
       for (let h = 0; h < heads; h++) {
         if (kv.valid && !kv.valid[slot * heads + h]) continue;
-        this.admit(h, slot, kv.keys.subarray((slot * heads + h) * d, (slot * heads + h + 1) * d), kv.values.subarray((slot * heads + h) * d, (slot * heads + h + 1) * d));
+        perHead[h].slots.push(slot);
+        perHead[h].keys.push(kv.keys.subarray((slot * heads + h) * d, (slot * heads + h + 1) * d));
+        perHead[h].values.push(kv.values.subarray((slot * heads + h) * d, (slot * heads + h + 1) * d));
       }
+    }
+    perHead.forEach((rows, h) => this.admitAll(h, rows.slots, rows.keys, rows.values));
+  }
+
+  /**
+   * What admitting the tokens one by one ends with, in one pass: the tokens that would leave the residual are quantized
+   * straight from their rows (already in the cache's dtype, so a trip through the residual would not change them).
+   */
+  private admitAll(h: number, slots: number[], keys: Float32Array[], values: Float32Array[]): void {
+    const head = this.heads[h];
+    const n = slots.length;
+    const quantized = Math.max(0, Math.floor((n - this.scheme.residual) / this.chunk) * this.chunk);
+    head.slots.push(...slots);
+    for (let t = 0; t < quantized; t += this.chunk) this.quantizeRows(h, keys.slice(t, t + this.chunk), values.slice(t, t + this.chunk));
+    for (let t = quantized; t < n; t++) {
+      head.residualKeys.push(keys[t]);
+      head.residualValues.push(values[t]);
     }
   }
 
@@ -333,7 +349,17 @@ class QuantizedLayer {
 
   /** Moves the oldest `n` residual tokens of head `h` into the quantized store. */
   private quantizeOldest(h: number, n: number): void {
+    const head = this.heads[h];
+    const rows = (queue: RowQueue) => Array.from({ length: n }, (_, t) => queue.row(t));
+    this.quantizeRows(h, rows(head.residualKeys), rows(head.residualValues));
+    head.residualKeys.dropFront(n);
+    head.residualValues.dropFront(n);
+  }
+
+  /** Appends the next tokens of head `h` (their key and value rows, oldest first) to the quantized store. */
+  private quantizeRows(h: number, keyRows: Float32Array[], valueRows: Float32Array[]): void {
     const d = this.headDim;
+    const n = keyRows.length;
     const head = this.heads[h];
     if (this.scheme.keyAxis === 'tokens') {
       // Parameters per channel, codes written token-major ([n, d]) like every other layout.
@@ -341,17 +367,15 @@ class QuantizedLayer {
       const codes = new Uint8Array(n);
       const block = new Uint8Array(n * d);
       for (let c = 0; c < d; c++) {
-        for (let t = 0; t < n; t++) group[t] = head.residualKeys.value(t, c);
+        for (let t = 0; t < n; t++) group[t] = keyRows[t][c];
         head.keys.encodeGroup(group, codes);
         for (let t = 0; t < n; t++) block[t * d + c] = codes[t];
       }
       head.keys.codes.write(block);
     } else {
-      for (let t = 0; t < n; t++) this.quantizeRow(head.keys, head.residualKeys.row(t), this.scheme.keyGroup);
+      for (let t = 0; t < n; t++) this.quantizeRow(head.keys, keyRows[t], this.scheme.keyGroup);
     }
-    for (let t = 0; t < n; t++) this.quantizeRow(head.values, head.residualValues.row(t), this.scheme.valueGroup);
-    head.residualKeys.dropFront(n);
-    head.residualValues.dropFront(n);
+    for (let t = 0; t < n; t++) this.quantizeRow(head.values, valueRows[t], this.scheme.valueGroup);
     head.quantized += n;
     this.quantizedElements += 2 * n * d;
   }

@@ -11,6 +11,8 @@
 //   past_value_i  float [1, P_i, kvH, D]  with pastDtype 'float16': a 16-bit cache is read as stored)
 //   past_bias_i   float [1, P_i, kvH]     0 for a valid (slot, head), -1e30 for an empty one (token-major
 //                                         like the cache and its validity mask)
+//   past_positions_i float [1, P_i, kvH]  only for a sliding-window layer (config.layerWindows): each slot's
+//                                         original position, so keys W or more positions behind a query are masked
 // With quantizedPast, a quantized store is read as held: layer i's first Q_i slots come as packed codes, dequantized
 // in the graph one layer at a time, and past_key_i/past_value_i hold the remaining slots (the dense residual); P_i
 // (past_bias_i's length) counts both. Every call feeds them; a dense cache feeds Q_i = 0 (empty tensors).
@@ -39,6 +41,8 @@
 // cache every step): past and new scores are computed separately, joined (small: G x (P+1)), soft-maxed,
 // split again. An If node picks the attention form by the number of new tokens: several (prefill)
 // transpose the past into heads-major layout once; one (decode) reads the token-major past in place.
+// A sliding-window layer adds a bias of its own, made in the graph from the positions: a past slot or new token
+// at position k is masked for a query at position p once p - k >= W (transformers' sliding-window mask).
 // RMSNorm is onnxruntime's fused SimplifiedLayerNormalization (CPU, CUDA and WebGPU kernels; plainOps spells
 // it out); everything else is plain opset-17 ops (RoPE and SwiGLU spelled out), and the graph is checked
 // against reference.ts. Linear layers are Gemm on fp32 weights, or com.microsoft MatMulNBits
@@ -281,6 +285,7 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
   const kvEye = g.constant('kv_eye', OnnxDataType.FLOAT, [KVH, 1, KVH, 1], eye);
   const kvZeros = g.constant('kv_zeros', OnnxDataType.FLOAT, [1, KVH, 1, 1, 1], new Float32Array(KVH));
   const invFreq = g.constant('rope_inv_freq', OnnxDataType.FLOAT, [half], ropeInverseFrequencies(config));
+  const maskedValue = g.scalar(MASKED, 'masked');
 
   /** A stored vector (norm weight, bias) as an fp32 initializer. */
   const vector = (name: string): string => g.weight(name, OnnxDataType.FLOAT, [...requireInfo(source, name).shape], () => readFloat32(source, name));
@@ -498,12 +503,36 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
   const windowStart = g.op('Max', [g.op('Sub', [queryCount, statsRows]), zero]);
   let hiddenState = g.op('Reshape', [inputsEmbeds, toTokensByHidden]); // [q, hidden]
 
+  // Sliding windows: each query's position against each key's, masked (MASKED) where the key is W or more behind.
+  const queryPositions = g.op('Reshape', [g.op('Cast', [positionIds], { to: int(OnnxDataType.FLOAT) }), g.int64s([-1, 1, 1])]); // [q, 1, 1]
+  const outOfWindowBias = (age: string, window: number): string =>
+    g.op('Mul', [g.op('Cast', [g.op('GreaterOrEqual', [age, g.scalar(window, 'window')])], { to: int(OnnxDataType.FLOAT) }), maskedValue]);
+  /** The causal bias among the new tokens with the window applied, [q, q] (one per window size). */
+  const windowedCausal = new Map<number, string>();
+  const causalBiasFor = (window: number): string => {
+    let bias = windowedCausal.get(window);
+    if (!bias) {
+      const ages = g.op('Sub', [g.op('Squeeze', [queryPositions, g.int64s([2])]), g.op('Reshape', [queryPositions, g.int64s([1, -1])])]); // [q, q]
+      bias = g.op('Add', [causalBias, outOfWindowBias(ages, window)]);
+      windowedCausal.set(window, bias);
+    }
+    return bias;
+  };
+
   for (let l = 0; l < config.numLayers; l++) {
     const p = `model.layers.${l}.`;
     const bias = (kind: string): string | null => (source.info(`${p}self_attn.${kind}_proj.bias`) ? `${p}self_attn.${kind}_proj.bias` : null);
     const pastKey = pastInput(`past_key_${l}`, [1, `past_${l}`, KVH, D]);
     const pastValue = pastInput(`past_value_${l}`, [1, `past_${l}`, KVH, D]);
-    const pastBias = g.input(`past_bias_${l}`, OnnxDataType.FLOAT, [1, options.quantizedPast ? `slots_${l}` : `past_${l}`, KVH]);
+    const slots = options.quantizedPast ? `slots_${l}` : `past_${l}`;
+    const validBias = g.input(`past_bias_${l}`, OnnxDataType.FLOAT, [1, slots, KVH]);
+    const slidingWindow = config.layerWindows?.[l] ?? null;
+    // [r, P, kvH] with r = 1 for full attention, r = q (one row per query) for a sliding-window layer.
+    const pastBias =
+      slidingWindow === null
+        ? validBias
+        : g.op('Add', [validBias, outOfWindowBias(g.op('Sub', [queryPositions, g.input(`past_positions_${l}`, OnnxDataType.FLOAT, [1, slots, KVH])]), slidingWindow)]);
+    const layerCausalBias = slidingWindow === null ? causalBias : causalBiasFor(slidingWindow); // [q, q]
     // The quantized slots [0, Q) come first, then the dense ones (past_key_i: the residual) [Q, P).
     const packedKey = options.quantizedPast ? packedInputs(`key_${l}`) : null;
     const packedValue = options.quantizedPast ? packedInputs(`value_${l}`) : null;
@@ -514,8 +543,10 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
     const keyFlat = linear(x, `${p}self_attn.k_proj.weight`, bias('k')); // [q, kvH*D]
     const valueFlat = linear(x, `${p}self_attn.v_proj.weight`, bias('v'));
 
-    const queries = rope(g.op('Reshape', [queryFlat, toQueryHeads]), cosQuery, sinQuery); // [1, q, kvH, G, D]
-    const newKey = g.op('Identity', [rope(g.op('Reshape', [keyFlat, toKvHeads]), cosKv, sinKv)], {}, `new_key_${l}`);
+    // Qwen3 normalises each head over D before RoPE.
+    const headNorm = (heads: string, kind: 'q' | 'k'): string => (config.qkNorm ? rmsNorm(heads, `${p}self_attn.${kind}_norm.weight`) : heads);
+    const queries = rope(headNorm(g.op('Reshape', [queryFlat, toQueryHeads]), 'q'), cosQuery, sinQuery); // [1, q, kvH, G, D]
+    const newKey = g.op('Identity', [rope(headNorm(g.op('Reshape', [keyFlat, toKvHeads]), 'k'), cosKv, sinKv)], {}, `new_key_${l}`);
     const newValue = g.op('Reshape', [valueFlat, toKvHeads], {}, `new_value_${l}`);
     g.output(newKey, OnnxDataType.FLOAT, [1, 'q', KVH, D]);
     g.output(newValue, OnnxDataType.FLOAT, [1, 'q', KVH, D]);
@@ -542,9 +573,9 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
       const keysT = g.op('Concat', keyParts, { axis: int(4) }); // [1, kvH, 1, D, P+q]
       const valuesH = g.op('Concat', valueParts, { axis: int(3) }); // [1, kvH, 1, P+q, D]
       // Bias over every key: the past part per (kv head, slot), the new part causal per (query, key).
-      const pastBiasRow = g.op('Unsqueeze', [g.op('Transpose', [pastBias], { perm: ints([0, 2, 1]) }), g.int64s([2, 3])]); // [1, kvH, 1, 1, P]
+      const pastBiasRow = g.op('Unsqueeze', [g.op('Transpose', [pastBias], { perm: ints([2, 0, 1]) }), g.int64s([0, 2])]); // [1, kvH, 1, r, P]
       const pastBiasRows = g.op('Add', [pastBiasRow, g.op('Slice', [causalBias, zero, g.int64s([1]), g.int64s([1])])]); // + [q, 1] zeros -> [1, kvH, 1, q, P]
-      const causalRows = g.op('Add', [causalBias, kvZeros]); // [1, kvH, 1, q, q]
+      const causalRows = g.op('Add', [layerCausalBias, kvZeros]); // [1, kvH, 1, q, q]
       const biasAll = g.op('Concat', [pastBiasRows, causalRows], { axis: int(4) }); // [1, kvH, 1, q, P+q]
       const probs = g.op('Softmax', [g.op('Add', [g.op('MatMul', [queryHeads, keysT]), biasAll])], { axis: int(-1) }); // [1, kvH, G, q, P+q]
       return [probs, g.op('MatMul', [probs, valuesH])]; // context [1, kvH, G, q, D]
@@ -571,7 +602,7 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
         pastLength = g.op('Add', [prefixLength, denseLength]);
         pastScoresRaw = g.op('Concat', [prefixScores, pastScoresRaw], { axis: int(2) }); // [kvH, G, P]
       }
-      // The bias is added in [kvH, G, P] layout, where it broadcasts along G onto contiguous rows of P.
+      // The bias is added in [kvH, G, P] layout, where it broadcasts along G onto contiguous rows of P (r = q = 1).
       const biasByHead = g.op('Transpose', [pastBias], { perm: ints([2, 0, 1]) }); // [kvH, 1, P]
       const pastScoresMasked = g.op('Add', [pastScoresRaw, biasByHead]); // [kvH, G, P]
       const pastScores5 = g.op('Unsqueeze', [pastScoresMasked, g.int64s([0, 3])]); // [1, kvH, G, 1, P]
