@@ -10,6 +10,7 @@ import { parseWeightsChoice } from './model/weightFormat';
 import { formatModelInfo, modelInfo } from './model/info';
 import { greedyDecode, prefill } from './model/prefill';
 import { recurrentGeneration } from './model/recurrent/generate';
+import { recurrentModelInfo } from './model/recurrent/info';
 import { listMethods } from './kv';
 import { TASKS } from './tasks';
 import { mergeResults, parseShard } from './bench/merge';
@@ -135,6 +136,10 @@ const commands: Record<string, Command> = {
     async run(values) {
       const session = await open(values);
       try {
+        if (session.recurrent) {
+          const described = recurrentModelInfo(session, session.recurrent);
+          return print(values, described.human, described.json);
+        }
         const details = modelInfo(session.model, session.weightFormat, session.weightFormatLabel);
         const info = { ...details, kvDtype: session.kvDtype, executionProvider: session.provider, providerFallbacks: session.fallbackReasons };
         const fallbacks = session.fallbackReasons.map((reason) => `  (not used: ${reason})`);

@@ -145,7 +145,7 @@ test('KV methods are refused on a recurrent model, naming the model type and the
   );
 });
 
-test('kvlens generate, logits and bench run on a recurrent model', () => {
+test('kvlens info, generate, logits and bench run on a recurrent model', () => {
   const generated = kvlens('generate', '--model', RWKV, '--prompt', 'const limit = 4', '--max-new-tokens', '6', '--json');
   assert.equal(generated.code, 0, generated.stderr);
   const json = JSON.parse(generated.stdout);
@@ -155,6 +155,10 @@ test('kvlens generate, logits and bench run on a recurrent model', () => {
   const human = kvlens('generate', '--model', MAMBA, '--prompt', 'const limit = 4', '--max-new-tokens', '3');
   assert.equal(human.code, 0, human.stderr);
   assert.match(human.stdout, /MambaForCausalLM: no KV cache, recurrent state [\d.]+ KiB at any length/);
+  const info = kvlens('info', '--model', GEMMA);
+  assert.equal(info.code, 0, info.stderr);
+  assert.match(info.stdout, /KV cache per 1k tokens\s+none: the model carries a fixed-size state/);
+  assert.match(info.stdout, /state carried\s+2\.00 KiB fp32 at any context length \(2 x conv \[3, 32\] \+ 2 x lru \[32\] \+ 1 x keys \[8, 2, 8\] \+ 1 x values \[8, 2, 8\]\)/);
   const logits = kvlens('logits', '--model', MAMBA, '--ids', '5,6,7', '--json');
   assert.equal(logits.code, 0, logits.stderr);
   assert.equal(JSON.parse(logits.stdout).logits.length, 3);
