@@ -18,6 +18,7 @@ import {
   taskOrder,
   type MethodSummary,
 } from '../src/engine/bench/summary';
+import { PAPER_HEADINGS, formatPaperCell, paperTable } from '../src/engine/bench/paperTable';
 import { methodsWithRetained } from '../src/extension/retainedMap';
 import { methodVerdict } from '../src/extension/codeLensText';
 import { disposeCharts, methodColor, renderHeatmap, renderLatency, renderPareto } from './charts';
@@ -104,6 +105,25 @@ function taskTables(results: ProfiledResults, methods: string[]): HTMLElement {
     );
   }
   return wrap;
+}
+
+/** LongBench categories and needle per method, as the paper lays them out; null when the run has neither. */
+function paperSection(results: ProfiledResults, actions: ViewActions): HTMLElement | null {
+  const paper = paperTable(results.rows, results.config.methods);
+  if (paper.columns.length === 0) return null;
+  const exportCsv = el('vscode-button', { secondary: '', 'data-export': 'paper-csv' }, 'Export CSV');
+  exportCsv.addEventListener('click', () => actions.exportAs('paper-csv'));
+  return section(
+    'paper',
+    "LongBench categories and needle (the paper's layout)",
+    table(
+      'Scores × 100; a category is the mean of its datasets',
+      ['method', ...paper.columns.map((c) => PAPER_HEADINGS[c]), 'Average'],
+      paper.rows.map((r) => [r.method, ...r.cells.map(formatPaperCell), formatPaperCell(r.average)]),
+      { id: 'paper-table', class: 'data' },
+    ),
+    el('div', { class: 'toolbar' }, exportCsv),
+  );
 }
 
 function heatmaps(results: ProfiledResults, deferred: Array<() => void>): HTMLElement {
@@ -291,6 +311,8 @@ export function renderView(root: HTMLElement, state: ViewState, actions: ViewAct
   deferred.push(() => renderPareto(paretoBox, summaries, frontier, theme));
 
   root.append(section('tasks', 'By task', taskTables(results, summaries.map((s) => s.method))));
+  const paper = paperSection(results, actions);
+  if (paper) root.append(paper);
   root.append(section('needle', 'Needle retrieval by length and depth', heatmaps(results, deferred)));
 
   const latencyBox = el('div', { id: 'latency-chart', class: 'chart', role: 'img', tabindex: '0', 'aria-label': 'Mean prefill and compression time, and decode speed, per method' });

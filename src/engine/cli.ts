@@ -16,6 +16,8 @@ import { TASKS } from './tasks';
 import { mergeResults, parseShard } from './bench/merge';
 import { checkDistinctMethods, runBench } from './bench/runner';
 import { summaryMarkdown, toCsv, toMarkdown } from './bench/export';
+import { paperTableCsv, paperTableMarkdown } from './bench/paperTable';
+import { RULER_TASKS, rulerTask } from './tasks/ruler';
 import { sweepContextTokens } from './bench/estimate';
 import { parseKvDtype } from './kv/kv-dtype';
 import { denseBytes } from './kv/dense-cache';
@@ -68,6 +70,7 @@ const REQUEST_FLAGS: Partial<Record<keyof BenchRequest, string>> = {
   maxNewTokens: '--max-new-tokens',
   imports: '--import',
   importLimit: '--import-limit',
+  rulerTask: '--ruler-task',
   provider: '--provider',
   outFile: '--out',
 };
@@ -260,7 +263,8 @@ const commands: Record<string, Command> = {
     summary: 'build queries from a codebase and compare KV methods on them (the main job)',
     usage:
       `kvlens bench <folder> [--model default|<hf-folder>] [${WEIGHTS_FLAG}] [${KV_DTYPE_FLAG}] [--methods full,kivi:bits=4,...] [--tasks needle,completion,...] ` +
-      '[--lengths 1k,2k,4k] [--depths 0,0.25,0.5,0.75,1] [--samples N] [--seed S] [--shard i/n] [--out results.json] [--csv F] [--md F] [--force] [--json]',
+      '[--lengths 1k,2k,4k] [--depths 0,0.25,0.5,0.75,1] [--samples N] [--seed S] [--shard i/n] [--import F.jsonl,...] [--ruler-task T] ' +
+      '[--out results.json] [--csv F] [--md F] [--paper-csv F] [--force] [--json]',
     options: {
       ...MODEL_OPTIONS,
       methods: { type: 'string' },
@@ -276,6 +280,8 @@ const commands: Record<string, Command> = {
       'max-new-tokens': { type: 'string' },
       import: { type: 'string' },
       'import-limit': { type: 'string' },
+      'ruler-task': { type: 'string' },
+      'paper-csv': { type: 'string' },
       force: { type: 'boolean', default: false },
     },
     async run(values, positionals) {
@@ -307,6 +313,7 @@ const commands: Record<string, Command> = {
         tasks: tasks.filter((t) => t !== 'none'),
         imports: given('import') ?? [],
         importLimit: values['import-limit'] === undefined ? undefined : integer('import-limit', 0, 1),
+        rulerTask: typeof values['ruler-task'] === 'string' ? values['ruler-task'] : undefined,
         lengths: given('lengths')?.map(parseLength) ?? cliDefault('lengths'),
         depths: given('depths')?.map(Number) ?? cliDefault('depths'),
         samples: integer('samples', cliDefault('samples'), RUN_SETTINGS.samples.min ?? 1, RUN_SETTINGS.samples.cliMax),
@@ -321,16 +328,20 @@ const commands: Record<string, Command> = {
       const unknownTask = tasks.find((t) => t !== 'none' && !TASKS.some((info) => info.id === t));
       if (unknownTask !== undefined) throw new KvlensError(`unknown task "${unknownTask}" in --tasks (known: ${TASKS.map((t) => t.id).join(', ')}, or none with --import)`);
       checkRequestFlags(request);
+      if (request.rulerTask !== undefined && rulerTask(request.rulerTask) === null) {
+        throw new KvlensError(`--ruler-task: unknown RULER task "${request.rulerTask}" (known: ${[...RULER_TASKS.keys()].join(', ')})`);
+      }
       checkDistinctMethods(request.methods, '--methods');
       checkDistinctOutputs([
         ['--out', request.outFile],
         ['--csv', typeof values.csv === 'string' ? resolve(values.csv) : null],
         ['--md', typeof values.md === 'string' ? resolve(values.md) : null],
+        ['--paper-csv', typeof values['paper-csv'] === 'string' ? resolve(values['paper-csv']) : null],
       ]);
       // Claimed before the model loads: an existing file (without --force), a file another run is writing or an
       // unwritable folder is refused before minutes of loading.
       const force = Boolean(values.force);
-      for (const flag of ['csv', 'md'] as const) if (typeof values[flag] === 'string') checkOverwrite(resolve(values[flag]), { force, flag: `--${flag}` });
+      for (const flag of ['csv', 'md', 'paper-csv'] as const) if (typeof values[flag] === 'string') checkOverwrite(resolve(values[flag]), { force, flag: `--${flag}` });
       const output = claimOutputFile(request.outFile!, { force, lock: true, say: (line) => process.stderr.write(`${line}\n`) });
       // Listening from before the model loads: a job stopped while loading ends cleanly, not by the default handler.
       const { signal, received, release } = cancelOnSignals('finishing the current step, keeping every completed row');
@@ -360,9 +371,12 @@ const commands: Record<string, Command> = {
         if (process.stderr.isTTY) process.stderr.write('\n');
         if (typeof values.csv === 'string') writeFileAtomic(resolve(values.csv), toCsv(results));
         if (typeof values.md === 'string') writeFileAtomic(resolve(values.md), toMarkdown(results));
+        if (typeof values['paper-csv'] === 'string') writeFileAtomic(resolve(values['paper-csv']), paperTableCsv(results));
         if (values.json) process.stdout.write(JSON.stringify(results, null, 1) + '\n');
         else {
           process.stdout.write(`\n${summaryMarkdown(results)}`);
+          const paper = paperTableMarkdown(results);
+          if (paper) process.stdout.write(`\nLongBench categories and needle (the paper's layout):\n\n${paper}`);
           process.stdout.write(`\n${results.rows.length} rows (${results.status}) on ${results.config.executionProvider} → ${request.outFile}\n`);
         }
         if (results.status === 'cancelled') process.exitCode = signalExitCode(received() ?? 'SIGINT');
@@ -429,21 +443,23 @@ const commands: Record<string, Command> = {
     },
   },
   export: {
-    summary: 'write a results file as CSV or Markdown',
-    usage: 'kvlens export <results.json> (--csv F | --md F) [--force]',
-    options: { csv: { type: 'string' }, md: { type: 'string' }, force: { type: 'boolean', default: false } },
+    summary: "write a results file as CSV or Markdown, or the paper's table of LongBench categories and needle as CSV",
+    usage: 'kvlens export <results.json> (--csv F | --md F | --paper-csv F) [--force]',
+    options: { csv: { type: 'string' }, md: { type: 'string' }, 'paper-csv': { type: 'string' }, force: { type: 'boolean', default: false } },
     async run(values, positionals) {
       if (!positionals[0]) throw new KvlensError('export needs a results file');
-      if (typeof values.csv !== 'string' && typeof values.md !== 'string') throw new KvlensError('export needs --csv F or --md F');
+      if (typeof values.csv !== 'string' && typeof values.md !== 'string' && typeof values['paper-csv'] !== 'string') throw new KvlensError('export needs --csv F, --md F or --paper-csv F');
       const results = readResultsFile(resolve(positionals[0]));
       checkDistinctOutputs([
         ['results file', resolve(positionals[0])],
         ['--csv', typeof values.csv === 'string' ? resolve(values.csv) : null],
         ['--md', typeof values.md === 'string' ? resolve(values.md) : null],
+        ['--paper-csv', typeof values['paper-csv'] === 'string' ? resolve(values['paper-csv']) : null],
       ]);
-      for (const flag of ['csv', 'md'] as const) if (typeof values[flag] === 'string') checkOverwrite(resolve(values[flag]), { force: Boolean(values.force), flag: `--${flag}` });
+      for (const flag of ['csv', 'md', 'paper-csv'] as const) if (typeof values[flag] === 'string') checkOverwrite(resolve(values[flag]), { force: Boolean(values.force), flag: `--${flag}` });
       if (typeof values.csv === 'string') writeFileAtomic(resolve(values.csv), toCsv(results));
       if (typeof values.md === 'string') writeFileAtomic(resolve(values.md), toMarkdown(results));
+      if (typeof values['paper-csv'] === 'string') writeFileAtomic(resolve(values['paper-csv']), paperTableCsv(results));
     },
   },
 };

@@ -1,6 +1,7 @@
-// Exports of a results file. CSV and Markdown come from the engine's exporter so the CLI and the
-// extension write identical files; JSON is the file as stored.
+// Exports of a results file. CSV, Markdown and the paper-layout table come from the engine's exporters so the
+// CLI and the extension write identical files; JSON is the file as stored.
 import { toCsv, toMarkdown } from '../engine/bench/export';
+import { paperTableCsv } from '../engine/bench/paperTable';
 import type { ProfiledResults } from './resultsModel';
 import type { ExportFormat } from './panelMessages';
 
@@ -12,7 +13,9 @@ export function exportResults(results: ProfiledResults, format: ExportFormat): s
       return toCsv(results);
     case 'markdown':
       return toMarkdown(results);
+    case 'paper-csv':
+      return paperTableCsv(results);
   }
 }
 
-export const EXPORT_EXTENSIONS: Record<ExportFormat, string> = { json: 'json', csv: 'csv', markdown: 'md' };
+export const EXPORT_EXTENSIONS: Record<ExportFormat, string> = { json: 'json', csv: 'csv', markdown: 'md', 'paper-csv': 'paper.csv' };

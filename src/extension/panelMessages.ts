@@ -3,7 +3,7 @@
 import { type ProfiledResults, checkResultsFile } from './resultsModel';
 import { isRecord, describeValue, expectInteger, expectNonEmptyString, expectString, expectBoolean, expectOneOf, firstProblem, type Problem } from './validate';
 
-export const EXPORT_FORMATS = ['json', 'csv', 'markdown'] as const;
+export const EXPORT_FORMATS = ['json', 'csv', 'markdown', 'paper-csv'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 /** A sample the panel should scroll to and highlight (from a CodeLens click). */

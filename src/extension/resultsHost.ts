@@ -7,7 +7,7 @@ import { describeError } from '../engine/errors';
 import { EXPORT_EXTENSIONS, exportResults } from './exportFormats';
 import type { AnnotationSource } from './annotations';
 import { ResultsPanel, type PanelHost } from './panel';
-import type { ExportFormat, PanelFocus, PanelToHost } from './panelMessages';
+import { EXPORT_FORMATS, type ExportFormat, type PanelFocus, type PanelToHost } from './panelMessages';
 import type { ProfiledResults } from './resultsModel';
 import { listResultsFiles, readProfiledResults } from './resultsFiles';
 import { methodsWithRetained } from './retainedMap';
@@ -115,13 +115,14 @@ export class ResultsHost implements PanelHost, AnnotationSource, vscode.Disposab
       void vscode.window.showErrorMessage('kvlens: no results to export. Run a profile or show saved results first.');
       return;
     }
-    let chosen: ExportFormat | undefined = format === 'json' || format === 'csv' || format === 'markdown' ? format : undefined;
+    let chosen: ExportFormat | undefined = (EXPORT_FORMATS as readonly unknown[]).includes(format) ? (format as ExportFormat) : undefined;
     if (!chosen) {
       const pick = await vscode.window.showQuickPick(
         [
           { label: 'JSON', description: 'the results file as stored', format: 'json' as const },
           { label: 'CSV', description: 'one line per sample and method', format: 'csv' as const },
           { label: 'Markdown', description: 'summary and rows as tables', format: 'markdown' as const },
+          { label: 'Paper table CSV', description: "LongBench categories and needle per method, in the paper's layout", format: 'paper-csv' as const },
         ],
         { title: 'kvlens: export results' },
       );

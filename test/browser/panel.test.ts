@@ -345,6 +345,23 @@ test('failed rows and an empty run are shown plainly, without errors', { skip: s
   assert.deepEqual(pageErrors, []);
 });
 
+test("the paper's layout: LongBench categories and needle per method, exported as CSV from its section", { skip: skipReason }, async () => {
+  const withLongBench = JSON.parse(fixtureText);
+  const template = withLongBench.rows.find((r: { method: string }) => r.method === 'full');
+  withLongBench.rows.push({ ...template, task: 'longbench/hotpotqa', sampleId: 'longbench-h1', metric: 'qa_f1_score', score: 0.5, exact: false, error: null });
+  await postToPanel({ type: 'results', results: withLongBench, resultsPath: null, focus: null });
+  await page.waitForSelector('#paper-table');
+  const headers = await page.$$eval('#paper-table thead th', (ths) => ths.map((t) => (t.textContent ?? '').trim()));
+  assert.deepEqual(headers, ['method', 'Multi-Doc QA', 'Needle', 'Average']);
+  // full: hotpotqa 50, every needle found (100), average 75; the other methods ran no LongBench row.
+  const rows = await tableRows('#paper-table');
+  assert.deepEqual(rows[0], ['full', '50.00', '100.00', '75.00']);
+  assert.deepEqual(rows[1], ['kivi:bits=2', '–', '83.33', '–']);
+  await page.click('vscode-button[data-export="paper-csv"]');
+  await page.waitForFunction(() => (window as unknown as { __posted: Array<{ type: string; format?: string }> }).__posted.some((m) => m.format === 'paper-csv'));
+  await postResults();
+});
+
 test('no CSP violations and no console errors', { skip: skipReason }, async () => {
   const violations = await page.evaluate(() => (window as unknown as { __violations: unknown[] }).__violations);
   assert.deepEqual(violations, []);

@@ -53,6 +53,7 @@ test('bad input exits non-zero with one line naming the problem', () => {
     // An existing file is never replaced without --force, and that is known before the model loads.
     [['--out', 'package.json'], /package\.json: --out would replace a file that is not a kvlens results file: pass --force to replace it/],
     [['--out', 'fresh-results.json', '--md', 'README.md'], /README\.md: --md would replace a file that is not a kvlens results file/],
+    [['--import', 'rows.jsonl', '--ruler-task', 'niah_nothing'], /--ruler-task: unknown RULER task "niah_nothing" \(known: niah_single_1, /],
   ];
   for (const [args, pattern] of sweep) cases.push([['bench', '.', ...noModel, ...args], pattern]);
   for (const [args, pattern] of cases) {
@@ -150,6 +151,25 @@ test('bench on a folder writes results, CSV and Markdown; merge and export read 
   assert.match(kvlens('export', join(dir, 'm.json'), '--csv', join(dir, 'm.csv')).stderr, /m\.csv: --csv would replace/);
   assert.match(kvlens('merge', out, '--out', out).stderr, /--out names one of the files being merged/);
   assert.deepEqual(readdirSync(dir).filter((name) => /lock|tmp/.test(name)), [], 'no lock or temporary file left');
+});
+
+test("bench --import prints and exports the paper's table of LongBench categories and needle", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kvlens-cli-import-'));
+  const hotpot = { _id: 'h1', dataset: 'hotpotqa', context: 'Passage 1: Ada wrote the first program.', input: 'Who wrote the first program?', answers: ['Ada'], length: 7, all_classes: null, language: 'en' };
+  const ruler = { index: 0, input: 'The value of X is 12. What is X?', outputs: ['12'], length: 12, answer_prefix: ' Answer:' };
+  writeFileSync(join(dir, 'hotpotqa.jsonl'), `${JSON.stringify(hotpot)}\n`);
+  writeFileSync(join(dir, 'rows.jsonl'), `${JSON.stringify(ruler)}\n`);
+  const out = join(dir, 'r.json');
+  const run = kvlens('bench', dir, '--model', FIXTURE, '--methods', 'full,int8', '--import', `${join(dir, 'hotpotqa.jsonl')},${join(dir, 'rows.jsonl')}`,
+    '--ruler-task', 'vt', '--lengths', '256', '--max-new-tokens', '2', '--out', out, '--paper-csv', join(dir, 'paper.csv'));
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout, /LongBench categories and needle \(the paper's layout\):\n\n\| method \| Multi-Doc QA \| Average \|\n\|---\|---:\|---:\|\n\| full \| /);
+  const rows = JSON.parse(readFileSync(out, 'utf8')).rows as { task: string; metric: string }[];
+  assert.deepEqual([...new Set(rows.map((r) => `${r.task} ${r.metric}`))].sort(), ['longbench/hotpotqa qa_f1_score', 'ruler/vt string_match_all']);
+  assert.match(readFileSync(join(dir, 'paper.csv'), 'utf8'), /^method,Multi-Doc QA,Average\nfull,[\d.]+,[\d.]+\nint8,/);
+  const exported = kvlens('export', out, '--paper-csv', join(dir, 'again.csv'));
+  assert.equal(exported.code, 0, exported.stderr);
+  assert.equal(readFileSync(join(dir, 'again.csv'), 'utf8'), readFileSync(join(dir, 'paper.csv'), 'utf8'));
 });
 
 test('Ctrl-C during bench cancels: exit 130, the results file says cancelled and keeps the finished rows', async () => {

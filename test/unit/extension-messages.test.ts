@@ -36,7 +36,7 @@ test('panel-to-host messages', () => {
   assert.match(problemOf(parsePanelToHost({ type: 'openSource', file: '../../etc/passwd', line: 0 })), /must stay inside the workspace/);
   assert.match(problemOf(parsePanelToHost({ type: 'openSource', file: 'a.ts', line: -1 })), /line must be an integer >= 0, found -1/);
   assert.deepEqual(parsePanelToHost({ type: 'export', format: 'csv' }), { ok: true, message: { type: 'export', format: 'csv' } });
-  assert.match(problemOf(parsePanelToHost({ type: 'export', format: 'xlsx' })), /format must be one of json, csv, markdown, found "xlsx"/);
+  assert.match(problemOf(parsePanelToHost({ type: 'export', format: 'xlsx' })), /format must be one of json, csv, markdown, paper-csv, found "xlsx"/);
   assert.match(problemOf(parsePanelToHost({ type: 'showRetained' })), /method must be a non-empty string, found nothing/);
   assert.match(problemOf(parsePanelToHost([1, 2])), /must be an object/);
 });

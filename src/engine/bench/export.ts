@@ -1,5 +1,7 @@
 import type { ResultRow, ResultsFile } from './results';
 import { formatBytes, formatNumber, paretoFrontier, summarizeMethods } from './summary';
+import { csvCell, mdCell } from './exportCells';
+import { paperTableMarkdown } from './paperTable';
 
 const ROW_COLUMNS: (keyof ResultRow)[] = [
   'task', 'sampleId', 'length', 'targetLength', 'depth', 'group', 'method', 'family', 'score', 'metric', 'exact', 'answer', 'expected', 'prediction',
@@ -7,24 +9,10 @@ const ROW_COLUMNS: (keyof ResultRow)[] = [
   'verified', 'note', 'prefillMs', 'compressMs', 'decodeTokensPerSecond', 'peakRssBytes', 'error',
 ];
 
-function csvCell(value: unknown): string {
-  if (value === null || value === undefined) return '';
-  let text = typeof value === 'object' ? JSON.stringify(value) : String(value);
-  // A text cell a spreadsheet would run as a formula (= + - @, or a leading tab/CR) is kept as text by a quote
-  // mark, as OWASP recommends; numbers stay numbers.
-  if (typeof value === 'string' && /^[=+\-@\t\r]/.test(text)) text = `'${text}`;
-  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
-
 export function toCsv(results: ResultsFile): string {
   const lines = [ROW_COLUMNS.join(',')];
   for (const row of results.rows) lines.push(ROW_COLUMNS.map((c) => csvCell(row[c])).join(','));
   return lines.join('\n') + '\n';
-}
-
-/** Text from a results file (answers, paths, task and method names) as literal Markdown: no markup, links or HTML. */
-function mdCell(text: string): string {
-  return text.replace(/[\\`*_{}[\]()<>#+!|~]/g, (c) => `\\${c}`).replace(/\r?\n|\r/g, ' ');
 }
 
 /** The method summary as a Markdown table: score and memory per method, Pareto-optimal ones marked. */
@@ -45,6 +33,12 @@ export function summaryMarkdown(results: ResultsFile): string {
   return lines.join('\n') + '\n';
 }
 
+/** The paper-layout table of LongBench categories and needle, when the results have such rows. */
+function paperSection(results: ResultsFile): string[] {
+  const table = paperTableMarkdown(results);
+  return table ? ['## LongBench categories and needle (the paper\'s layout)', '', table] : [];
+}
+
 export function toMarkdown(results: ResultsFile): string {
   const c = results.config;
   const header = [
@@ -56,6 +50,7 @@ export function toMarkdown(results: ResultsFile): string {
     '## Summary',
     '',
     summaryMarkdown(results),
+    ...paperSection(results),
     '## Rows',
     '',
     '| task | sample | length | depth | method | score | answer | expected | kept/head | bytes held | ratio | verified |',

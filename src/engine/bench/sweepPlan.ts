@@ -113,7 +113,7 @@ function sweepSamples(
           onLog: say,
         });
   for (const file of request.imports ?? []) {
-    const imported = importJsonl(resolve(file), { counter, maxTokens: Math.max(...request.lengths), limit: request.importLimit, style });
+    const imported = importJsonl(resolve(file), { counter, maxTokens: Math.max(...request.lengths), limit: request.importLimit, rulerTask: request.rulerTask, style });
     say(`imported ${imported.length} samples from ${file}`);
     samples.push(...imported);
   }

@@ -49,6 +49,8 @@ export interface BenchRequest extends SweepSpec {
   imports?: string[];
   /** Rows read at most from each imported file. */
   importLimit?: number;
+  /** The RULER task of imported RULER rows whose path (`<task>/validation.jsonl`) does not name one. */
+  rulerTask?: string;
   /** Build samples only around these 0-based line ranges of `files[0]` (Profile Selection). */
   selection?: { file: string; startLine: number; endLine: number } | null;
 }
@@ -132,6 +134,7 @@ const isBenchRequestShape = objectOf<BenchRequest>({
   files: optional(arrayOf(aNonEmptyString)),
   imports: optional(arrayOf(aNonEmptyString)),
   importLimit: optional(anInteger(1)),
+  rulerTask: optional(aNonEmptyString),
   selection: optional(nullable(objectOf({ file: aNonEmptyString, startLine: aCount, endLine: aCount }))),
 });
 
