@@ -3,6 +3,7 @@
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { KvlensError } from '../errors';
+import { halfTable } from '../kv/quant/half';
 import type { StorageDtype, Tensor, WeightMap } from './types';
 
 export const SAFETENSORS_DTYPE_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2 };
@@ -140,23 +141,12 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
   }
 }
 
-function halfToFloat(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exponent = (bits >> 10) & 0x1f;
-  const mantissa = bits & 0x3ff;
-  if (exponent === 0) return sign * mantissa * 2 ** -24;
-  if (exponent === 0x1f) return mantissa ? NaN : sign * Infinity;
-  return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
-}
+let halfFloats: Float32Array | null = null;
 
-// All 65536 half values, built once: decoding a table lookup per element is far faster than bit math.
-let halfTable: Float32Array | null = null;
+/** half.ts's table of every fp16 value in fp32 (each is exact there): the weight decoders write fp32 and read half the bytes. */
 export function f16Table(): Float32Array {
-  if (!halfTable) {
-    halfTable = new Float32Array(65536);
-    for (let i = 0; i < 65536; i++) halfTable[i] = halfToFloat(i);
-  }
-  return halfTable;
+  if (!halfFloats) halfFloats = Float32Array.from(halfTable());
+  return halfFloats;
 }
 
 /** Decodes little-endian F16/BF16 words into fp32. */
