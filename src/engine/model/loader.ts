@@ -171,12 +171,10 @@ function checkLayerCount(config: ModelConfig, stored: Map<string, StoredTensor>,
   throw new KvlensError(`"${source.key}" is ${config.numLayers} but the weights (${where}) hold ${held}`, source.file);
 }
 
-function planFromTable(
-  config: ModelConfig,
-  stored: Map<string, StoredTensor>,
-  where: string,
-  layerSource: LayerCountSource,
-): { config: ModelConfig; names: string[]; parameterCount: number; bytes: number; dtype: StorageDtype; dtypeShares: DtypeShare[] } {
+/** What a checked tensor table tells of a checkpoint, whatever its format. */
+type CheckedTable = Pick<ModelPlan, 'config' | 'tensorNames' | 'parameterCount' | 'weightBytesOnDisk' | 'dtype' | 'dtypeShares'>;
+
+function planFromTable(config: ModelConfig, stored: Map<string, StoredTensor>, where: string, layerSource: LayerCountSource): CheckedTable {
   checkLayerCount(config, stored, where, layerSource);
   // transformers ties lm_head to the embedding when asked to, and a checkpoint without lm_head can only mean a tie.
   const tied = config.tieWordEmbeddings || !stored.has('lm_head.weight');
@@ -216,36 +214,36 @@ function planFromTable(
     elementsByDtype.set(have.dtype, (elementsByDtype.get(have.dtype) ?? 0) + count);
   }
   const dtypeShares = [...elementsByDtype.entries()].sort((a, b) => b[1] - a[1]).map(([dtype, count]) => ({ dtype, share: count / parameterCount }));
-  return { config: effective, names, parameterCount, bytes, dtype: dtypeShares[0].dtype, dtypeShares };
+  return { config: effective, tensorNames: names, parameterCount, weightBytesOnDisk: bytes, dtype: dtypeShares[0].dtype, dtypeShares };
 }
 
 /** Reads config and tensor tables (no weight data) and validates every tensor name and shape. */
 export function inspectModel(dirOrFile: string): ModelPlan {
   const source = weightSource(dirOrFile);
-  if (isGgufPath(source)) {
-    const gguf = openGguf(source);
-    const config = ggufConfig(gguf);
-    const { tensors, unmapped } = ggufHfTensors(gguf);
-    if (unmapped.length > 0) {
-      throw new KvlensError(`unexpected tensors ${unmapped.slice(0, 5).map((n) => `"${n}"`).join(', ')}: not part of a ${config.hfArchitecture} the engine supports`, source);
-    }
-    const stored = new Map<string, StoredTensor>();
-    for (const [name, t] of tensors) stored.set(name, { shape: t.shape, dtype: t.info.format.dtype, bytes: t.info.bytes, file: source });
-    const plan = planFromTable(config, stored, source, { file: source, key: ggufConfigKeys(config.architecture).numLayers });
-    return {
-      dir: dirname(source),
-      source,
-      format: 'gguf',
-      config: plan.config,
-      tensorNames: plan.names,
-      parameterCount: plan.parameterCount,
-      weightBytesOnDisk: plan.bytes,
-      dtype: plan.dtype,
-      dtypeShares: plan.dtypeShares,
-      read: () => readGgufTensors(gguf, plan.config, plan.names),
-      storedWeights: () => new GgufWeightSource(gguf, plan.config, plan.names),
-    };
+  return isGgufPath(source) ? inspectGguf(source) : inspectSafetensors(source);
+}
+
+function inspectGguf(source: string): ModelPlan {
+  const gguf = openGguf(source);
+  const config = ggufConfig(gguf);
+  const { tensors, unmapped } = ggufHfTensors(gguf);
+  if (unmapped.length > 0) {
+    throw new KvlensError(`unexpected tensors ${unmapped.slice(0, 5).map((n) => `"${n}"`).join(', ')}: not part of a ${config.hfArchitecture} the engine supports`, source);
   }
+  const stored = new Map<string, StoredTensor>();
+  for (const [name, t] of tensors) stored.set(name, { shape: t.shape, dtype: t.info.format.dtype, bytes: t.info.bytes, file: source });
+  const table = planFromTable(config, stored, source, { file: source, key: ggufConfigKeys(config.architecture).numLayers });
+  return {
+    dir: dirname(source),
+    source,
+    format: 'gguf',
+    ...table,
+    read: () => readGgufTensors(gguf, table.config, table.tensorNames),
+    storedWeights: () => new GgufWeightSource(gguf, table.config, table.tensorNames),
+  };
+}
+
+function inspectSafetensors(source: string): ModelPlan {
   const config = readConfig(source);
   const checkpoint = openSafetensorsCheckpoint(source);
   const stored = new Map<string, StoredTensor>();
@@ -254,19 +252,14 @@ export function inspectModel(dirOrFile: string): ModelPlan {
     stored.set(name, { shape: entry.shape, dtype: entry.dtype, bytes: entry.end - entry.begin, file: header.file });
   }
   const where = checkpoint.headers.length > 1 ? join(source, 'model.safetensors.index.json') : checkpoint.headers[0].file;
-  const plan = planFromTable(config, stored, where, { file: join(source, 'config.json'), key: HF_CONFIG_KEYS.numLayers });
+  const table = planFromTable(config, stored, where, { file: join(source, 'config.json'), key: HF_CONFIG_KEYS.numLayers });
   return {
     dir: source,
     source,
     format: 'safetensors',
-    config: plan.config,
-    tensorNames: plan.names,
-    parameterCount: plan.parameterCount,
-    weightBytesOnDisk: plan.bytes,
-    dtype: plan.dtype,
-    dtypeShares: plan.dtypeShares,
-    read: () => readCheckpointTensors(checkpoint, plan.names),
-    storedWeights: () => new SafetensorsWeightSource(checkpoint, plan.names),
+    ...table,
+    read: () => readCheckpointTensors(checkpoint, table.tensorNames),
+    storedWeights: () => new SafetensorsWeightSource(checkpoint, table.tensorNames),
   };
 }
 
