@@ -3,29 +3,22 @@ import type { ModelConfig } from '../../src/engine/model/config';
 import type { AttentionRequest, LayerAttention } from '../../src/engine/model/types';
 import { DenseLayerCache, type LayerKV } from '../../src/engine/kv/cache';
 import type { KvMethod, MethodCache } from '../../src/engine/kv/method';
+import { testConfig } from '../helpers/random-model';
 
+/** The random-model test config at a size where budgets, windows and head layouts have room to differ. */
 export function makeConfig(overrides: Partial<ModelConfig> = {}): ModelConfig {
-  return {
-    architecture: 'llama',
-    hfArchitecture: 'LlamaForCausalLM',
+  return testConfig({
     hiddenSize: 256,
     intermediateSize: 512,
     numLayers: 3,
-    numHeads: 4,
-    numKvHeads: 2,
     headDim: 64,
     vocabSize: 1000,
     rmsNormEps: 1e-6,
-    ropeTheta: 10000,
-    ropeScaling: null,
-    tieWordEmbeddings: false,
-    attentionBias: false,
     maxPositionEmbeddings: 100000,
     bosTokenId: 1,
     eosTokenIds: [2],
-    torchDtype: 'float32',
     ...overrides,
-  };
+  });
 }
 
 /** Deterministic uniform [0, 1) numbers (a different generator from the library's, so tests do not share its code). */

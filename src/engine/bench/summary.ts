@@ -29,21 +29,19 @@ function mean(values: number[]): number {
   return sum / values.length;
 }
 
+/** The configured names that occur, in their order, then the others in order of first appearance. */
+function configuredFirst(occurring: string[], configured: string[]): string[] {
+  const present = new Set(occurring);
+  return [...new Set([...configured.filter((name) => present.has(name)), ...occurring])];
+}
+
 /** Methods in the order the run listed them (falling back to first appearance in the rows). */
 export function methodOrder(rows: ResultRow[], configured: string[] = []): string[] {
-  const seen = new Set<string>();
-  const order: string[] = [];
-  for (const m of configured) if (rows.some((r) => r.method === m) && !seen.has(m)) { seen.add(m); order.push(m); }
-  for (const r of rows) if (!seen.has(r.method)) { seen.add(r.method); order.push(r.method); }
-  return order;
+  return configuredFirst(rows.map((r) => r.method), configured);
 }
 
 export function taskOrder(rows: ResultRow[], configured: string[] = []): string[] {
-  const seen = new Set<string>();
-  const order: string[] = [];
-  for (const t of configured) if (rows.some((r) => r.task === t) && !seen.has(t)) { seen.add(t); order.push(t); }
-  for (const r of rows) if (!seen.has(r.task)) { seen.add(r.task); order.push(r.task); }
-  return order;
+  return configuredFirst(rows.map((r) => r.task), configured);
 }
 
 export function summarizeMethod(method: string, rows: ResultRow[]): MethodSummary {
