@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { existsSync, lstatSync, mkdtempSync, rmSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { downloadModel, selectModelFiles, type DownloadProgress } from '../../src/engine/model/download';
+import { downloadModel, redirectProblem, selectModelFiles, type DownloadProgress } from '../../src/engine/model/download';
 import { loadModel, resolveModelDir } from '../../src/engine/model/loader';
 import { KvlensError } from '../../src/engine/errors';
 import { createHost, installVscodeStub, Uri } from './extension-host-stub';
@@ -42,9 +42,22 @@ interface HubBehaviour {
   padConfig?: boolean;
   /** Send the first part of the weights and then stall until the client goes away. */
   stallWeightsAfter?: number;
+  /** Serve config.json with one byte changed and its length unchanged (only a content hash can tell). */
+  corruptConfig?: boolean;
+  /** Stream the weights without a Content-Length, forever; counts what was sent. */
+  floodWeights?: { sent: number };
+  /** Metadata as a mirror without ?blobs=true support gives it: names only, no ids, no sizes. */
+  namesOnly?: boolean;
+  /** The ETag every file is served with, instead of its content id. */
+  etag?: string;
+  /** Answer file requests with a redirect to this URL (the file name appended). */
+  redirectTo?: string;
+  /** Authorization headers of every file request, in order. */
+  authSeen?: (string | undefined)[];
 }
 
-function metadata(): unknown {
+function metadata(behaviour: HubBehaviour = {}): unknown {
+  if (behaviour.namesOnly) return { id: REPO, sha: COMMIT, siblings: [...fixtureFiles.keys()].map((name) => ({ rfilename: name })) };
   return {
     id: REPO,
     sha: COMMIT,
@@ -63,11 +76,29 @@ async function startHub(behaviour: HubBehaviour = {}): Promise<FakeHub> {
       response.writeHead(404).end('Entry not found');
       return;
     }
+    // A hub's ETag names the true content, whatever the bytes that arrive.
+    const etag = behaviour.etag ?? (isLfs(name) ? sha256(data) : gitBlobId(data));
+    behaviour.authSeen?.push(request.headers.authorization);
     if (behaviour.corrupt && name === WEIGHTS) {
       data = Buffer.from(data);
       data[data.length >> 1] ^= 0xff;
     }
+    if (behaviour.corruptConfig && name === 'config.json') data = Buffer.from(data.toString('utf8').replace('"', "'"));
     if (behaviour.padConfig && name === 'config.json') data = Buffer.concat([data, Buffer.from('\n')]);
+    const flood = behaviour.floodWeights;
+    if (flood && name === WEIGHTS) {
+      response.writeHead(200, { ETag: `"${etag}"` });
+      const chunk = Buffer.alloc(64 * 1024, 7);
+      const pump = () => {
+        while (!response.destroyed && flood.sent < 1024 * 2 ** 20) {
+          flood.sent += chunk.length;
+          if (!response.write(chunk)) return response.once('drain', pump);
+        }
+      };
+      response.on('close', () => undefined);
+      pump();
+      return;
+    }
     const range = /^bytes=(\d+)-$/.exec(request.headers.range ?? '');
     const start = range ? Number(range[1]) : 0;
     if (range) rangeRequests.push(`${name} ${request.headers.range}`);
@@ -75,7 +106,7 @@ async function startHub(behaviour: HubBehaviour = {}): Promise<FakeHub> {
       response.writeHead(416).end();
       return;
     }
-    const headers = { 'Content-Length': String(data.length - start), ETag: `"${isLfs(name) ? sha256(data) : gitBlobId(data)}"` };
+    const headers = { 'Content-Length': String(data.length - start), ETag: `"${etag}"` };
     if (range) response.writeHead(206, { ...headers, 'Content-Range': `bytes ${start}-${data.length - 1}/${data.length}` });
     else response.writeHead(200, headers);
     if (behaviour.stallWeightsAfter !== undefined && name === WEIGHTS && !range) {
@@ -87,14 +118,15 @@ async function startHub(behaviour: HubBehaviour = {}): Promise<FakeHub> {
   const server: Server = createServer((request, response) => {
     const url = new URL(request.url ?? '/', 'http://localhost');
     if (url.pathname === `/api/models/${REPO}/revision/main` && url.searchParams.get('blobs') === 'true') {
-      response.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(metadata()));
+      response.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(metadata(behaviour)));
       return;
     }
     const resolvePrefix = `/${REPO}/resolve/${COMMIT}/`;
     if (url.pathname.startsWith(resolvePrefix)) {
       const name = decodeURIComponent(url.pathname.slice(resolvePrefix.length));
       fileRequests.push(name);
-      if (behaviour.redirect) response.writeHead(302, { Location: `/cdn/${encodeURIComponent(name)}` }).end();
+      if (behaviour.redirectTo !== undefined) response.writeHead(302, { Location: `${behaviour.redirectTo}${encodeURIComponent(name)}` }).end();
+      else if (behaviour.redirect) response.writeHead(302, { Location: `/cdn/${encodeURIComponent(name)}` }).end();
       else serveFile(request, response, name);
       return;
     }
@@ -268,7 +300,7 @@ test('a file longer than the metadata says fails the size check, naming the file
     const size = fixtureFiles.get('config.json')!.length;
     await assert.rejects(
       downloadModel(REPO, { endpoint: hub.endpoint, cacheDir: cache, env: {} }),
-      (e: unknown) => e instanceof KvlensError && e.message.startsWith(`config.json: size mismatch: expected ${size} bytes, got ${size + 1}`),
+      (e: unknown) => e instanceof KvlensError && e.message.startsWith(`config.json: size mismatch: expected ${size} bytes, the server announces ${size + 1}; nothing was kept`),
     );
     assert.deepEqual(readdirSync(join(repoDir(cache), 'blobs')), []);
   });
@@ -378,5 +410,121 @@ test('the kvlens.downloadModel command downloads the repo typed in and offers to
     if (saved.cache === undefined) delete process.env.HF_HUB_CACHE;
     else process.env.HF_HUB_CACHE = saved.cache;
     await hub.close();
+  }
+});
+
+test('a file outside LFS is checked by its git blob id: a same-size corruption is caught, and a bad cached copy is fetched again', async () => {
+  const config = fixtureFiles.get('config.json')!;
+  await withHub({ corruptConfig: true }, async (hub, cache) => {
+    await assert.rejects(downloadModel(REPO, { endpoint: hub.endpoint, cacheDir: cache, env: {} }), (e: unknown) => {
+      assert.ok(e instanceof KvlensError);
+      assert.match(e.message, new RegExp(`^config\\.json: git blob sha1 mismatch: expected ${gitBlobId(config)}, got [0-9a-f]{40}; the downloaded file was deleted`));
+      return true;
+    });
+    assert.deepEqual(readdirSync(join(repoDir(cache), 'blobs')), []);
+  });
+  await withHub(async (hub, cache) => {
+    await downloadModel(REPO, { endpoint: hub.endpoint, cacheDir: cache, env: {} });
+    const blob = join(repoDir(cache), 'blobs', gitBlobId(config));
+    writeFileSync(blob, Buffer.alloc(config.length, 0x20));
+    hub.fileRequests.length = 0;
+    const again = await downloadModel(REPO, { endpoint: hub.endpoint, cacheDir: cache, env: {} });
+    assert.deepEqual(hub.fileRequests, ['config.json']);
+    assert.ok(readFileSync(join(again.snapshotDir, 'config.json')).equals(config));
+  });
+});
+
+test('a body longer than declared stops at the declared size instead of filling the disk', { timeout: 60_000 }, async () => {
+  const flood = { sent: 0 };
+  await withHub({ floodWeights: flood }, async (hub, cache) => {
+    const size = fixtureFiles.get(WEIGHTS)!.length;
+    await assert.rejects(downloadModel(REPO, { endpoint: hub.endpoint, cacheDir: cache, env: {} }), (e: unknown) => {
+      assert.ok(e instanceof KvlensError);
+      assert.equal(e.message, `${WEIGHTS}: size mismatch: expected ${size} bytes, the server sent more; it was cut off there and the partial file was deleted`);
+      return true;
+    });
+    assert.ok(flood.sent < size + 64 * 2 ** 20, `the client read on: ${flood.sent} bytes sent`);
+    assert.ok(!readdirSync(join(repoDir(cache), 'blobs')).some((name) => name.startsWith(sha256(fixtureFiles.get(WEIGHTS)!))));
+  });
+});
+
+test('a file whose size nobody declares is cut off at the cap', { timeout: 60_000 }, async () => {
+  const flood = { sent: 0 };
+  await withHub({ floodWeights: flood, namesOnly: true }, async (hub, cache) => {
+    await assert.rejects(
+      downloadModel(REPO, { endpoint: hub.endpoint, cacheDir: cache, env: {}, undeclaredSizeCap: 4 * 2 ** 20 }),
+      new RegExp(`^KvlensError: ${WEIGHTS.replace('.', '\\.')}: the server sent more than ${4 * 2 ** 20} bytes without declaring a size; it was cut off there and the partial file was deleted`),
+    );
+    assert.ok(flood.sent < 64 * 2 ** 20, `${flood.sent} bytes sent`);
+    assert.deepEqual(readdirSync(join(repoDir(cache), 'blobs')).filter((name) => name.includes('incomplete')), []);
+  });
+});
+
+test('without ids in the metadata, an ETag that is a content id names and checks the blob; any other ETag is no file name', async () => {
+  await withHub({ namesOnly: true, corrupt: true }, async (hub, cache) => {
+    await assert.rejects(downloadModel(REPO, { endpoint: hub.endpoint, cacheDir: cache, env: {} }), new RegExp(`${WEIGHTS.replace('.', '\\.')}: sha256 mismatch: expected ${sha256(fixtureFiles.get(WEIGHTS)!)}`));
+  });
+  for (const etag of ['..', '.', 'x'.repeat(300), '../../../../etc/passwd', 'W/"abc"']) {
+    await withHub({ namesOnly: true, etag }, async (hub, cache) => {
+      const result = await downloadModel(REPO, { endpoint: hub.endpoint, cacheDir: cache, env: {} });
+      assert.ok(readFileSync(join(result.snapshotDir, WEIGHTS)).equals(fixtureFiles.get(WEIGHTS)!), etag);
+      const blobs = readdirSync(join(repoDir(cache), 'blobs'));
+      assert.equal(blobs.length, EXPECTED_FILES.length, `${etag}: ${blobs.join(', ')}`);
+      for (const blob of blobs) assert.match(blob, /^[0-9a-f]{40}$|^[0-9a-f]{64}$/, etag);
+    });
+  }
+});
+
+test('redirects: never from https down to http or to another scheme, and the token stays with the Hub', async () => {
+  const hub = new URL('https://huggingface.co/a/resolve/x');
+  assert.equal(redirectProblem(hub, new URL('https://cdn-lfs.hf.co/blob')), null);
+  assert.match(String(redirectProblem(hub, new URL('http://cdn-lfs.hf.co/blob'))), /refused a redirect from https:\/\/huggingface\.co to plain http \(http:\/\/cdn-lfs\.hf\.co\): the download would no longer be encrypted/);
+  assert.match(String(redirectProblem(hub, new URL('file:///etc/passwd'))), /to a file: URL/);
+  assert.equal(redirectProblem(new URL('http://127.0.0.1:8080/x'), new URL('http://127.0.0.1:8080/cdn/x')), null);
+  await withHub({ redirectTo: 'file:///etc/' }, async (hubServer, cache) => {
+    await assert.rejects(downloadModel(REPO, { endpoint: hubServer.endpoint, cacheDir: cache, env: {} }), /^KvlensError: fixture-org\/qwen2-tiny: refused a redirect from http:\/\/127\.0\.0\.1:\d+ to a file: URL/);
+  });
+  // The "CDN" is another origin (another port): it gets the file request, but not the token.
+  const cdnAuth: (string | undefined)[] = [];
+  await withHub({ authSeen: cdnAuth }, async (cdn) => {
+    const hubAuth: (string | undefined)[] = [];
+    await withHub({ redirectTo: `${cdn.endpoint}/cdn/`, authSeen: hubAuth }, async (front, cache) => {
+      const result = await downloadModel(REPO, { endpoint: front.endpoint, cacheDir: cache, env: {}, token: 'hf_secret' });
+      assert.ok(readFileSync(join(result.snapshotDir, WEIGHTS)).equals(fixtureFiles.get(WEIGHTS)!));
+      assert.equal(cdn.fileRequests.length, 0, 'the CDN only serves /cdn/ paths');
+    });
+  });
+  assert.equal(cdnAuth.length, EXPECTED_FILES.length);
+  assert.deepEqual(cdnAuth, EXPECTED_FILES.map(() => undefined));
+});
+
+test('a second download of a file that is being fetched is refused instead of interleaving bytes', async () => {
+  const stalling = await startHub({ stallWeightsAfter: 50_000 });
+  const cache = freshCache();
+  try {
+    const controller = new AbortController();
+    let stalled: () => void = () => undefined;
+    const reached = new Promise<void>((resolve) => (stalled = resolve));
+    const first = downloadModel(REPO, {
+      endpoint: stalling.endpoint,
+      cacheDir: cache,
+      env: {},
+      signal: controller.signal,
+      onProgress: (p) => {
+        if (p.file === WEIGHTS && p.bytesDone > 0) stalled();
+      },
+    });
+    await reached;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await assert.rejects(downloadModel(REPO, { endpoint: stalling.endpoint, cacheDir: cache, env: {} }), (e: unknown) => {
+      assert.ok(e instanceof KvlensError);
+      assert.match(e.message, new RegExp(`^${WEIGHTS.replace('.', '\\.')}: this process is already writing it; two downloads of one file would interleave their bytes \\(lock .*\\.incomplete\\.lock\\)`));
+      return true;
+    });
+    controller.abort();
+    await assert.rejects(first, /cancelled/);
+    assert.deepEqual(readdirSync(join(repoDir(cache), 'blobs')).filter((name) => name.endsWith('.lock')), [], 'the lock is released on cancel');
+  } finally {
+    await stalling.close();
   }
 });

@@ -80,9 +80,24 @@ export function claimOutputFile(path: string, options: ClaimOptions = {}): Outpu
     checkOverwrite(path, options);
     return { path, release: () => {} };
   }
+  const claim = lockFile(path, { say: options.say });
+  try {
+    checkOverwrite(path, options);
+  } catch (error) {
+    claim.release();
+    throw error;
+  }
+  return claim;
+}
+
+/**
+ * Takes `path.lock` for one writer of `path`: refused while a live process holds it (`clash` says why two
+ * writers would be wrong), taken over with a message when its owner is gone. Removed by release or at exit.
+ */
+export function lockFile(path: string, options: { say?: (line: string) => void; clash?: string } = {}): OutputClaim {
   const owner: LockOwner = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), token: randomBytes(8).toString('hex') };
   const lockPath = lockPathOf(path);
-  acquireLock(path, lockPath, owner, options.say ?? (() => {}));
+  acquireLock(path, lockPath, owner, options.say ?? (() => {}), options.clash ?? 'two runs on one results file would interleave their rows');
   let held = true;
   // The lock's modification time is its owner's heartbeat: the only liveness a process on another host can see.
   const heartbeat = setInterval(() => {
@@ -104,12 +119,6 @@ export function claimOutputFile(path: string, options: ClaimOptions = {}): Outpu
   };
   // A process that exits without unwinding (a second Ctrl-C) still removes its lock.
   process.on('exit', release);
-  try {
-    checkOverwrite(path, options);
-  } catch (error) {
-    release();
-    throw error;
-  }
   return { path, release };
 }
 
@@ -175,7 +184,7 @@ const HEARTBEAT_MS = 30_000;
  */
 export const FOREIGN_LOCK_STALE_MS = 10 * 60_000;
 
-function acquireLock(path: string, lockPath: string, owner: LockOwner, say: (line: string) => void): void {
+function acquireLock(path: string, lockPath: string, owner: LockOwner, say: (line: string) => void, clash: string): void {
   const contents = JSON.stringify(owner) + '\n';
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
@@ -211,7 +220,7 @@ function acquireLock(path: string, lockPath: string, owner: LockOwner, say: (lin
       why = `pid ${holder.pid} on host ${holder.host} (${since}) has not refreshed it for ${silent}`;
     } else if (isRunning(holder.pid)) {
       const who = holder.pid === process.pid ? 'this process is already writing it' : `another process (pid ${holder.pid}, ${since}) is writing it`;
-      throw new KvlensError(`${who}; two runs on one results file would interleave their rows (lock ${lockPath}): wait for it, stop it, or name another file`, path);
+      throw new KvlensError(`${who}; ${clash} (lock ${lockPath}): wait for it, stop it, or name another file`, path);
     } else why = `its owner, pid ${holder.pid} (${since}), is no longer running`;
     takeOver(path, lockPath, raw);
     say(`taking over the lock ${lockPath}: ${why}`);
