@@ -100,11 +100,12 @@ export async function openRecurrentSession(modelPath: string, options: SessionOp
   const plan = planRecurrentModel(modelPath);
   const estimate = recurrentMemoryEstimate(plan, options.contextTokens ?? 4096);
   checkFitsInMemory(estimate, modelPath);
+  // A missing or broken tokenizer.json is named before the weights are read.
+  const tokenizer = loadTokenizer(modelPath);
   const loaded = plan.load();
   const { forward } = loaded;
   const config = forward.config;
   const weightBytes = estimate.weightBytes;
-  const tokenizer = loadTokenizer(modelPath);
   const embeddingRows = config.vocabSize * config.hiddenSize * Float32Array.BYTES_PER_ELEMENT;
   const weightFormat: WeightFormatPlan = {
     requested: options.weights ?? 'auto',
