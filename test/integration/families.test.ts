@@ -238,3 +238,12 @@ test('kvlens info names the attention layout: full, one window everywhere, or pe
   assert.equal(info('mistral-window12-bf16'), 'sliding window of 12 tokens in every layer');
   assert.equal(describeAttentionLayout(testConfig({ numLayers: 4, layerWindows: [8, null, 8, 4] })), 'sliding window 8: layers 0, 2; full: layer 1; sliding window 4: layer 3');
 });
+
+test('qwen3 GGUF (llama.cpp names and metadata): the same config as the HF folder it was written from', () => {
+  const fromGguf = loadModel(join(FIXTURES, 'qwen3-qknorm-gguf', 'model.gguf')).config;
+  const fromFolder = loadModel(join(FIXTURES, 'qwen3-qknorm-headdim24-bf16')).config;
+  for (const key of ['architecture', 'hfArchitecture', 'hiddenSize', 'intermediateSize', 'numLayers', 'numHeads', 'numKvHeads', 'headDim', 'vocabSize', 'tieWordEmbeddings', 'attentionBias', 'qkNorm', 'layerWindows', 'ropeTheta'] as const) {
+    assert.deepEqual(fromGguf[key], fromFolder[key], key);
+  }
+  assert.ok(Math.abs(fromGguf.rmsNormEps - fromFolder.rmsNormEps) < 1e-12);
+});

@@ -371,15 +371,18 @@ test('gguf errors: unsupported tensor type and architecture are named', () => {
   const quantK = writeTmp('k.gguf', buildLlamaGguf(llamaF32, { typeOverride: TYPE.Q4_K }).file);
   assertKvlensError(() => loadModel(quantK), quantK, /tensor "token_embd\.weight" row length \d+ is not a multiple of the Q4_K block size 256/);
   const gemma = writeTmp('g.gguf', buildLlamaGguf(llamaF32, { metaOverrides: { 'general.architecture': { kind: 'str', value: 'gemma' } } }).file);
-  assertKvlensError(() => loadModel(gemma), gemma, /unsupported GGUF architecture "gemma" \(supported: llama, qwen2\)/);
+  assertKvlensError(() => loadModel(gemma), gemma, /unsupported GGUF architecture "gemma" \(supported: llama, qwen2, qwen3\)/);
 });
 
 test('gguf errors: shape mismatch with metadata, unknown tensors, unmatched rope_freqs', () => {
   const ffn = writeTmp('f.gguf', buildLlamaGguf(llamaF32, { metaOverrides: { 'llama.feed_forward_length': { kind: 'u32', value: 96 } } }).file);
   assertKvlensError(() => loadModel(ffn), ffn, /tensor "model\.layers\.0\.mlp\.gate_proj\.weight" has shape \[128, 64\] but config\.json implies \[96, 64\]/);
-  const extra = { name: 'blk.0.attn_q_norm.weight', ne: [16], type: TYPE.F32, bytes: new Uint8Array(64) };
+  const extra = { name: 'blk.0.attn_post_norm.weight', ne: [16], type: TYPE.F32, bytes: new Uint8Array(64) };
   const unknown = writeTmp('u.gguf', buildLlamaGguf(llamaF32, { extra: [extra] }).file);
-  assertKvlensError(() => loadModel(unknown), unknown, /unexpected tensors "blk\.0\.attn_q_norm\.weight"/);
+  assertKvlensError(() => loadModel(unknown), unknown, /unexpected tensors "blk\.0\.attn_post_norm\.weight"/);
+  // Qwen3's q/k norms in a llama file map to their HF names, which a Llama forward pass has no use for.
+  const qkNorm = writeTmp('n.gguf', buildLlamaGguf(llamaF32, { extra: [{ ...extra, name: 'blk.0.attn_q_norm.weight' }] }).file);
+  assertKvlensError(() => loadModel(qkNorm), qkNorm, /unexpected tensor "model\.layers\.0\.self_attn\.q_norm\.weight": the LlamaForCausalLM forward pass has no use for it/);
   const odd = writeTmp('r.gguf', buildLlamaGguf(llamaF32, { ropeFreqs: new Float32Array([1, 1.3, 2.9, 3.3, 5, 6, 7, 7.5]) }).file);
   assertKvlensError(() => loadModel(odd), odd, /rope_freqs\.weight does not match any llama3 rope scaling/);
   const yarn = writeTmp('y.gguf', buildLlamaGguf(llamaF32, { metaOverrides: { 'llama.rope.scaling.type': { kind: 'str', value: 'yarn' } } }).file);

@@ -333,6 +333,7 @@ test('fixtures: every reference.json matches its checkpoint (vocab, layers, KV s
     'qwen2-bias-untied-bf16',
     'qwen2-bias-untied-f16',
     'qwen2-bias-untied-f32',
+    'qwen3-qknorm-gguf',
     'qwen3-qknorm-headdim24-bf16',
     'qwen3-window12-top-layer-bf16',
   ]);

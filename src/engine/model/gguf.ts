@@ -351,7 +351,9 @@ export function openGguf(file: string): GgufFile {
   }
 }
 
-const SUPPORTED_GGUF_ARCHITECTURES = ['llama', 'qwen2'];
+const SUPPORTED_GGUF_ARCHITECTURES = ['llama', 'qwen2', 'qwen3'];
+/** The transformers class each GGUF architecture is (llama.cpp writes Mistral checkpoints as llama). */
+const HF_ARCHITECTURE_OF: Record<string, string> = { llama: 'LlamaForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM' };
 
 function metaNumber(gguf: GgufFile, key: string, fallback?: number): number {
   const value = gguf.metadata.get(key);
@@ -386,6 +388,8 @@ export function hfNameFor(ggufName: string): string | null {
     attn_k: 'self_attn.k_proj',
     attn_v: 'self_attn.v_proj',
     attn_output: 'self_attn.o_proj',
+    attn_q_norm: 'self_attn.q_norm',
+    attn_k_norm: 'self_attn.k_norm',
     ffn_norm: 'post_attention_layernorm',
     ffn_gate: 'mlp.gate_proj',
     ffn_up: 'mlp.up_proj',
@@ -466,7 +470,7 @@ export function ggufConfig(gguf: GgufFile): ModelConfig {
   // Checked before rope_freqs is read, which is sized by the head dimension and decoded with the RoPE base.
   const config = checkConfigValues({
     architecture: arch as ModelConfig['architecture'],
-    hfArchitecture: arch === 'llama' ? 'LlamaForCausalLM' : 'Qwen2ForCausalLM',
+    hfArchitecture: HF_ARCHITECTURE_OF[arch],
     hiddenSize,
     intermediateSize: metaInt(gguf, `${arch}.feed_forward_length`),
     numLayers: metaInt(gguf, `${arch}.block_count`),
@@ -479,6 +483,7 @@ export function ggufConfig(gguf: GgufFile): ModelConfig {
     ropeScaling: null,
     tieWordEmbeddings: !gguf.tensors.has('output.weight'),
     attentionBias: arch === 'qwen2' || gguf.tensors.has('blk.0.attn_q.bias'),
+    ...(arch === 'qwen3' ? { qkNorm: true } : {}),
     maxPositionEmbeddings: metaInt(gguf, `${arch}.context_length`, 4096),
     bosTokenId: typeof bos === 'number' ? bos : null,
     eosTokenIds: typeof eos === 'number' ? [eos] : [],
