@@ -1,9 +1,13 @@
 // kvpress' shared row format: the prompt as KVPressTextGenerationPipeline.preprocess builds it (chat template
 // split at a separator after the context, "\n" after the question without one, the answer prefix last), the
-// row's max_new_tokens, and the metric of the benchmark its task names.
+// row's max_new_tokens, and the metric of the benchmark its task names; from JSONL, JSON or Parquet.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseJsonl } from '../../src/engine/tasks/importJsonl';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parquetWriteBuffer } from 'hyparquet-writer';
+import { importSamples, parseJsonl } from '../../src/engine/tasks/importJsonl';
 import { kvpressPrompt } from '../../src/engine/tasks/kvpress';
 import { scoreSample } from '../../src/engine/tasks/scoring';
 import type { ChatMessage } from '../../src/engine/tasks/prompt';
@@ -84,4 +88,34 @@ test('a long context keeps its first tokens so that context + question fit the r
   assert.equal(sample.promptTokens, 8);
   assert.equal(sample.meta.truncated, true);
   assert.throws(() => parseJsonl(jsonl(row), '/d/x.jsonl', { counter, maxTokens: 3 }), /the question alone does not fit in 3 tokens/);
+});
+
+test('a Parquet table (snappy, as Hugging Face writes it) reads as the same rows in JSONL', async () => {
+  const rows = [
+    ruler,
+    { ...ruler, context: 'Other context. 7 ...\n', answer: ['7'], task: 'vt', max_new_tokens: 30 },
+  ];
+  const dir = mkdtempSync(join(tmpdir(), 'kvlens-parquet-'));
+  const file = join(dir, 'test.parquet');
+  const buffer = parquetWriteBuffer({
+    codec: 'SNAPPY',
+    columnData: [
+      { name: 'context', data: rows.map((r) => r.context), type: 'STRING' },
+      { name: 'question', data: rows.map((r) => r.question), type: 'STRING' },
+      { name: 'answer_prefix', data: rows.map((r) => r.answer_prefix), type: 'STRING' },
+      { name: 'answer', data: rows.map((r) => r.answer) },
+      { name: 'task', data: rows.map((r) => r.task), type: 'STRING' },
+      { name: 'max_new_tokens', data: BigInt64Array.from(rows.map((r) => BigInt(r.max_new_tokens))), type: 'INT64' },
+    ],
+  });
+  writeFileSync(file, Buffer.from(buffer));
+  const fromParquet = await importSamples(file);
+  const fromJsonl = parseJsonl(jsonl(...rows), file);
+  assert.equal(fromParquet.length, 2);
+  // Rows are numbered from 1, as JSONL lines are, so even the ids agree.
+  assert.deepEqual(fromParquet, fromJsonl);
+  assert.deepEqual(fromParquet[1].generation, { maxNewTokens: 30, stopAtNewline: false });
+  assert.equal((await importSamples(file, { limit: 1 })).length, 1);
+  writeFileSync(join(dir, 'bad.parquet'), 'not parquet at all');
+  await assert.rejects(importSamples(join(dir, 'bad.parquet')), /bad\.parquet: not a Parquet file kvlens can read/);
 });

@@ -7,7 +7,7 @@ import { KvlensError } from '../errors';
 import type { BenchRequest } from '../host/protocol';
 import { createMethod, type KvMethod } from '../kv';
 import { checkContextLength } from '../model/config';
-import { buildSamples, importJsonl, scanWorkspace, type ChatMessage, type Sample, type ScanResult } from '../tasks';
+import { buildSamples, importSamples, scanWorkspace, type ChatMessage, type Sample, type ScanResult } from '../tasks';
 import type { FocusLines } from '../tasks/types';
 import { sweepContextTokens } from './estimate';
 import { shardSlice } from './merge';
@@ -59,7 +59,7 @@ export async function planSweep(session: ModelSession, request: BenchRequest, op
   if (focusLines) say(`focus: completion and cross-file targets from ${focusLines.file} lines ${focusLines.startLine + 1}-${focusLines.endLine + 1} where they have any`);
   say(`scan: ${scan.files.length} files used, skipped ${JSON.stringify(scan.skipped)}`);
 
-  const allSamples = sweepSamples(session, request, scan, focus, focusLines, say);
+  const allSamples = await sweepSamples(session, request, scan, focus, focusLines, say);
   const shard = request.shard ?? null;
   const samples = shard ? shardSlice(allSamples, shard.index, shard.count) : allSamples;
   return { methods, samples, config: await configSnapshot(session, request, methods, workspace), scan: { filesUsed: scan.files.length, skipped: scan.skipped } };
@@ -84,14 +84,14 @@ function focusOf(request: BenchRequest, workspace: string): { focus?: string[]; 
 }
 
 /** The workspace's task grid, then each imported file's rows. */
-function sweepSamples(
+async function sweepSamples(
   session: ModelSession,
   request: BenchRequest,
   scan: ScanResult,
   focus: string[] | undefined,
   focusLines: FocusLines | undefined,
   say: (line: string) => void,
-): Sample[] {
+): Promise<Sample[]> {
   const counter = {
     encode: (text: string) => encodePrompt(session, text),
     decode: (ids: number[]) => session.tokenizer.decode(ids, { skipSpecialTokens: true }),
@@ -113,7 +113,7 @@ function sweepSamples(
           onLog: say,
         });
   for (const file of request.imports ?? []) {
-    const imported = importJsonl(resolve(file), { counter, maxTokens: Math.max(...request.lengths), limit: request.importLimit, rulerTask: request.rulerTask, style });
+    const imported = await importSamples(resolve(file), { counter, maxTokens: Math.max(...request.lengths), limit: request.importLimit, rulerTask: request.rulerTask, style });
     say(`imported ${imported.length} samples from ${file}`);
     samples.push(...imported);
   }

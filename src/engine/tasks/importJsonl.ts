@@ -2,7 +2,8 @@
 // do: LongBench / LongBench-E rows (context, input, answers; see longbench.ts), LongBench v2 rows (context,
 // question, choice_A..D; see longbenchV2.ts), RULER rows (input, outputs, answer_prefix; see ruler.ts),
 // kvpress rows (context, question, answer_prefix, max_new_tokens; see kvpress.ts) and needle rows (prompt,
-// answer, as kvlens writes them). A file holds one JSON object a line, or one JSON array of them.
+// answer, as kvlens writes them). A file holds one JSON object a line, one JSON array of them, or (.parquet)
+// a Parquet table of them.
 import { readFileSync } from 'node:fs';
 import { KvlensError } from '../errors';
 import { SCORE_RULES } from '../bench/results';
@@ -11,6 +12,7 @@ import { longBenchV2Sample } from './longbenchV2';
 import { kvpressSample } from './kvpress';
 import { RULER_TASKS, rulerLengthFromPath, rulerTask, rulerTaskFromPath } from './ruler';
 import { RowReader, describe, type Row } from './rowReader';
+import { readParquetRows } from './parquetRows';
 import type { BenchmarkScoring, Generation, PromptSegment, Sample, SampleOptions, SampleSource, ScoreRule, TokenCounter } from './types';
 
 export type JsonlFormat = 'auto' | 'longbench' | 'longbench-v2' | 'ruler' | 'kvpress' | 'needle';
@@ -222,9 +224,13 @@ function rowsOf(text: string, file: string): { value: unknown; number: number; u
 }
 
 export function parseJsonl(text: string, file: string, options: ImportOptions = {}): Sample[] {
+  return samplesOfRows(rowsOf(text, file), file, options);
+}
+
+function samplesOfRows(rows: { value: unknown; number: number; unit: 'line' | 'row' }[], file: string, options: ImportOptions): Sample[] {
   const format = options.format ?? 'auto';
   const samples: Sample[] = [];
-  for (const { value: row, number, unit } of rowsOf(text, file)) {
+  for (const { value: row, number, unit } of rows) {
     if (options.limit !== undefined && samples.length >= options.limit) break;
     if (typeof row !== 'object' || row === null || Array.isArray(row)) {
       throw new KvlensError(`${unit} ${number}: each ${unit} must hold a JSON object`, file);
@@ -258,6 +264,13 @@ export function importJsonl(file: string, options: ImportOptions = {}): Sample[]
     throw new KvlensError(`cannot read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, file);
   }
   return parseJsonl(text, file, options);
+}
+
+/** An imported file's samples: Parquet (`.parquet`, read with hyparquet), else JSONL or a JSON array. */
+export async function importSamples(file: string, options: ImportOptions = {}): Promise<Sample[]> {
+  if (!/\.parquet$/i.test(file)) return importJsonl(file, options);
+  const rows = await readParquetRows(file, options.limit);
+  return samplesOfRows(rows.map((r) => ({ ...r, unit: 'row' as const })), file, options);
 }
 
 /** Samples as needle-format JSONL (one object a line) that parseJsonl reads back unchanged. */

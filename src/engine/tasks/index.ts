@@ -13,7 +13,7 @@ export type { Sample, CodeFile, TokenCounter, GeneratorOptions } from './types';
 export type { PromptStyle, FormatChat, ChatMessage } from './prompt';
 export { scanWorkspace, type ScanResult, type ScannedFile, type ScanOptions } from './scan';
 export { scoreContinuation, scoreBenchmark, scoreSample, type Score } from './scoring';
-export { importJsonl, parseJsonl, samplesToJsonl, type ImportOptions, type JsonlFormat } from './importJsonl';
+export { importJsonl, importSamples, parseJsonl, samplesToJsonl, type ImportOptions, type JsonlFormat } from './importJsonl';
 export { benchmarkScores, type BenchmarkScore } from './benchmarkScores';
 export { LONGBENCH_DATASETS, type LongBenchDataset, type LongBenchCategory } from './longbench';
 export { RULER_TASKS } from './ruler';
