@@ -1,6 +1,7 @@
 // Runs the engine in a child process (dist/engineProcess.js) so inference never blocks the extension host.
-// One child serves requests until it exits; a crashed child is reported to every request it was serving
-// and a fresh one is started on the next request. No `vscode` import: tested with a fake engine.
+// One child serves requests until it exits; a crashed child is reported (with its stderr tail) to every request
+// it was serving and to onCrash, and a fresh one is started on the next request. A child is stopped with SIGTERM,
+// then SIGKILL after a grace period, and none outlives the host. No `vscode` import: tested with a fake engine.
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { KvlensError, describeError } from '../engine/errors';
@@ -39,12 +40,27 @@ export interface RunHandle {
   done: Promise<RunOutcome>;
 }
 
+/** An engine process that ended without being asked to: what the user is told. */
+export interface EngineCrash {
+  pid: number | undefined;
+  /** "the engine process exited with code 3", "... was killed by SIGSEGV". */
+  reason: string;
+  /** Its last lines on stderr (at most STDERR_TAIL_LINES), oldest first. */
+  stderrTail: string[];
+  /** Requests it was serving, each rejected with the reason and the tail; 0 when it died idle. */
+  interrupted: number;
+}
+
 export interface EngineClientOptions {
   /** The engine child entry (dist/engineProcess.js). */
   enginePath: string;
   log: (line: string) => void;
-  /** How long a cancelled run may take to stop before its process is killed. */
+  /** How long a cancelled run may take to stop before its process is stopped. */
   cancelGraceMs?: number;
+  /** How long a stopped process has between SIGTERM and SIGKILL (to save what it finished and exit). */
+  killGraceMs?: number;
+  /** Called when the engine process ends on its own (a crash), after the requests it served were rejected. */
+  onCrash?: (crash: EngineCrash) => void;
   execArgv?: string[];
   env?: NodeJS.ProcessEnv;
 }
@@ -71,6 +87,11 @@ interface PendingCall {
 type Pending = PendingRun | PendingCall;
 
 const STDERR_TAIL_LINES = 12;
+const DEFAULT_KILL_GRACE_MS = 3000;
+
+function isAlive(child: ChildProcess): boolean {
+  return child.exitCode === null && child.signalCode === null;
+}
 
 export class EngineClient {
   private child: ChildProcess | null = null;
@@ -78,6 +99,13 @@ export class EngineClient {
   private readonly stderrTail: string[] = [];
   private nextId = 1;
   private deliberateKill = new WeakSet<ChildProcess>();
+  /** Processes whose crash the user has been told of. */
+  private readonly reported = new WeakSet<ChildProcess>();
+  /** Every process started and not yet exited: whatever happens, none outlives the extension host. */
+  private readonly live = new Set<ChildProcess>();
+  private readonly killLeftovers = () => {
+    for (const child of this.live) if (isAlive(child)) child.kill('SIGKILL');
+  };
   private disposed = false;
   /** The last crash, kept so the next run can say the engine was restarted and why. */
   lastCrash: string | null = null;
@@ -143,7 +171,7 @@ export class EngineClient {
       this.options.log(`run ${id} did not stop within ${grace} ms of the cancel request; stopping the engine process`);
       this.settle(id);
       pending.resolve({ status: 'cancelled', results: null });
-      this.kill(pending.child);
+      this.stop(pending.child);
     }, grace);
   }
 
@@ -155,7 +183,7 @@ export class EngineClient {
     this.disposed = true;
     const error = new KvlensError('the engine was shut down because the extension is stopping', this.options.enginePath);
     for (const id of [...this.pending.keys()]) this.settle(id)?.reject(error);
-    if (this.child) this.kill(this.child);
+    if (this.child) this.stop(this.child);
   }
 
   private ensureChild(): ChildProcess {
@@ -173,6 +201,8 @@ export class EngineClient {
       serialization: 'json',
     });
     this.child = child;
+    if (this.live.size === 0) process.on('exit', this.killLeftovers);
+    this.live.add(child);
     this.options.log(`engine process ${child.pid ?? '?'} started`);
     child.stdout?.setEncoding('utf8').on('data', (chunk: string) => this.capture(chunk, false));
     child.stderr?.setEncoding('utf8').on('data', (chunk: string) => this.capture(chunk, true));
@@ -182,6 +212,8 @@ export class EngineClient {
       this.onChildGone(child, `could not run the engine: ${describeError(error)}`);
     });
     child.on('exit', (code, signal) => {
+      this.live.delete(child);
+      if (this.live.size === 0) process.off('exit', this.killLeftovers);
       const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
       this.options.log(`engine process ${child.pid ?? '?'} ${how}`);
       this.onChildGone(child, `the engine process ${how}`);
@@ -203,22 +235,46 @@ export class EngineClient {
   private onChildGone(child: ChildProcess, reason: string): void {
     if (this.child === child) this.child = null;
     const deliberate = this.deliberateKill.has(child);
-    const tail = this.stderrTail.length > 0 ? `; last engine output: ${this.stderrTail.slice(-3).join(' | ')}` : '';
-    if (!deliberate && !this.disposed) this.lastCrash = `${reason}${tail}`;
+    const stderrTail = this.stderrTail.slice();
+    const tail = stderrTail.length > 0 ? `; last engine output: ${stderrTail.slice(-3).join(' | ')}` : '';
+    const crashed = !deliberate && !this.disposed;
+    if (crashed) this.lastCrash = `${reason}${tail}`;
+    let interrupted = 0;
     for (const [id, p] of [...this.pending]) {
       if (p.child !== child) continue;
       this.settle(id);
       if (p.kind === 'run' && p.cancelRequested) p.resolve({ status: 'cancelled', results: null });
       else if (deliberate) p.reject(new KvlensError('the engine process was stopped before it answered', this.options.enginePath));
-      else p.reject(new KvlensError(`${reason} before it answered${tail}`, this.options.enginePath));
+      else {
+        interrupted++;
+        p.reject(new KvlensError(`${reason} before it answered${tail}`, this.options.enginePath));
+      }
+    }
+    // 'error' and 'exit' can both report one death: the user hears of it once.
+    if (crashed && !this.reported.has(child)) {
+      this.reported.add(child);
+      this.options.onCrash?.({ pid: child.pid, reason, stderrTail, interrupted });
     }
   }
 
-  private kill(child: ChildProcess): void {
+  /**
+   * Ends `child`: SIGTERM first, so the engine cancels its runs and saves what they finished, then SIGKILL if it
+   * has not exited within the kill grace (a process stuck in a long step never sees the SIGTERM).
+   */
+  private stop(child: ChildProcess): void {
     this.deliberateKill.add(child);
     // Forget it now: the exit event comes later, and a request in between must go to a fresh process.
     if (this.child === child) this.child = null;
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    if (!isAlive(child)) return;
+    const grace = this.options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
+    this.options.log(`stopping engine process ${child.pid ?? '?'} (SIGTERM; SIGKILL after ${grace} ms)`);
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => {
+      if (!isAlive(child)) return;
+      this.options.log(`engine process ${child.pid ?? '?'} did not exit within ${grace} ms of SIGTERM; sending SIGKILL`);
+      child.kill('SIGKILL');
+    }, grace);
+    child.once('exit', () => clearTimeout(timer));
   }
 
   private send(child: ChildProcess, message: ClientMessage): void {

@@ -3,7 +3,7 @@
 // process, never on the extension host thread.
 import * as vscode from 'vscode';
 import { join, relative } from 'node:path';
-import { EngineClient } from './engineClient';
+import { EngineClient, type EngineCrash } from './engineClient';
 import { registerAnnotations } from './annotations';
 import { ModelPicker } from './modelPicker';
 import { ResultsPanel, registerPanelSerializer } from './panel';
@@ -31,9 +31,26 @@ function withFile(run: (file: string, editor: vscode.TextEditor) => Promise<void
   };
 }
 
+/**
+ * A crash with nothing waiting on it (requests it served report it themselves) is still told: the next run
+ * would otherwise start a fresh engine without a word about why the last one died.
+ */
+function reportEngineCrash(crash: EngineCrash, log: vscode.LogOutputChannel): void {
+  log.error(`engine process ${crash.pid ?? '?'}: ${crash.reason}${crash.stderrTail.length > 0 ? `; its last output:\n${crash.stderrTail.join('\n')}` : ''}`);
+  if (crash.interrupted > 0) return;
+  const tail = crash.stderrTail.slice(-3).join(' | ');
+  void vscode.window.showErrorMessage(`kvlens: ${crash.reason}${tail ? ` (last output: ${tail})` : ''}. The next run starts a new one.`, 'Show Log').then((choice) => {
+    if (choice === 'Show Log') log.show();
+  });
+}
+
 export function activate(context: vscode.ExtensionContext): void {
   const log = vscode.window.createOutputChannel('kvlens', { log: true });
-  const engine = new EngineClient({ enginePath: context.asAbsolutePath(join('dist', 'engineProcess.js')), log: (line) => log.info(line) });
+  const engine = new EngineClient({
+    enginePath: context.asAbsolutePath(join('dist', 'engineProcess.js')),
+    log: (line) => log.info(line),
+    onCrash: (crash) => reportEngineCrash(crash, log),
+  });
   const status = new StatusBar();
   status.idle(readSettingsQuietly());
   status.show();

@@ -110,3 +110,23 @@ test('an unknown model comes back as an error message naming it, and the process
     child.kill();
   }
 });
+
+test('SIGTERM (the client stopping the engine) cancels the running sweep, keeps its rows and exits 143', { skip: !existsSync(BUNDLE) && 'dist/engineProcess.js is built by `npm test`' }, async () => {
+  const { child, next } = start();
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  try {
+    await next((m) => m.type === 'ready');
+    const dir = mkdtempSync(join(tmpdir(), 'kvlens-ipc-'));
+    const out = join(dir, 'r.json');
+    send(child, { type: 'bench', id: 8, request: benchRequest(out, { samples: 6 }) });
+    await next((m) => m.type === 'progress' && m.id === 8 && m.progress.done >= 3);
+    child.kill('SIGTERM');
+    assert.equal(await exited, 143);
+    const file = JSON.parse(readFileSync(out, 'utf8'));
+    assert.equal(file.status, 'cancelled');
+    assert.ok(file.rows.length >= 3 && file.rows.length < 18 * 3, `kept ${file.rows.length} rows`);
+    assert.equal(existsSync(`${out}.lock`), false, 'the lock went with the process');
+  } finally {
+    child.kill('SIGKILL');
+  }
+});

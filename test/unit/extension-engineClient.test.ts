@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EngineClient, type EngineProgress } from '../../src/extension/engineClient';
+import { EngineClient, type EngineCrash, type EngineProgress } from '../../src/extension/engineClient';
 import { checkAnswer, checkBenchRequest as checkRequest, type BenchRequest } from '../../src/engine/host/protocol';
 import { checkResultsFile } from '../../src/extension/resultsModel';
 
@@ -12,10 +12,11 @@ const checkBenchRequest = (request: BenchRequest) => checkRequest(request, '');
 const fakeEngine = join(__dirname, '..', 'fixtures', 'extension', 'fakeEngine.js');
 const pidOf = (info: unknown) => (info as { pid: number }).pid;
 
-function setup(cancelGraceMs = 5000) {
+function setup(cancelGraceMs = 5000, killGraceMs = 3000) {
   const dir = mkdtempSync(join(tmpdir(), 'kvlens-engine-client-'));
   const logs: string[] = [];
-  const client = new EngineClient({ enginePath: fakeEngine, log: (l) => logs.push(l), cancelGraceMs });
+  const crashes: EngineCrash[] = [];
+  const client = new EngineClient({ enginePath: fakeEngine, log: (l) => logs.push(l), cancelGraceMs, killGraceMs, onCrash: (crash) => crashes.push(crash) });
   const request = (model: string): BenchRequest => ({
     workspace: dir, model, methods: ['full', 'kivi:bits=2'], tasks: ['needle'], lengths: [1024], depths: [0.5], samples: 1, seed: 0, provider: 'cpu', outFile: join(dir, 'out.json'),
   });
@@ -23,7 +24,38 @@ function setup(cancelGraceMs = 5000) {
     client.dispose();
     rmSync(dir, { recursive: true, force: true });
   };
-  return { dir, logs, client, request, cleanup };
+  return { dir, logs, crashes, client, request, cleanup };
+}
+
+/** Whether a process with this pid still exists (a zombie counts as gone: it has exited). */
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
+async function waitForLog(logs: string[], line: string, timeoutMs = 5000): Promise<void> {
+  const started = Date.now();
+  while (!logs.includes(line)) {
+    if (Date.now() - started > timeoutMs) throw new Error(`no log line "${line}" in:\n${logs.join('\n')}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+async function waitUntilGone(pid: number, timeoutMs: number): Promise<number> {
+  const started = Date.now();
+  while (processExists(pid)) {
+    if (Date.now() - started > timeoutMs) throw new Error(`process ${pid} still runs after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return Date.now() - started;
 }
 
 test('a run reports progress and resolves with the results the engine answered', async () => {
@@ -108,6 +140,9 @@ test('a run that ignores cancel is killed after the grace period', async () => {
     const waited = Date.now() - cancelledAt;
     assert.ok(waited >= 290 && waited < 3000, `waited ${waited} ms`);
     assert.ok(logs.some((l) => /did not stop within 300 ms/.test(l)));
+    // Stopped with SIGTERM first (the engine then saves what it finished); this one did not need the SIGKILL.
+    assert.ok(logs.some((l) => l === `stopping engine process ${pidBefore} (SIGTERM; SIGKILL after 3000 ms)`), logs.join('\n'));
+    await waitForLog(logs, `engine process ${pidBefore} was killed by SIGTERM`);
     // A deliberate kill is not a crash, and the next request gets a fresh process.
     const info = (await client.info('default', 'cpu')) as unknown as { model: string; pid: number };
     assert.notEqual(info.pid, pidBefore);
@@ -177,4 +212,64 @@ test('the answer checks name what is wrong', () => {
   assert.equal(checkAnswer('bench', { status: 'complete', outFile: null, rows: -1 }), 'bench answer.rows must be an integer >= 0, found -1');
   assert.equal(checkAnswer('methods', [{ name: 'x', family: 'magic', phases: [], summary: '', params: [], paper: null }]), 'methods answer[0].family must be one of baseline, quantization, token-dropping, prompt-compression, found "magic"');
   assert.equal(checkAnswer('estimate', null), 'estimate answer must be an object, found null');
+});
+
+test('an engine that ignores SIGTERM too gets SIGKILL after the kill grace', async () => {
+  const { client, request, cleanup, logs, crashes } = setup(100, 300);
+  try {
+    let cancelled = false;
+    const handle = client.run(request('deaf'), () => {
+      if (!cancelled) {
+        cancelled = true;
+        client.cancel(handle.id);
+      }
+    });
+    const pid = client.pid!;
+    assert.deepEqual(await handle.done, { status: 'cancelled', results: null });
+    const waited = await waitUntilGone(pid, 5000);
+    assert.ok(waited >= 200, `gone after ${waited} ms: SIGKILL came before the grace was over`);
+    assert.ok(logs.some((l) => l === `engine process ${pid} did not exit within 300 ms of SIGTERM; sending SIGKILL`), logs.join('\n'));
+    await waitForLog(logs, `engine process ${pid} was killed by SIGKILL`);
+    assert.deepEqual(crashes, [], 'a process the client stopped did not crash');
+  } finally {
+    cleanup();
+  }
+});
+
+test('disposing the client (the window closing) ends the engine process, during a run too', async () => {
+  for (const model of ['slow', 'deaf']) {
+    const { client, request, cleanup, logs } = setup(5000, 300);
+    try {
+      // Disposed once the run is going (the engine has its handlers by then).
+      let started: () => void = () => undefined;
+      const going = new Promise<void>((resolve) => (started = resolve));
+      const handle = client.run(request(model), () => started());
+      await going;
+      const pid = client.pid!;
+      assert.ok(processExists(pid));
+      client.dispose();
+      await assert.rejects(handle.done, /the engine was shut down because the extension is stopping/);
+      await waitUntilGone(pid, 5000);
+      await waitForLog(logs, `engine process ${pid} was killed by ${model === 'deaf' ? 'SIGKILL' : 'SIGTERM'}`);
+    } finally {
+      cleanup();
+    }
+  }
+});
+
+test('a crash is reported with its stderr tail: while idle on its own, during a run through the run too', async () => {
+  const { client, request, cleanup, crashes } = setup();
+  try {
+    assert.equal((await client.run(request('crash-idle'), () => {}).done).status, 'completed');
+    const pid = client.pid!;
+    await waitUntilGone(pid, 5000);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(crashes, [{ pid, reason: 'the engine process was killed by SIGSEGV', stderrTail: ['warming the cache', 'Segmentation fault in MatMulNBits'], interrupted: 0 }]);
+    await assert.rejects(client.run(request('crash'), () => {}).done, /exited with code 3 before it answered; last engine output: fatal: onnxruntime could not allocate 2 GiB/);
+    assert.equal(crashes.length, 2);
+    assert.equal(crashes[1].interrupted, 1);
+    assert.deepEqual(crashes[1].stderrTail, ['fatal: onnxruntime could not allocate 2 GiB']);
+  } finally {
+    cleanup();
+  }
 });

@@ -75,4 +75,16 @@ process.on('message', (raw: unknown) => {
 
 // The parent going away (VS Code closing) must not leave an orphaned engine burning CPU.
 process.on('disconnect', () => process.exit(0));
+
+// The client stops the process with SIGTERM (a cancel that did not finish in time, the extension stopping): the
+// running sweeps are cancelled so their results files say so and keep their rows, then the process exits. A
+// second SIGTERM, or the client's SIGKILL after its grace period, ends it at once.
+let stopping = false;
+process.on('SIGTERM', () => {
+  if (stopping) process.exit(143);
+  stopping = true;
+  for (const controller of running.values()) controller.abort();
+  const exitWhenIdle = () => (running.size === 0 ? process.exit(143) : setTimeout(exitWhenIdle, 20));
+  exitWhenIdle();
+});
 send({ type: 'ready', pid: process.pid });
