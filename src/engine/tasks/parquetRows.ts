@@ -35,7 +35,7 @@ export async function readParquetRows(file: string, limit?: number): Promise<{ v
     const metadata = parquetMetadata(buffer);
     rows = await parquetReadObjects({ file: buffer, metadata, rowEnd: limit === undefined ? undefined : Math.min(limit, Number(metadata.num_rows)) });
   } catch (error) {
-    throw new KvlensError(`not a Parquet file kvlens can read (${(error as Error).message})`, file);
+    throw new KvlensError(`cannot read as Parquet (${(error as Error).message})`, file);
   }
   return rows.map((row, i) => ({ value: plain(row, file, () => `row ${i + 1}`) as Row, number: i + 1 }));
 }
