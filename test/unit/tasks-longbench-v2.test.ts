@@ -7,7 +7,10 @@ import { extractLongBenchV2Answer, renderLongBenchV2Prompt, truncateLongBenchV2 
 import { scoreSample } from '../../src/engine/tasks/scoring';
 import { benchmarkScores } from '../../src/engine/tasks/benchmarkScores';
 import { pyRound1 } from '../../src/engine/tasks/pyText';
-import type { ResultRow } from '../../src/engine/bench/results';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SCORE_RULES, type ResultRow } from '../../src/engine/bench/results';
+import { resultsSchemaErrors } from '../../src/engine/bench/validate';
 import type { TokenCounter } from '../../src/engine/tasks/types';
 
 const row = (extra: Record<string, unknown> = {}) => ({
@@ -119,4 +122,12 @@ test('result.py: accuracy × 100 to one decimal, overall, easy / hard and short 
   assert.equal(pyRound1(0.25), 0.2);
   assert.equal(pyRound1(0.75), 0.8);
   assert.equal(pyRound1(12.25), 12.2);
+});
+
+test('a LongBench v2 row is a valid results row: choice_accuracy is in the schema as in SCORE_RULES', () => {
+  const file = JSON.parse(readFileSync(join(__dirname, '..', 'fixtures', 'extension', 'results-fixture.json'), 'utf8'));
+  Object.assign(file.rows[0], { task: 'longbench-v2', metric: 'choice_accuracy', group: 'hard/long', answer: 'B', prediction: 'The correct answer is (B)' });
+  assert.deepEqual(resultsSchemaErrors(file), []);
+  const schema = JSON.parse(readFileSync(join(__dirname, '..', '..', 'schema', 'results.schema.json'), 'utf8'));
+  assert.deepEqual(schema.$defs.row.properties.metric.oneOf[1].enum, SCORE_RULES);
 });
