@@ -266,3 +266,13 @@ test("llmlingua's conditional scorer gives the model's own -log p of the compres
   const expected = await selfInformation(s, [...ids.slice(0, 30), ...kept, ...rest]);
   close(await scorer.score(rest), expected.subarray(30 + kept.length), 'segment after a compressed part');
 });
+
+test('a workspace too small for the context is cycled, and the log says how many times over', async () => {
+  const workspace = mkdtempSync(join(tmpdir(), 'kvlens-tiny-'));
+  writeFileSync(join(workspace, 'tiny.ts'), 'export const alpha = 1;\nexport const beta = alpha + 1;\nexport function gamma(x: number) {\n  return x * beta;\n}\n');
+  const results = await runBench(await session(), request(null, { workspace, methods: ['full'], tasks: ['needle'], depths: [0.5], lengths: [400] }));
+  const line = results.log.find((l) => l.includes('the workspace is smaller than the contexts'));
+  assert.match(String(line), /^scan: the workspace is smaller than the contexts: a 400-token context holds its 5 distinct lines \d+\.\dx over/);
+  const roomy = await runBench(await session(), request(null, { methods: ['full'], tasks: ['needle'], depths: [0.5], lengths: [200] }));
+  assert.equal(roomy.log.some((l) => l.includes('smaller than the contexts')), false);
+});

@@ -60,9 +60,38 @@ export async function planSweep(session: ModelSession, request: BenchRequest, op
   say(`scan: ${scan.files.length} files used, skipped ${JSON.stringify(scan.skipped)}`);
 
   const allSamples = await sweepSamples(session, request, scan, focus, focusLines, say);
+  const repeated = workspaceRepetition(allSamples);
+  if (repeated) {
+    say(
+      `scan: the workspace is smaller than the contexts: a ${repeated.targetLength}-token context holds its ${repeated.distinctLines} distinct lines ` +
+        `${repeated.times.toFixed(1)}x over (a larger folder gives contexts that do not repeat)`,
+    );
+  }
   const shard = request.shard ?? null;
   const samples = shard ? shardSlice(allSamples, shard.index, shard.count) : allSamples;
   return { methods, samples, config: await configSnapshot(session, request, methods, workspace), scan: { filesUsed: scan.files.length, skipped: scan.skipped } };
+}
+
+/**
+ * How often the most repeated context repeats the workspace's lines: a small folder is cycled to fill a long
+ * context, which a run must say (retrieval from a context that repeats itself is a different test). One sample
+ * per length is looked at, so a big sweep pays nothing; null when no context repeats a line.
+ */
+export function workspaceRepetition(samples: readonly Sample[]): { targetLength: number; distinctLines: number; times: number } | null {
+  const firstPerLength = new Map<number, Sample>();
+  for (const sample of samples) if (sample.segments && !firstPerLength.has(sample.targetLength)) firstPerLength.set(sample.targetLength, sample);
+  let worst: { targetLength: number; distinctLines: number; times: number } | null = null;
+  for (const sample of firstPerLength.values()) {
+    const distinct = new Set<string>();
+    let total = 0;
+    for (const segment of sample.segments ?? []) {
+      total += segment.lineCount;
+      for (let i = 0; i < segment.lineCount; i++) distinct.add(`${segment.file}\u0000${segment.startLine + i}`);
+    }
+    const times = distinct.size > 0 ? total / distinct.size : 1;
+    if (times > 1.05 && (!worst || times > worst.times)) worst = { targetLength: sample.targetLength, distinctLines: distinct.size, times };
+  }
+  return worst;
 }
 
 function sweepMethods(specs: string[]): KvMethod[] {
