@@ -129,5 +129,5 @@ test('a LongBench v2 row is a valid results row: choice_accuracy is in the schem
   Object.assign(file.rows[0], { task: 'longbench-v2', metric: 'choice_accuracy', group: 'hard/long', answer: 'B', prediction: 'The correct answer is (B)' });
   assert.deepEqual(resultsSchemaErrors(file), []);
   const schema = JSON.parse(readFileSync(join(__dirname, '..', '..', 'schema', 'results.schema.json'), 'utf8'));
-  assert.deepEqual(schema.$defs.row.properties.metric.oneOf[1].enum, SCORE_RULES);
+  assert.deepEqual(schema.definitions.row.properties.metric.oneOf[1].enum, SCORE_RULES);
 });
