@@ -1,35 +1,34 @@
-// The extension in a real VS Code workbench: code-server serves the workbench and runs the packaged .vsix in its
-// extension host; headless Chromium plays the person at the keyboard. One scenario, checked step by step:
-// command palette → progress notification and status bar → Cancel Run, and the notification's Cancel → settings
-// changed → a finished run → the results panel's chart → CodeLens, hover and retained-context decorations in a
-// profiled file → a lens click focusing its sample in the panel. Screenshots of the steps land in
-// test-artifacts/host/, with code-server's log. The last line reads `N passed, N failed`.
+// The extension's integration scenario in a real VS Code workbench, shared by the two ways of starting one:
+// scenario.host.ts (code-server serves the workbench, headless Chromium shows it) and scenario.electron.ts (VS Code
+// desktop under @vscode/test-electron, driven over the DevTools protocol). Either installs the packaged .vsix and
+// plays the person at the keyboard through one scenario, checked step by step: command palette → progress
+// notification and status bar → Cancel Run, and the notification's Cancel → settings changed → a finished run →
+// the results panel's chart → CodeLens, hover and retained-context decorations in a profiled file → a lens click
+// focusing its sample in the panel. Screenshots of the steps land in test-artifacts/<host>/, with the logs. The
+// last line reads `N passed, N failed`.
 //
-// Run with `npm run test:host`. Environment:
-//   KVLENS_HOST_CACHE   where tools/install-code-server.sh keeps code-server (default ~/.cache/kvlens-host)
+// Environment (both hosts):
 //   KVLENS_VSIX         a ready .vsix to test instead of packaging the work tree
-//   KVLENS_CHROMIUM     the browser (default /usr/bin/chromium)
 //   KVLENS_HOST_KEEP=1  leave the temporary folder (workspace, user data, logs) in place for a look afterwards
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import type { Browser, FrameLocator, Locator, Page } from 'playwright-core';
 
-const repo = resolve(__dirname, '..', '..');
-const artifacts = join(repo, 'test-artifacts', 'host');
-const chromiumPath = process.env.KVLENS_CHROMIUM ?? '/usr/bin/chromium';
+export const repo = resolve(__dirname, '..', '..');
+let artifacts = join(repo, 'test-artifacts', 'host');
 const keepTemp = process.env.KVLENS_HOST_KEEP === '1';
-// Every process this scenario starts inherits this marker, so cleanup can find code-server's extension host, the
+// Every process this scenario starts inherits this marker, so cleanup can find the workbench's extension host, the
 // engine child and Chromium's helpers by pid even if one of them left the process group.
-const runMarker = `KVLENS_HOST_RUN=${randomBytes(8).toString('hex')}`;
+export const runMarker = `KVLENS_HOST_RUN=${randomBytes(8).toString('hex')}`;
 const SCENARIO_TIMEOUT_MS = 15 * 60_000;
 
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
-const log = (line: string) => console.log(`[host ${elapsed()}] ${line}`);
+export const log = (line: string) => console.log(`[host ${elapsed()}] ${line}`);
 
 // ---------------------------------------------------------------- steps
 
@@ -51,7 +50,7 @@ async function screenshot(name: string): Promise<string | null> {
 }
 
 /** Runs one check; a failure is counted and photographed, and a required step's failure stops the scenario. */
-async function step(name: string, body: () => Promise<string | void>, options: { required?: boolean; shot?: string } = {}): Promise<boolean> {
+export async function step(name: string, body: () => Promise<string | void>, options: { required?: boolean; shot?: string } = {}): Promise<boolean> {
   const t0 = Date.now();
   try {
     const detail = await body();
@@ -76,10 +75,11 @@ class StopScenario extends Error {
 
 // ---------------------------------------------------------------- processes
 
-const children: ChildProcess[] = [];
+/** Processes a host started, each the leader of its own group (spawned with detached: true). */
+export const children: ChildProcess[] = [];
 let browser: Browser | undefined;
 
-function markerEnv(): NodeJS.ProcessEnv {
+export function markerEnv(): NodeJS.ProcessEnv {
   const [key, value] = runMarker.split('=');
   return { ...process.env, [key]: value };
 }
@@ -135,7 +135,7 @@ function killMarkedNow(): void {
   }
 }
 
-function run(command: string, args: string[], options: { cwd?: string; logFile: string; timeoutMs: number }): string {
+export function run(command: string, args: string[], options: { cwd?: string; logFile: string; timeoutMs: number }): string {
   const result = spawnSync(command, args, { cwd: options.cwd ?? repo, env: markerEnv(), encoding: 'utf8', timeout: options.timeoutMs, maxBuffer: 64 * 1024 * 1024 });
   writeFileSync(options.logFile, `$ ${command} ${args.join(' ')}\n--- stdout\n${result.stdout ?? ''}\n--- stderr\n${result.stderr ?? ''}\n`);
   if (result.error) throw new Error(`${command} ${args.join(' ')}: ${result.error.message} (log: ${options.logFile})`);
@@ -143,7 +143,7 @@ function run(command: string, args: string[], options: { cwd?: string; logFile: 
   return result.stdout;
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -154,10 +154,12 @@ function freePort(): Promise<number> {
   });
 }
 
-async function waitForHttp(url: string, timeoutMs: number, server: ChildProcess): Promise<void> {
+/** Waits for `url` to answer; `gone` says why the server can no longer answer (it exited), or null while it runs. */
+export async function waitForHttp(url: string, timeoutMs: number, gone: () => string | null): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (server.exitCode !== null) throw new Error(`code-server exited with ${server.exitCode} before it answered`);
+    const reason = gone();
+    if (reason) throw new Error(`${reason} before ${url} answered`);
     try {
       const response = await fetch(url);
       if (response.ok) return;
@@ -377,11 +379,41 @@ function resultsFiles(workspace: string): string[] {
 
 // ---------------------------------------------------------------- scenario
 
-async function scenario(scratch: string): Promise<void> {
+/** The scratch folders of one run. */
+export interface ScenarioLayout {
+  scratch: string;
+  /** A copy of test/fixtures/codebase, the folder the workbench opens. */
+  workspace: string;
+  userData: string;
+  extensions: string;
+  /** Installer, packaging and workbench logs, kept beside the screenshots. */
+  logs: string;
+}
+
+/** What differs between the ways of starting a workbench; the scenario around it is the same. */
+export interface WorkbenchHost {
+  /** Who runs the workbench, in step names: "code-server", "VS Code". */
+  label: string;
+  /** The folder under test-artifacts/ for screenshots and logs. */
+  artifactsName: string;
+  /** Makes the workbench's launcher ready (downloading or installing it); returns its path for the log. */
+  install(layout: ScenarioLayout): Promise<string>;
+  /** The command line that installs a .vsix into layout.extensions. */
+  installExtensionCommand(layout: ScenarioLayout, vsix: string): { command: string; args: string[] };
+  /** Starts the workbench on layout.workspace, with steps of its own where starting has several parts. */
+  start(layout: ScenarioLayout): Promise<void>;
+  /** The browser (launched or connected) and the page that shows the started workbench. */
+  connect(layout: ScenarioLayout): Promise<{ browser: Browser; page: Page }>;
+  /** Closes the workbench gracefully at the end, before whatever is left is killed. */
+  stop?(): Promise<void>;
+}
+
+async function scenario(host: WorkbenchHost, scratch: string): Promise<void> {
   const workspace = join(scratch, 'workspace');
   const userData = join(scratch, 'user-data');
   const extensions = join(scratch, 'extensions');
   const logs = join(scratch, 'logs');
+  const layout: ScenarioLayout = { scratch, workspace, userData, extensions, logs };
   for (const dir of [userData, join(userData, 'User'), extensions, logs]) mkdirSync(dir, { recursive: true });
   cpSync(join(repo, 'test', 'fixtures', 'codebase'), workspace, { recursive: true });
 
@@ -437,14 +469,12 @@ async function scenario(scratch: string): Promise<void> {
   };
   writeFileSync(workspaceSettings, JSON.stringify(longRun, null, 2));
 
-  let codeServer = '';
   await step(
-    'code-server is installed',
+    `${host.label} is installed`,
     async () => {
-      const out = run('bash', [join(repo, 'tools', 'install-code-server.sh')], { logFile: join(logs, 'install-code-server.log'), timeoutMs: 20 * 60_000 });
-      codeServer = out.trim().split('\n').pop() ?? '';
-      if (!existsSync(codeServer)) throw new Error(`the installer printed "${codeServer}", which does not exist`);
-      return codeServer;
+      const launcher = await host.install(layout);
+      if (!existsSync(launcher)) throw new Error(`the installer gave "${launcher}", which does not exist`);
+      return launcher;
     },
     { required: true },
   );
@@ -469,13 +499,11 @@ async function scenario(scratch: string): Promise<void> {
     { required: true },
   );
 
-  const configFile = join(scratch, 'code-server.yaml');
-  writeFileSync(configFile, 'auth: none\ncert: false\n');
-  const common = ['--config', configFile, '--user-data-dir', userData, '--extensions-dir', extensions];
   await step(
-    'code-server installs the .vsix',
+    `${host.label} installs the .vsix`,
     async () => {
-      const out = run(codeServer, [...common, '--install-extension', vsix], { logFile: join(logs, 'install-extension.log'), timeoutMs: 5 * 60_000 });
+      const { command, args } = host.installExtensionCommand(layout, vsix);
+      const out = run(command, args, { logFile: join(logs, 'install-extension.log'), timeoutMs: 5 * 60_000 });
       const installed = readdirSync(extensions).filter((d) => d.startsWith('kvlens.kvlens-'));
       if (installed.length !== 1) throw new Error(`expected one kvlens.kvlens-* folder in ${extensions}, found [${installed.join(', ')}]: ${out.trim()}`);
       if (existsSync(join(extensions, installed[0], 'models', 'default', 'model.safetensors'))) {
@@ -487,54 +515,17 @@ async function scenario(scratch: string): Promise<void> {
     { required: true },
   );
 
-  const port = await freePort();
-  const origin = `http://127.0.0.1:${port}`;
-  await step(
-    'code-server serves the workbench on 127.0.0.1',
-    async () => {
-      const serverLog = openSync(join(logs, 'code-server.log'), 'w');
-      const server = spawn(
-        codeServer,
-        [
-          ...common,
-          '--auth', 'none',
-          '--bind-addr', `127.0.0.1:${port}`,
-          '--disable-telemetry',
-          '--disable-update-check',
-          '--disable-workspace-trust',
-          '--disable-getting-started-override',
-          '--ignore-last-opened',
-          workspace,
-        ],
-        { env: markerEnv(), detached: true, stdio: ['ignore', serverLog, serverLog] },
-      );
-      children.push(server);
-      await waitForHttp(`${origin}/healthz`, 120_000, server);
-      return origin;
-    },
-    { required: true },
-  );
+  await host.start(layout);
 
   await step(
     'the workbench opens the workspace folder',
     async () => {
-      const { chromium } = await import('playwright-core');
-      if (!existsSync(chromiumPath)) throw new Error(`no browser at ${chromiumPath}; apt-get install -y chromium, or set KVLENS_CHROMIUM`);
-      browser = await chromium.launch({
-        executablePath: chromiumPath,
-        env: markerEnv(),
-        // Playwright's own handlers would exit this process on a signal before the cleanup here has run.
-        handleSIGINT: false,
-        handleSIGTERM: false,
-        handleSIGHUP: false,
-        args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'],
-      });
-      const context = await browser.newContext({ viewport: { width: 1600, height: 1000 } });
-      page = await context.newPage();
+      const connected = await host.connect(layout);
+      browser = connected.browser;
+      page = connected.page;
       page.setDefaultTimeout(30_000);
-      await page.goto(origin, { waitUntil: 'domcontentloaded', timeout: 120_000 });
       await page.locator('.monaco-workbench').waitFor({ state: 'visible', timeout: 120_000 });
-      // The explorer lists the fixture's top-level folders once the remote file system answers.
+      // The explorer lists the fixture's top-level folders once the file system answers.
       await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'scripts' }).waitFor({ state: 'visible', timeout: 120_000 });
       // kvlens activates on its first command (or saved results), so nothing of it shows yet; its contributed
       // commands are listed from package.json alone.
@@ -825,7 +816,7 @@ async function scenario(scratch: string): Promise<void> {
   );
 }
 
-/** Keeps the logs next to the screenshots (the scratch folder goes): installer, packaging, code-server, kvlens. */
+/** Keeps the logs next to the screenshots (the scratch folder goes): installer, packaging, the workbench, kvlens. */
 function saveLogs(scratch: string): void {
   try {
     for (const old of readdirSync(artifacts)) if (old.endsWith('.log')) rmSync(join(artifacts, old));
@@ -833,20 +824,24 @@ function saveLogs(scratch: string): void {
     if (existsSync(logs)) for (const name of readdirSync(logs)) cpSync(join(logs, name), join(artifacts, name));
     const sessions = join(scratch, 'user-data', 'logs');
     if (!existsSync(sessions)) return;
+    // code-server keeps an output channel under <session>/exthost1/, VS Code desktop under <session>/window1/exthost/.
     for (const session of readdirSync(sessions)) {
-      const channel = join(sessions, session, 'exthost1', 'kvlens.kvlens');
-      if (!existsSync(channel)) continue;
-      for (const name of readdirSync(channel)) cpSync(join(channel, name), join(artifacts, `kvlens-output-${session}-${name}`));
+      for (const channel of [join(sessions, session, 'exthost1', 'kvlens.kvlens'), join(sessions, session, 'window1', 'exthost', 'kvlens.kvlens')]) {
+        if (!existsSync(channel)) continue;
+        for (const name of readdirSync(channel)) cpSync(join(channel, name), join(artifacts, `kvlens-output-${session}-${name}`));
+      }
     }
   } catch (error) {
     log(`(could not keep the logs: ${String(error)})`);
   }
 }
 
-async function main(): Promise<number> {
+/** Runs the scenario on `host` within a time limit, always cleaning up; resolves to the process's exit code. */
+async function main(host: WorkbenchHost): Promise<number> {
+  artifacts = join(repo, 'test-artifacts', host.artifactsName);
   mkdirSync(artifacts, { recursive: true });
   for (const old of readdirSync(artifacts)) if (old.endsWith('.png')) rmSync(join(artifacts, old));
-  const scratch = mkdtempSync(join(tmpdir(), 'kvlens-host-'));
+  const scratch = mkdtempSync(join(tmpdir(), `kvlens-${host.artifactsName}-`));
   log(`scratch folder ${scratch}; screenshots in ${artifacts}`);
   // tsx relays the terminal's Ctrl+C a second time, so every later signal must be caught too (a default action
   // would end this process before cleanup), and whatever happens the exit still ends what was started.
@@ -867,7 +862,7 @@ async function main(): Promise<number> {
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
-      scenario(scratch),
+      scenario(host, scratch),
       new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`the scenario ran past ${SCENARIO_TIMEOUT_MS / 60_000} min`)), SCENARIO_TIMEOUT_MS);
       }),
@@ -883,6 +878,7 @@ async function main(): Promise<number> {
   } finally {
     clearTimeout(timer);
     saveLogs(scratch);
+    if (host.stop) await host.stop().catch((error: unknown) => log(`(${host.label} did not close by itself: ${String(error)})`));
     await stopEverything();
     if (keepTemp) log(`kept ${scratch}`);
     else rmSync(scratch, { recursive: true, force: true });
@@ -892,11 +888,14 @@ async function main(): Promise<number> {
   return failed === 0 && passed > 0 ? 0 : 1;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error) => {
-    console.error(error);
-    console.log(`${passed} passed, ${failed + 1} failed`);
-    process.exit(1);
-  },
-);
+/** The entry of a host's script: runs the scenario and exits with its verdict. */
+export function runWorkbenchScenario(host: WorkbenchHost): void {
+  main(host).then(
+    (code) => process.exit(code),
+    (error) => {
+      console.error(error);
+      console.log(`${passed} passed, ${failed + 1} failed`);
+      process.exit(1);
+    },
+  );
+}
