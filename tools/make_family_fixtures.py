@@ -10,6 +10,10 @@ greedy `generate` after the 40-token prefix. The reference reloads the folder in
   qwen3-qknorm-headdim24-bf16     Qwen3ForCausalLM: q/k RMSNorm per head before RoPE, head_dim 24 != 64 / 4
   qwen3-window12-top-layer-bf16   Qwen3 with use_sliding_window: layer 0 full, layer 1 a 12-token window
   mistral-window12-bf16           MistralForCausalLM: every layer a 12-token sliding window
+  gemma2-softcap-window12-bf16    Gemma2ForCausalLM: (1 + weight) RMSNorm before and after attention and MLP,
+                                  embeddings times sqrt(hidden), GeGLU (tanh GELU), query_pre_attn_scalar 24 != head_dim
+                                  16, attention logits capped at 5 and final logits at 10 (low, so tanh bends them),
+                                  layers sliding (12) / full / sliding
 
 The 48-token sequences are four windows long, so the window cuts in prefill and in every decode step.
 transformers' own decode cache keeps only the last window of a sliding layer; the reference stores the prefix
@@ -28,7 +32,7 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import AutoModelForCausalLM, DynamicCache, MistralConfig, MistralForCausalLM, Qwen3Config, Qwen3ForCausalLM
+from transformers import AutoModelForCausalLM, DynamicCache, Gemma2Config, Gemma2ForCausalLM, MistralConfig, MistralForCausalLM, Qwen3Config, Qwen3ForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_fixtures import ATTENTION_WINDOW, DECODE_PREFIX, SEQUENCE_LENGTH, build_tokenizer, fmt, randomize  # noqa: E402
@@ -71,6 +75,28 @@ def mistral_config() -> MistralConfig:
         bos_token_id=0,
         eos_token_id=1,
         sliding_window=WINDOW,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+    )
+
+
+def gemma2_config() -> Gemma2Config:
+    return Gemma2Config(
+        vocab_size=320,
+        hidden_size=48,
+        intermediate_size=96,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        query_pre_attn_scalar=24,
+        max_position_embeddings=4096,
+        rms_norm_eps=1e-6,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=None,
+        sliding_window=WINDOW,
+        attn_logit_softcapping=5.0,
+        final_logit_softcapping=10.0,
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
     )
 
@@ -194,6 +220,15 @@ def main() -> None:
     mistral = MistralForCausalLM(mistral_config())
     randomize(mistral, seed=404)
     write_fixture(out, "mistral-window12-bf16", mistral, mistral_tok, mistral_tok_config, mistral_ids)
+
+    gemma2 = Gemma2ForCausalLM(gemma2_config())
+    randomize(gemma2, seed=505)
+    with torch.no_grad():
+        # Gemma scales by (1 + weight): norms around 0 keep the effective scale near 1, as trained Gemmas have it.
+        for name, param in gemma2.named_parameters():
+            if name.endswith("norm.weight"):
+                param.sub_(1.0)
+    write_fixture(out, "gemma2-softcap-window12-bf16", gemma2, mistral_tok, mistral_tok_config, mistral_ids)
 
 
 if __name__ == "__main__":

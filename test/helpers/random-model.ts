@@ -62,6 +62,10 @@ export function randomWeights(config: ModelConfig, seed = 1): WeightMap {
     }
     add(`${p}self_attn.o_proj.weight`, [hidden, numHeads * headDim], projection(numHeads * headDim));
     add(`${p}post_attention_layernorm.weight`, [hidden], 0.2, 1);
+    if (config.architecture === 'gemma2') {
+      add(`${p}pre_feedforward_layernorm.weight`, [hidden], 0.2, 1);
+      add(`${p}post_feedforward_layernorm.weight`, [hidden], 0.2, 1);
+    }
     add(`${p}mlp.gate_proj.weight`, [ffn, hidden], projection(hidden));
     add(`${p}mlp.up_proj.weight`, [ffn, hidden], projection(hidden));
     add(`${p}mlp.down_proj.weight`, [hidden, ffn], projection(ffn));

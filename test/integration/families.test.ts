@@ -1,4 +1,5 @@
-// Qwen3 (per-head q/k norm, explicit head_dim) and sliding-window attention (Mistral, Qwen3's windowed layers):
+// Qwen3 (per-head q/k norm, explicit head_dim), Gemma 2 (sandwich norms, GeGLU, soft-capping) and sliding-window
+// attention (Mistral, Gemma 2's alternate layers, Qwen3's windowed layers):
 // both forwards against transformers' own greedy generate on the fixtures (tools/make_family_fixtures.py; their
 // logits and decode steps are checked by the transformers parity loop in parity.test.ts), and the ONNX graph
 // against the reference forward on random models whose windows cut through chunked prefill, ragged caches and
@@ -56,7 +57,7 @@ interface FamilyReference {
   greedy: { promptLength: number; tokens: number[] };
 }
 
-const FAMILY_FIXTURES = ['qwen3-qknorm-headdim24-bf16', 'qwen3-window12-top-layer-bf16', 'mistral-window12-bf16'];
+const FAMILY_FIXTURES = ['qwen3-qknorm-headdim24-bf16', 'qwen3-window12-top-layer-bf16', 'mistral-window12-bf16', 'gemma2-softcap-window12-bf16'];
 
 for (const name of FAMILY_FIXTURES) {
   test(`${name}: config as transformers reads it, and 24 greedy tokens equal transformers' cached generate (reference and onnx)`, async () => {
@@ -105,6 +106,10 @@ const RANDOM_CASES: [string, Partial<ModelConfig>][] = [
   ['mistral, every layer a 4-token window', { architecture: 'mistral', hfArchitecture: 'MistralForCausalLM', layerWindows: [4, 4] }],
   ['full layer 0, 3-token window on layer 1, q/k norm', { architecture: 'qwen3', qkNorm: true, layerWindows: [null, 3] }],
   ['two window sizes', { numLayers: 3, layerWindows: [5, null, 2] }],
+  [
+    'gemma2: sandwich norms, GeGLU, soft-capped attention and logits, sliding / full',
+    { architecture: 'gemma2', hfArchitecture: 'Gemma2ForCausalLM', layerWindows: [4, null], attentionScale: 0.3, attentionLogitCap: 2, finalLogitCap: 3, tieWordEmbeddings: true },
+  ],
 ];
 
 for (const [label, overrides] of RANDOM_CASES) {
@@ -214,6 +219,7 @@ test('config: sliding windows and q/k norm as transformers decides them; other a
   assert.deepEqual(mistral.layerWindows, [4096, 4096, 4096]);
   assert.equal(mistral.attentionBias, false);
   assert.equal(parseConfig({ ...base, architectures: ['MistralForCausalLM'], sliding_window: null }, 'config.json').layerWindows, undefined);
+  assert.deepEqual(parseConfig({ ...base, architectures: ['MistralForCausalLM'] }, 'config.json').layerWindows, [4096, 4096, 4096], "MistralConfig's default");
   // Qwen: the window only with use_sliding_window, on the layers from max_window_layers on (or as layer_types says).
   const qwen3 = { ...base, architectures: ['Qwen3ForCausalLM'], head_dim: 32, sliding_window: 16 };
   assert.equal(parseConfig(qwen3, 'config.json').layerWindows, undefined);
@@ -226,8 +232,8 @@ test('config: sliding windows and q/k norm as transformers decides them; other a
   assert.throws(() => parseConfig({ ...qwen3, use_sliding_window: true, layer_types: ['full_attention'] }, 'config.json'), /"layer_types" must list .* 3 layers/);
   assert.throws(() => parseConfig({ ...base, architectures: ['MistralForCausalLM'], sliding_window: 0 }, 'config.json'), /"sliding_window" must be an integer >= 1/);
   assert.throws(
-    () => parseConfig({ ...base, architectures: ['Gemma2ForCausalLM'] }, 'config.json'),
-    /unsupported architecture "Gemma2ForCausalLM" \(supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM\)/,
+    () => parseConfig({ ...base, architectures: ['Phi3ForCausalLM'] }, 'config.json'),
+    /unsupported architecture "Phi3ForCausalLM" \(supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM, Gemma2ForCausalLM\)/,
   );
 });
 
@@ -246,4 +252,16 @@ test('qwen3 GGUF (llama.cpp names and metadata): the same config as the HF folde
     assert.deepEqual(fromGguf[key], fromFolder[key], key);
   }
   assert.ok(Math.abs(fromGguf.rmsNormEps - fromFolder.rmsNormEps) < 1e-12);
+});
+
+test('config: Gemma 2 as transformers reads it (scale, caps, alternating windows, tied) and its activation checked', () => {
+  const base = { hidden_size: 48, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16, intermediate_size: 96, num_hidden_layers: 3, vocab_size: 100, architectures: ['Gemma2ForCausalLM'] };
+  const defaults = parseConfig(base, 'config.json');
+  assert.deepEqual(defaults.layerWindows, [4096, null, 4096]);
+  assert.equal(defaults.attentionScale, 256 ** -0.5);
+  assert.deepEqual([defaults.attentionLogitCap, defaults.finalLogitCap, defaults.tieWordEmbeddings], [50, 30, true]);
+  const uncapped = parseConfig({ ...base, attn_logit_softcapping: null, final_logit_softcapping: null, sliding_window: null }, 'config.json');
+  assert.deepEqual([uncapped.attentionLogitCap, uncapped.finalLogitCap, uncapped.layerWindows], [undefined, undefined, undefined]);
+  assert.throws(() => parseConfig({ ...base, hidden_activation: 'gelu' }, 'config.json'), /hidden_activation "gelu" is not supported for Gemma2ForCausalLM \(supported: gelu_pytorch_tanh\)/);
+  assert.throws(() => parseConfig({ ...base, query_pre_attn_scalar: 0 }, 'config.json'), /"query_pre_attn_scalar" must be positive/);
 });

@@ -70,10 +70,10 @@ test('config: unsupported rope scaling type is named', () => {
 
 test('config: unsupported architecture lists the supported ones', () => {
   assert.throws(
-    () => parseConfig({ ...llamaBase, architectures: ['Gemma2ForCausalLM'] }, '/m/config.json'),
+    () => parseConfig({ ...llamaBase, architectures: ['Phi3ForCausalLM'] }, '/m/config.json'),
     (error: unknown) =>
       error instanceof KvlensError &&
-      /Gemma2ForCausalLM/.test(error.message) &&
+      /Phi3ForCausalLM/.test(error.message) &&
       /LlamaForCausalLM/.test(error.message) &&
       /Qwen2ForCausalLM/.test(error.message),
   );

@@ -155,7 +155,7 @@ test('loader errors: missing config, unsupported architecture', () => {
   editConfig(dir, (c) => {
     c.architectures = ['GemmaForCausalLM'];
   });
-  assertKvlensError(() => loadModel(dir), join(dir, 'config.json'), /unsupported architecture "GemmaForCausalLM" \(supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM\)/);
+  assertKvlensError(() => loadModel(dir), join(dir, 'config.json'), /unsupported architecture "GemmaForCausalLM" \(supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM, Gemma2ForCausalLM\)/);
   const empty = mkdtempSync(join(tmpdir(), 'kvlens-loader-'));
   assertKvlensError(() => loadModel(empty), join(empty, 'config.json'), /missing config\.json/);
 });
@@ -323,6 +323,7 @@ test('fixtures: every reference.json matches its checkpoint (vocab, layers, KV s
   // Recurrent fixtures hold recurrent-reference.json instead (test/integration/recurrent-parity.test.ts).
   const names = readdirSync(MODELS).filter((name) => !existsSync(join(MODELS, name, 'recurrent-reference.json'))).sort();
   assert.deepEqual(names, [
+    'gemma2-softcap-window12-bf16',
     'llama-gqa-tied-rope3-bf16',
     'llama-gqa-tied-rope3-f16',
     'llama-gqa-tied-rope3-f32',

@@ -2,9 +2,9 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { KvlensError } from '../errors';
 
-export const SUPPORTED_ARCHITECTURES = ['LlamaForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM', 'MistralForCausalLM'] as const;
+export const SUPPORTED_ARCHITECTURES = ['LlamaForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM', 'MistralForCausalLM', 'Gemma2ForCausalLM'] as const;
 /** The last four are recurrent or hybrid models, loaded by model/recurrent (this file parses attention models only). */
-export type Architecture = 'llama' | 'qwen2' | 'qwen3' | 'mistral' | 'mamba' | 'mamba2' | 'rwkv' | 'recurrent_gemma';
+export type Architecture = 'llama' | 'qwen2' | 'qwen3' | 'mistral' | 'gemma2' | 'mamba' | 'mamba2' | 'rwkv' | 'recurrent_gemma';
 
 /** config.json's architecture (or, without one, its model_type) -> the forward pass that runs it. */
 const ATTENTION_ARCHITECTURES: Record<(typeof SUPPORTED_ARCHITECTURES)[number], { modelType: string; architecture: Architecture }> = {
@@ -12,6 +12,7 @@ const ATTENTION_ARCHITECTURES: Record<(typeof SUPPORTED_ARCHITECTURES)[number], 
   Qwen2ForCausalLM: { modelType: 'qwen2', architecture: 'qwen2' },
   Qwen3ForCausalLM: { modelType: 'qwen3', architecture: 'qwen3' },
   MistralForCausalLM: { modelType: 'mistral', architecture: 'mistral' },
+  Gemma2ForCausalLM: { modelType: 'gemma2', architecture: 'gemma2' },
 };
 
 /** Llama 3.x frequency-dependent RoPE rescaling (transformers' `rope_type: "llama3"`). */
@@ -47,6 +48,11 @@ export interface ModelConfig {
    * as transformers' sliding-window mask), or null for full attention. Absent: every layer attends to everything.
    */
   layerWindows?: (number | null)[];
+  /** What q·k is multiplied by before the softmax (absent: 1 / sqrt(headDim); Gemma 2: query_pre_attn_scalar^-0.5). */
+  attentionScale?: number;
+  /** Gemma 2's soft-capping: scores become cap · tanh(scores / cap) (attention before masking, logits at the end). */
+  attentionLogitCap?: number;
+  finalLogitCap?: number;
   maxPositionEmbeddings: number;
   bosTokenId: number | null;
   eosTokenIds: number[];
@@ -169,15 +175,19 @@ function parseRopeScaling(raw: Json, file: string): Llama3RopeScaling | null {
 /**
  * Which layers attend through a sliding window, as transformers decides it: Mistral windows every layer when
  * `sliding_window` is set; Qwen2/Qwen3 only with `use_sliding_window`, then the layers `layer_types` marks
- * "sliding_attention" (or, without it, those from `max_window_layers` on). Null when every layer is full.
+ * "sliding_attention" (or, without it, those from `max_window_layers` on); Gemma 2 the layers `layer_types` marks, or
+ * every other one from layer 0. Null when every layer is full.
  */
 function parseLayerWindows(json: Json, architecture: Architecture, numLayers: number, file: string): (number | null)[] | null {
-  if (architecture !== 'mistral' && architecture !== 'qwen2' && architecture !== 'qwen3') return null;
-  if (architecture !== 'mistral' && json.use_sliding_window !== true) return null;
-  if (json.sliding_window === undefined || json.sliding_window === null) return null;
-  const window = requireInt(json, 'sliding_window', file);
+  if (architecture !== 'mistral' && architecture !== 'qwen2' && architecture !== 'qwen3' && architecture !== 'gemma2') return null;
+  if ((architecture === 'qwen2' || architecture === 'qwen3') && json.use_sliding_window !== true) return null;
+  // transformers' configs default sliding_window to 4096 when the key is absent; null switches the window off.
+  if (json.sliding_window === null) return null;
+  const window = json.sliding_window === undefined ? 4096 : requireInt(json, 'sliding_window', file);
   if (architecture === 'mistral') return Array.from({ length: numLayers }, () => window);
   const types = json.layer_types;
+  // Gemma 2 without layer_types alternates, starting with a sliding layer.
+  if ((types === undefined || types === null) && architecture === 'gemma2') return Array.from({ length: numLayers }, (_, l) => (l % 2 === 0 ? window : null));
   if (types === undefined || types === null) {
     const first = optionalNumber(json, 'max_window_layers', numLayers, file);
     return Array.from({ length: numLayers }, (_, l) => (l >= first ? window : null));
@@ -186,6 +196,25 @@ function parseLayerWindows(json: Json, architecture: Architecture, numLayers: nu
     throw new KvlensError(`"layer_types" must list "full_attention" or "sliding_attention" for each of the ${numLayers} layers, found ${JSON.stringify(types)}`, file);
   }
   return types.map((t) => (t === 'sliding_attention' ? window : null));
+}
+
+/** Gemma 2's attention scale and soft-caps (transformers' defaults where the config leaves them out). */
+function gemma2Scaling(json: Json, file: string): Pick<ModelConfig, 'attentionScale' | 'attentionLogitCap' | 'finalLogitCap'> {
+  const scalar = optionalNumber(json, 'query_pre_attn_scalar', 256, file);
+  if (!(scalar > 0)) throw new KvlensError(`"query_pre_attn_scalar" must be positive, found ${scalar}`, file);
+  const cap = (key: string, fallback: number): number | undefined => {
+    if (json[key] === null) return undefined;
+    const value = optionalNumber(json, key, fallback, file);
+    if (!(value > 0)) throw new KvlensError(`"${key}" must be positive or null, found ${value}`, file);
+    return value;
+  };
+  const attentionLogitCap = cap('attn_logit_softcapping', 50);
+  const finalLogitCap = cap('final_logit_softcapping', 30);
+  return {
+    attentionScale: scalar ** -0.5,
+    ...(attentionLogitCap === undefined ? {} : { attentionLogitCap }),
+    ...(finalLogitCap === undefined ? {} : { finalLogitCap }),
+  };
 }
 
 export function parseConfig(raw: unknown, file: string): ModelConfig {
@@ -215,7 +244,14 @@ export function parseConfig(raw: unknown, file: string): ModelConfig {
   if (!Number.isInteger(headDim) || headDim % 2 !== 0) {
     throw new KvlensError(`head dimension ${headDim} must be an even integer`, file);
   }
-  if (json.hidden_act !== undefined && json.hidden_act !== 'silu') {
+  if (architecture === 'gemma2') {
+    // Gemma's configs name the MLP activation hidden_activation (some also carry hidden_act): tanh-approximated GELU.
+    for (const key of ['hidden_activation', 'hidden_act']) {
+      if (json[key] !== undefined && json[key] !== null && json[key] !== 'gelu_pytorch_tanh') {
+        throw new KvlensError(`${key} ${JSON.stringify(json[key])} is not supported for ${hfArchitecture} (supported: gelu_pytorch_tanh)`, file);
+      }
+    }
+  } else if (json.hidden_act !== undefined && json.hidden_act !== 'silu') {
     throw new KvlensError(`hidden_act ${JSON.stringify(json.hidden_act)} is not supported (supported: silu)`, file);
   }
   const eos = idList(json.eos_token_id);
@@ -234,11 +270,13 @@ export function parseConfig(raw: unknown, file: string): ModelConfig {
     rmsNormEps: optionalNumber(json, 'rms_norm_eps', 1e-6, file),
     ropeTheta: optionalNumber(json, 'rope_theta', optionalNumber(ropeParameters(json) ?? {}, 'rope_theta', 10000, file), file),
     ropeScaling: parseRopeScaling(json, file),
-    tieWordEmbeddings: Boolean(json.tie_word_embeddings ?? false),
+    // transformers' Gemma2Config ties by default; the others untie by default.
+    tieWordEmbeddings: Boolean(json.tie_word_embeddings ?? architecture === 'gemma2'),
     // transformers' Mistral has no attention_bias option: its projections never carry biases.
     attentionBias: architecture === 'qwen2' ? true : architecture === 'mistral' ? false : Boolean(json.attention_bias),
     ...(architecture === 'qwen3' ? { qkNorm: true } : {}),
     ...(layerWindows ? { layerWindows } : {}),
+    ...(architecture === 'gemma2' ? gemma2Scaling(json, file) : {}),
     maxPositionEmbeddings: optionalNumber(json, 'max_position_embeddings', 4096, file),
     bosTokenId: typeof json.bos_token_id === 'number' ? json.bos_token_id : null,
     eosTokenIds: eos,

@@ -96,6 +96,10 @@ export function expectedTensors(config: ModelConfig): Map<string, ExpectedTensor
       expected.set(`${p}self_attn.k_norm.weight`, { shape: [headDim] });
     }
     expected.set(`${p}post_attention_layernorm.weight`, { shape: [h] });
+    if (config.architecture === 'gemma2') {
+      expected.set(`${p}pre_feedforward_layernorm.weight`, { shape: [h] });
+      expected.set(`${p}post_feedforward_layernorm.weight`, { shape: [h] });
+    }
     expected.set(`${p}mlp.gate_proj.weight`, { shape: [inter, h] });
     expected.set(`${p}mlp.up_proj.weight`, { shape: [inter, h] });
     expected.set(`${p}mlp.down_proj.weight`, { shape: [h, inter] });

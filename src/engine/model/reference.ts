@@ -11,6 +11,9 @@
 //   GQA: query head h reads kv head floor(h / (numHeads / numKvHeads)).
 //   Sliding window W (Mistral, windowed Qwen layers): a query at position p sees keys at p - W + 1 .. p only.
 //   MLP: down(silu(gate(x)) * up(x)).
+//   Gemma 2: RMSNorm scales by (1 + weight); embeddings times sqrt(hidden) (fp32); a norm after attention and
+//     around the MLP (pre_/post_feedforward_layernorm); MLP down(gelu_tanh(gate(x)) * up(x)); q·k times
+//     query_pre_attn_scalar^-0.5, then cap · tanh(s / cap) before the mask; final logits capped the same way.
 
 import type { ModelConfig } from './config';
 import type { DecoderForward, ForwardInput, ForwardOutput, LayerAttention, WeightMap, Tensor } from './types';
@@ -110,6 +113,14 @@ function linear(x: Float32Array, weight: Tensor, bias: Tensor | null): Float32Ar
 }
 
 const silu = (v: number): number => v / (1 + Math.exp(-v));
+/** transformers' gelu_pytorch_tanh. */
+const geluTanh = (v: number): number => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
+const softCap = (v: number, cap: number | undefined): number => (cap === undefined ? v : cap * Math.tanh(v / cap));
+
+/** Gemma's norm weights scale by (1 + weight), rounded to fp32 as transformers adds them. */
+export function effectiveNormWeight(config: ModelConfig, weight: Float32Array): Float32Array {
+  return config.architecture === 'gemma2' ? weight.map((w) => f32(1 + w)) : weight;
+}
 
 function requireWeight(weights: WeightMap, name: string, shape: number[]): Tensor {
   const tensor = weights.get(name);
@@ -134,6 +145,9 @@ interface LayerWeights {
   o: Tensor;
   oBias: Tensor | null;
   postNorm: Tensor;
+  /** Gemma 2's norms around the MLP (its post_attention_layernorm normalises the attention output instead). */
+  preFfnNorm: Tensor | null;
+  postFfnNorm: Tensor | null;
   gate: Tensor;
   up: Tensor;
   down: Tensor;
@@ -168,6 +182,8 @@ export function resolveWeights(config: ModelConfig, weights: WeightMap): Resolve
       // Only Llama's and Qwen3's attention_bias puts one here; the loader admits it for those alone.
       oBias: weights.has(`${p}self_attn.o_proj.bias`) ? requireWeight(weights, `${p}self_attn.o_proj.bias`, [hidden]) : null,
       postNorm: requireWeight(weights, `${p}post_attention_layernorm.weight`, [hidden]),
+      preFfnNorm: config.architecture === 'gemma2' ? requireWeight(weights, `${p}pre_feedforward_layernorm.weight`, [hidden]) : null,
+      postFfnNorm: config.architecture === 'gemma2' ? requireWeight(weights, `${p}post_feedforward_layernorm.weight`, [hidden]) : null,
       gate: requireWeight(weights, `${p}mlp.gate_proj.weight`, [ffn, hidden]),
       up: requireWeight(weights, `${p}mlp.up_proj.weight`, [ffn, hidden]),
       down: requireWeight(weights, `${p}mlp.down_proj.weight`, [hidden, ffn]),
@@ -255,7 +271,10 @@ export class ReferenceForward implements DecoderForward {
     const { hiddenSize: hidden, numHeads: H, numKvHeads: KVH, headDim: D, rmsNormEps: eps, vocabSize } = this.config;
     const q = input.tokens.length;
     const group = H / KVH;
-    const scale = 1 / Math.sqrt(D);
+    const scale = this.config.attentionScale ?? 1 / Math.sqrt(D);
+    const gemma = this.config.architecture === 'gemma2';
+    const norm = (x: Float32Array, weight: Tensor): Float32Array => rmsNorm(x, effectiveNormWeight(this.config, weight.data), eps);
+    const embeddingScale = gemma ? f32(Math.sqrt(hidden)) : 1;
     const request = input.attention;
     const { cos, sin } = ropeTables(this.invFreq, input.positions);
     const half = D / 2;
@@ -264,7 +283,8 @@ export class ReferenceForward implements DecoderForward {
     const residual: Float32Array[] = [];
     for (let t = 0; t < q; t++) {
       const id = input.tokens[t];
-      residual.push(this.w.embedding.data.slice(id * hidden, (id + 1) * hidden));
+      const row = this.w.embedding.data.slice(id * hidden, (id + 1) * hidden);
+      residual.push(embeddingScale === 1 ? row : row.map((v) => v * embeddingScale));
     }
 
     const newKeys: Float32Array[] = [];
@@ -285,7 +305,7 @@ export class ReferenceForward implements DecoderForward {
       const keys = new Float32Array(q * KVH * D); // [q, KVH, D]
       const values = new Float32Array(q * KVH * D); // [q, KVH, D]
       for (let t = 0; t < q; t++) {
-        const x = rmsNorm(residual[t], lw.inputNorm.data, eps);
+        const x = norm(residual[t], lw.inputNorm);
         queries.set(linear(x, lw.q, lw.qBias), t * H * D);
         keys.set(linear(x, lw.k, lw.kBias), t * KVH * D);
         values.set(linear(x, lw.v, lw.vBias), t * KVH * D);
@@ -335,7 +355,7 @@ export class ReferenceForward implements DecoderForward {
             }
             let dot = 0;
             for (let d = 0; d < D; d++) dot += queries[qOff + d] * keyData[kOff + d];
-            scores[j] = dot * scale;
+            scores[j] = softCap(dot * scale, this.config.attentionLogitCap);
             if (scores[j] > max) max = scores[j];
           }
           let total = 0;
@@ -362,25 +382,28 @@ export class ReferenceForward implements DecoderForward {
       }
       if (attention && layerStats) attention.push(layerStats);
 
-      // Output projection, residual, then the SwiGLU MLP with its own residual.
+      // Output projection, residual, then the gated MLP with its own residual (Gemma 2: each branch normed again).
       for (let t = 0; t < q; t++) {
-        const o = linear(attended[t], lw.o, lw.oBias);
+        const projected = linear(attended[t], lw.o, lw.oBias);
+        const o = gemma ? norm(projected, lw.postNorm) : projected;
         for (let i = 0; i < hidden; i++) residual[t][i] += o[i];
-        const x = rmsNorm(residual[t], lw.postNorm.data, eps);
+        const x = norm(residual[t], lw.preFfnNorm ?? lw.postNorm);
         const gate = linear(x, lw.gate, null);
         const up = linear(x, lw.up, null);
         const act = new Float32Array(gate.length);
-        for (let i = 0; i < gate.length; i++) act[i] = silu(gate[i]) * up[i];
+        for (let i = 0; i < gate.length; i++) act[i] = (gemma ? geluTanh(gate[i]) : silu(gate[i])) * up[i];
         const down = linear(act, lw.down, null);
-        for (let i = 0; i < hidden; i++) residual[t][i] += down[i];
+        const out = lw.postFfnNorm ? norm(down, lw.postFfnNorm) : down;
+        for (let i = 0; i < hidden; i++) residual[t][i] += out[i];
       }
     }
 
     const rows = input.logits === 'all' ? Array.from({ length: q }, (_, t) => t) : [q - 1];
     const logits = new Float32Array(rows.length * vocabSize);
     rows.forEach((t, r) => {
-      const x = rmsNorm(residual[t], this.w.finalNorm.data, eps);
-      logits.set(linear(x, this.w.lmHead, null), r * vocabSize);
+      const x = norm(residual[t], this.w.finalNorm);
+      const row = linear(x, this.w.lmHead, null);
+      logits.set(this.config.finalLogitCap === undefined ? row : row.map((v) => softCap(v, this.config.finalLogitCap)), r * vocabSize);
     });
     return { logits, newKeys, newValues, attention };
   }

@@ -44,13 +44,14 @@
 // A sliding-window layer adds a bias of its own, made in the graph from the positions: a past slot or new token
 // at position k is masked for a query at position p once p - k >= W (transformers' sliding-window mask).
 // RMSNorm is onnxruntime's fused SimplifiedLayerNormalization (CPU, CUDA and WebGPU kernels; plainOps spells
-// it out); everything else is plain opset-17 ops (RoPE and SwiGLU spelled out), and the graph is checked
+// it out); everything else is plain opset-17 ops (RoPE, SwiGLU, Gemma 2's GeGLU and soft-caps spelled out; its
+// (1 + weight) norms are initializers of their own), and the graph is checked
 // against reference.ts. Linear layers are Gemm on fp32 weights, or com.microsoft MatMulNBits
 // on block-quantized ones (see nbits.ts): a GGUF file's quantized blocks stay quantized.
 
 import type { ModelConfig } from '../config';
 import type { Tensor, WeightMap } from '../types';
-import { resolveWeights, ropeInverseFrequencies } from '../reference';
+import { effectiveNormWeight, resolveWeights, ropeInverseFrequencies } from '../reference';
 import { columnCount, readAllFloat32, readFloat32, requireInfo, rowCount, weightMapSource, type WeightSource } from '../weightSource';
 import {
   graphProto,
@@ -268,7 +269,8 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
   const zero = g.int64s([0], 'zero');
   const int64Max = g.int64s([INT64_MAX], 'int64_max');
   const eps = g.scalar(config.rmsNormEps, 'rms_eps');
-  const queryScale = g.scalar(1 / Math.sqrt(D), 'query_scale');
+  const queryScale = g.scalar(config.attentionScale ?? 1 / Math.sqrt(D), 'query_scale');
+  const gemma = config.architecture === 'gemma2';
   const toTokensByHidden = g.int64s([-1, hidden], 'shape_tokens_hidden');
   const toQueryHeads = g.int64s([1, -1, KVH, G, D], 'shape_query_heads');
   const toKvHeads = g.int64s([1, -1, KVH, D], 'shape_kv_heads');
@@ -319,15 +321,23 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
     return g.op('MatMulNBits', inputs, attributes, undefined, 'com.microsoft');
   };
 
+  /** A norm's weight as it multiplies: stored, or Gemma's (1 + weight) as an initializer of its own. */
+  const normWeight = (name: string): string =>
+    gemma ? g.weight(`${name}.plus_one`, OnnxDataType.FLOAT, [...requireInfo(source, name).shape], () => effectiveNormWeight(config, readFloat32(source, name))) : vector(name);
+
   /** x / sqrt(mean(x^2) + eps) * weight over the last axis: one fused kernel instead of six small ops per call. */
   const rmsNorm = (x: string, weightName: string): string => {
     if (options.plainOps) {
       const meanSquare = g.op('ReduceMean', [g.op('Mul', [x, x])], { axes: ints([-1]), keepdims: int(1) });
       const inverseRms = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [meanSquare, eps])])]);
-      return g.op('Mul', [g.op('Mul', [x, inverseRms]), vector(weightName)]);
+      return g.op('Mul', [g.op('Mul', [x, inverseRms]), normWeight(weightName)]);
     }
-    return g.op('SimplifiedLayerNormalization', [x, vector(weightName)], { axis: int(-1), epsilon: { kind: 'float', value: config.rmsNormEps } });
+    return g.op('SimplifiedLayerNormalization', [x, normWeight(weightName)], { axis: int(-1), epsilon: { kind: 'float', value: config.rmsNormEps } });
   };
+
+  /** Gemma 2's soft-capping, cap · tanh(x / cap); x itself when the model has no cap. */
+  const softCap = (x: string, cap: number | undefined): string => (cap === undefined ? x : g.op('Mul', [g.op('Tanh', [g.op('Div', [x, g.scalar(cap, 'cap')])]), g.scalar(cap, 'cap')]));
+  const capScores = (scores: string): string => softCap(scores, config.attentionLogitCap);
 
   /** Rotate-half RoPE on the last axis of x; cos/sin broadcast against x's leading axes. */
   const rope = (x: string, cos: string, sin: string): string => {
@@ -337,6 +347,13 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
     const first = g.op('Sub', [g.op('Mul', [x1, cos]), g.op('Mul', [x2, sin])]);
     const second = g.op('Add', [g.op('Mul', [x2, cos]), g.op('Mul', [x1, sin])]);
     return g.op('Concat', [first, second], { axis: int(-1) });
+  };
+
+  /** transformers' gelu_pytorch_tanh: 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))). */
+  const geluTanh = (x: string): string => {
+    const cubic = g.op('Mul', [g.op('Mul', [g.op('Mul', [x, x]), x]), g.scalar(0.044715, 'gelu_cubic')]);
+    const inner = g.op('Mul', [g.op('Add', [x, cubic]), g.scalar(Math.sqrt(2 / Math.PI), 'gelu_scale')]);
+    return g.op('Mul', [g.op('Mul', [x, g.scalar(0.5, 'half')]), g.op('Add', [g.op('Tanh', [inner]), g.scalar(1, 'one')])]);
   };
 
   /** A past input in the cache's element type, as fp32 for the attention below. */
@@ -501,7 +518,9 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
   const singleQuery = g.op('Equal', [queryCount, g.int64s([1])]);
   // First of the last `stats_rows` query rows, clamped at 0 (a negative Slice start would count from the end).
   const windowStart = g.op('Max', [g.op('Sub', [queryCount, statsRows]), zero]);
-  let hiddenState = g.op('Reshape', [inputsEmbeds, toTokensByHidden]); // [q, hidden]
+  // Gemma scales the embedding rows by sqrt(hidden) (rounded to fp32, as its embed_scale); the tied lm_head stays unscaled.
+  const embedded = g.op('Reshape', [inputsEmbeds, toTokensByHidden]); // [q, hidden]
+  let hiddenState = gemma ? g.op('Mul', [embedded, g.scalar(Math.fround(Math.sqrt(hidden)), 'embedding_scale')]) : embedded;
 
   // Sliding windows: each query's position against each key's, masked (MASKED) where the key is W or more behind.
   const queryPositions = g.op('Reshape', [g.op('Cast', [positionIds], { to: int(OnnxDataType.FLOAT) }), g.int64s([-1, 1, 1])]); // [q, 1, 1]
@@ -577,7 +596,7 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
       const pastBiasRows = g.op('Add', [pastBiasRow, g.op('Slice', [causalBias, zero, g.int64s([1]), g.int64s([1])])]); // + [q, 1] zeros -> [1, kvH, 1, q, P]
       const causalRows = g.op('Add', [layerCausalBias, kvZeros]); // [1, kvH, 1, q, q]
       const biasAll = g.op('Concat', [pastBiasRows, causalRows], { axis: int(4) }); // [1, kvH, 1, q, P+q]
-      const probs = g.op('Softmax', [g.op('Add', [g.op('MatMul', [queryHeads, keysT]), biasAll])], { axis: int(-1) }); // [1, kvH, G, q, P+q]
+      const probs = g.op('Softmax', [g.op('Add', [capScores(g.op('MatMul', [queryHeads, keysT])), biasAll])], { axis: int(-1) }); // [1, kvH, G, q, P+q]
       return [probs, g.op('MatMul', [probs, valuesH])]; // context [1, kvH, G, q, D]
     };
 
@@ -604,9 +623,9 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
       }
       // The bias is added in [kvH, G, P] layout, where it broadcasts along G onto contiguous rows of P (r = q = 1).
       const biasByHead = g.op('Transpose', [pastBias], { perm: ints([2, 0, 1]) }); // [kvH, 1, P]
-      const pastScoresMasked = g.op('Add', [pastScoresRaw, biasByHead]); // [kvH, G, P]
+      const pastScoresMasked = g.op('Add', [capScores(pastScoresRaw), biasByHead]); // [kvH, G, P]
       const pastScores5 = g.op('Unsqueeze', [pastScoresMasked, g.int64s([0, 3])]); // [1, kvH, G, 1, P]
-      const newScores = g.op('Add', [g.op('MatMul', [queryHeads, newKeyT]), causalBias]); // [1, kvH, G, 1, 1]
+      const newScores = g.op('Add', [capScores(g.op('MatMul', [queryHeads, newKeyT])), causalBias]); // [1, kvH, G, 1, 1]
       const probs = g.op('Softmax', [g.op('Concat', [pastScores5, newScores], { axis: int(4) })], { axis: int(-1) }); // [1, kvH, G, 1, P+1]
       const denseProbs = g.op('Flatten', [g.op('Slice', [probs, prefixLength ?? zero, pastLength, axis4])], { axis: int(4) }); // [H, R]
       const newProbs = g.op('Slice', [probs, pastLength, int64Max, axis4]); // [1, kvH, G, 1, 1]
@@ -636,24 +655,27 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
         ? withStatistics(attendMany, false)()
         : g.ifElse(singleQuery, `attend_${l}`, withStatistics(attendOne, true), withStatistics(attendMany, false), float3);
     const contextTokens = g.op('Reshape', [g.op('Transpose', [context], { perm: ints([0, 3, 1, 2, 4]) }), toTokensByHeads]); // [q, H*D]
-    hiddenState = g.op('Add', [hiddenState, linear(contextTokens, `${p}self_attn.o_proj.weight`, source.info(`${p}self_attn.o_proj.bias`) ? `${p}self_attn.o_proj.bias` : null)]);
+    const attended = linear(contextTokens, `${p}self_attn.o_proj.weight`, source.info(`${p}self_attn.o_proj.bias`) ? `${p}self_attn.o_proj.bias` : null); // [q, hidden]
+    // Gemma 2 normalises the attention output before the residual (its post_attention_layernorm).
+    hiddenState = g.op('Add', [hiddenState, gemma ? rmsNorm(attended, `${p}post_attention_layernorm.weight`) : attended]);
 
     // ---- attention statistics: the window rows asked for (none unless stats_rows > 0), key sums and queries ----
     g.op('Identity', [window], {}, `window_${l}`); // [1, kvH, G, w, P+q]
     g.op('Identity', [keySums], {}, `key_sums_${l}`); // [1, kvH, G, P+q]
     g.op('Identity', [queries], {}, `queries_${l}`); // [1, q, kvH, G, D]
 
-    // ---- feed-forward: norm -> SwiGLU -> down ----
-    const y = rmsNorm(hiddenState, `${p}post_attention_layernorm.weight`);
+    // ---- feed-forward: norm -> SwiGLU (Gemma 2: GeGLU) -> down (Gemma 2: -> norm) ----
+    const y = rmsNorm(hiddenState, gemma ? `${p}pre_feedforward_layernorm.weight` : `${p}post_attention_layernorm.weight`);
     const gate = linear(y, `${p}mlp.gate_proj.weight`, null); // [q, ffn]
     const up = linear(y, `${p}mlp.up_proj.weight`, null);
-    const activated = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
-    hiddenState = g.op('Add', [hiddenState, linear(activated, `${p}mlp.down_proj.weight`, null)]);
+    const activated = g.op('Mul', [gemma ? geluTanh(gate) : g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
+    const down = linear(activated, `${p}mlp.down_proj.weight`, null); // [q, hidden]
+    hiddenState = g.op('Add', [hiddenState, gemma ? rmsNorm(down, `${p}post_feedforward_layernorm.weight`) : down]);
   }
 
   const selected = g.op('Gather', [hiddenState, logitsRows], { axis: int(0) }); // [r, hidden]
   const normed = rmsNorm(selected, 'model.norm.weight');
-  g.op('Identity', [linear(normed, lmHeadName(source), null)], {}, 'logits');
+  g.op('Identity', [softCap(linear(normed, lmHeadName(source), null), config.finalLogitCap)], {}, 'logits');
   g.output('logits', OnnxDataType.FLOAT, ['r', vocabSize]);
   for (let l = 0; l < config.numLayers; l++) {
     g.output(`window_${l}`, OnnxDataType.FLOAT, [1, KVH, G, 'w', `keys_${l}`]);
