@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { canonicalSpec, createMethod, listMethods, verifyCompression } from '../../src/engine/kv';
-import { DenseLayerCache } from '../../src/engine/kv/cache';
+import { DenseLayerCache, type PackedKvCodes } from '../../src/engine/kv/cache';
 import { encodeKv } from '../../src/engine/kv/kv-dtype';
 import { LLAMACPP_CACHE_TYPES, llamaCppCodec } from '../../src/engine/kv/quant/ggml-rows';
 import { halfBitsOfFloatBits } from '../../src/engine/kv/quant/half';
@@ -169,7 +169,8 @@ test('row caches over an fp16 prefill hand attention fp16 patterns: each decoded
     half.append(base.keys[l], base.values[l], Array.from(layer.view().positions.filter((_, i) => i % config.numKvHeads === 0)));
     return half;
   });
-  const specs = [...LLAMACPP_CACHE_TYPES.filter((t) => t !== 'f16').map((t) => `llamacpp:k=${t},v=${t === 'bf16' ? 'q4_0' : 'f16'}`), 'vllm', 'vllm:dtype=fp8_e5m2,scale=calculated'];
+  // Keys and values of different widths (here: against f16 or bf16 rows) cannot be read as codes, so they come as fp16 rows.
+  const specs = [...LLAMACPP_CACHE_TYPES.filter((t) => t !== 'f16').map((t) => `llamacpp:k=${t},v=${t === 'bf16' ? 'q4_0' : 'f16'}`), 'llamacpp:k=q5_0,v=q5_1'];
   for (const spec of specs) {
     const method = createMethod(spec);
     const cache = method.compress({ layers, stats: null, config });
@@ -207,4 +208,43 @@ test('roundToHalf gives halfBitsOfFloatBits for every kind of fp32: normals, tie
   const got = new Uint16Array(values.length + 2);
   roundToHalf(values, got, 2);
   for (let i = 0; i < bits.length; i++) assert.equal(got[i + 2], halfBitsOfFloatBits(bits[i]), `0x${bits[i].toString(16)}`);
+});
+
+test('row caches the graph can read as codes: q8_0, q4_0, q4_1 and iq4_nl blocks and FP8 bytes decode, by level · scale + zero, to exactly the rows', () => {
+  const prefill = makePrefill(40);
+  const { config } = prefill;
+  const d = config.headDim;
+  for (const spec of ['llamacpp:k=q8_0,v=q8_0', 'llamacpp:k=q4_0,v=q4_1', 'llamacpp:k=iq4_nl,v=iq4_nl', 'vllm', 'vllm:dtype=fp8_e5m2,scale=calculated']) {
+    const cache = createMethod(spec).compress({ layers: prefill.layers, stats: null, config });
+    cache.views().forEach((view, l) => {
+      const packed = view.quantized;
+      if (!packed) throw new Error(`${spec}: not offered as codes`);
+      assert.ok(packed.tokens === view.length && packed.residual.length === 0);
+      for (const part of ['keys', 'values'] as const) {
+        const codes: PackedKvCodes = packed[part];
+        const bytes = new Uint8Array(codes.codeBytes);
+        const scales = new Float32Array(codes.paramCount);
+        const zeros = new Float32Array(codes.paramCount);
+        codes.write(bytes, scales, zeros);
+        const [heads, tokens, groups, width]: number[] = codes.shape;
+        const perByte = packed.codesPerByte;
+        for (let h = 0; h < heads; h++) {
+          for (let t = 0; t < tokens; t++) {
+            for (let c = 0; c < d; c++) {
+              const e = (h * tokens + t) * d + c;
+              const code = (bytes[Math.floor(e / perByte)] >> ((e % perByte) * packed.bits)) & ((1 << packed.bits) - 1);
+              const byte = bytes[Math.floor(e / perByte)];
+              const level = packed.table ? packed.table[byte * perByte + (e % perByte)] : code;
+              const g = (h * tokens + t) * groups + Math.floor(c / width);
+              const value = Math.fround(Math.fround(level * scales[g]) + zeros[g]);
+              // === rather than Object.is: the graph's 8·d − 8·d is +0 where (8 − 8)·d may be −0.
+              assert.ok(value === view[part][(t * heads + h) * d + c], `${spec} layer ${l} ${part} head ${h} token ${t} channel ${c}`);
+            }
+          }
+        }
+      }
+    });
+  }
+  const mixed = createMethod('llamacpp:k=q8_0,v=q4_0').compress({ layers: prefill.layers, stats: null, config });
+  assert.equal(mixed.views()[0].quantized, undefined, 'keys and values of different code widths are not offered as codes');
 });

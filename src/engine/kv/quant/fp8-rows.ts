@@ -23,6 +23,8 @@ export function fp8TensorCodec(format: Fp8Format, scale: number, headDim: number
   const { encode, decode } = FORMATS[format];
   // One table of code values × scale: every decode step reads the whole cache.
   const values = Float32Array.from({ length: 256 }, (_, code) => decode(code) * scale);
+  // The code values themselves, for a forward pass that applies the scale (saturated codes stay finite; NaN codes never occur).
+  const levels = Float32Array.from({ length: 256 }, (_, code) => (Number.isFinite(decode(code)) ? decode(code) : 0));
   const halves = Uint16Array.from(values, (v) => toHalfBits(v));
   const s = Math.fround(scale);
   return {
@@ -39,6 +41,16 @@ export function fp8TensorCodec(format: Fp8Format, scale: number, headDim: number
     },
     decodeHalf(bytes, _view, at, target, to) {
       for (let c = 0; c < headDim; c++) target[to + c] = halves[bytes[at + c]];
+    },
+    packing: {
+      bits: 8,
+      group: headDim,
+      table: levels,
+      write(bytes, _view, at, codes, codeAt, scales, zeros, paramAt) {
+        for (let c = 0; c < headDim; c++) codes[codeAt + c] = bytes[at + c];
+        scales[paramAt] = s;
+        zeros[paramAt] = 0;
+      },
     },
   };
 }

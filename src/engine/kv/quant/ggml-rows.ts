@@ -12,7 +12,7 @@ import { KvlensError } from '../../errors';
 import { GGML_BLOCK_FORMATS } from '../../model/ggmlQuants';
 import { f16Table } from '../../model/safetensors';
 import { halfBitsOfFloatBits, toHalfBits } from './half';
-import type { RowCodec } from './row-codec';
+import type { RowCodec, RowPacking } from './row-codec';
 import { halfRounder } from './round-half';
 
 export const LLAMACPP_CACHE_TYPES = ['f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl'] as const;
@@ -36,7 +36,12 @@ interface BlockType {
   decode(bytes: Uint8Array, view: DataView, at: number, target: Float32Array, to: number): void;
   /** For nibble types: the block's 16 values as decode computes them (float32), and where its code bytes start. */
   levels?(view: DataView, at: number, out: Float32Array): number;
+  /** For types a forward pass reads as codes: bits, the level table (null: codes are levels), and one block's scale and zero. */
+  packed?: { bits: 4 | 8; table: Float32Array | null; params(view: DataView, at: number, scales: Float32Array, zeros: Float32Array, to: number): void };
 }
+
+/** IQ4_NL's levels per byte value: the low nibble's, then the high nibble's. */
+const IQ4_NL_BYTE_LEVELS = Float32Array.from({ length: 512 }, (_, i) => IQ4_NL_LEVELS[i % 2 === 0 ? (i >> 1) & 0x0f : (i >> 1) >> 4]);
 
 /** Index of the first element of largest magnitude, and that element (sign kept), as ggml's q4_0/q5_0/iq4_nl find it. */
 function signedMax(x: Float32Array, from: number): { amax: number; max: number } {
@@ -140,6 +145,15 @@ const BLOCK_TYPES: Record<Exclude<LlamaCppCacheType, 'f16' | 'bf16'>, BlockType>
       for (let j = 0; j < BLOCK; j++) out.setInt8(at + 2 + j, roundAway(fround(x[from + j] * id)));
     },
     decode: dequantizer(8),
+    // Codes offset by 128 (q + 128, the byte with its sign bit flipped) so they are unsigned: zero-point −128·d.
+    packed: {
+      bits: 8,
+      table: null,
+      params(view, at, scales, zeros, to) {
+        scales[to] = f16Table()[view.getUint16(at, true)];
+        zeros[to] = -128 * scales[to];
+      },
+    },
   },
   q4_0: {
     bytes: 18,
@@ -155,6 +169,14 @@ const BLOCK_TYPES: Record<Exclude<LlamaCppCacheType, 'f16' | 'bf16'>, BlockType>
       const d = f16Table()[view.getUint16(at, true)];
       for (let code = 0; code < 16; code++) out[code] = (code - 8) * d;
       return at + 2;
+    },
+    packed: {
+      bits: 4,
+      table: null,
+      params(view, at, scales, zeros, to) {
+        scales[to] = f16Table()[view.getUint16(at, true)];
+        zeros[to] = -8 * scales[to];
+      },
     },
   },
   q4_1: {
@@ -173,6 +195,14 @@ const BLOCK_TYPES: Record<Exclude<LlamaCppCacheType, 'f16' | 'bf16'>, BlockType>
       const m = half[view.getUint16(at + 2, true)];
       for (let code = 0; code < 16; code++) out[code] = code * d + m;
       return at + 4;
+    },
+    packed: {
+      bits: 4,
+      table: null,
+      params(view, at, scales, zeros, to) {
+        scales[to] = f16Table()[view.getUint16(at, true)];
+        zeros[to] = f16Table()[view.getUint16(at + 2, true)];
+      },
     },
   },
   q5_0: {
@@ -243,6 +273,14 @@ const BLOCK_TYPES: Record<Exclude<LlamaCppCacheType, 'f16' | 'bf16'>, BlockType>
       for (let code = 0; code < 16; code++) out[code] = d * IQ4_NL_LEVELS[code];
       return at + 2;
     },
+    packed: {
+      bits: 4,
+      table: IQ4_NL_BYTE_LEVELS,
+      params(view, at, scales, zeros, to) {
+        scales[to] = f16Table()[view.getUint16(at, true)];
+        zeros[to] = 0;
+      },
+    },
   },
 };
 
@@ -291,6 +329,36 @@ function sixteenBit(type: 'f16' | 'bf16', headDim: number): RowCodec {
   };
 }
 
+/**
+ * A row of ggml blocks as element-ordered codes: q8_0's bytes with the sign bit flipped; the nibble types' codes moved
+ * from ggml's order (element j in the low nibble of byte j, element j + 16 in its high nibble) to consecutive pairs.
+ */
+function blockPacking(block: BlockType, packed: NonNullable<BlockType['packed']>, blocks: number): RowPacking {
+  const codeStart = block.bytes - block.codeBytes;
+  return {
+    bits: packed.bits,
+    group: BLOCK,
+    table: packed.table,
+    write(bytes, view, at, codes, codeAt, scales, zeros, paramAt) {
+      for (let b = 0; b < blocks; b++) {
+        const base = at + b * block.bytes;
+        const qs = base + codeStart;
+        packed.params(view, base, scales, zeros, paramAt + b);
+        if (packed.bits === 8) {
+          const out = codeAt + b * BLOCK;
+          for (let j = 0; j < BLOCK; j++) codes[out + j] = bytes[qs + j] ^ 0x80;
+          continue;
+        }
+        const out = codeAt + b * (BLOCK / 2);
+        for (let i = 0; i < 8; i++) {
+          codes[out + i] = (bytes[qs + 2 * i] & 0x0f) | ((bytes[qs + 2 * i + 1] & 0x0f) << 4);
+          codes[out + 8 + i] = (bytes[qs + 2 * i] >> 4) | (bytes[qs + 2 * i + 1] & 0xf0);
+        }
+      }
+    },
+  };
+}
+
 /** The codec for one llama.cpp cache type over rows of `headDim`; refuses, as llama.cpp does, a block size that does not divide it. */
 export function llamaCppCodec(type: LlamaCppCacheType, headDim: number, where: string): RowCodec {
   if (type === 'f16' || type === 'bf16') return sixteenBit(type, headDim);
@@ -301,6 +369,7 @@ export function llamaCppCodec(type: LlamaCppCacheType, headDim: number, where: s
   const blocks = headDim / BLOCK;
   const paramBytes = block.bytes - block.codeBytes;
   const levelsOf = block.levels;
+  const packed = block.packed;
   const levels = new Float32Array(16);
   const halves = new Uint16Array(16);
   const roundLevels = halfRounder(levels);
@@ -321,6 +390,7 @@ export function llamaCppCodec(type: LlamaCppCacheType, headDim: number, where: s
     decode(bytes, view, at, target, to) {
       for (let b = 0; b < blocks; b++) block.decode(bytes, view, at + b * block.bytes, target, to + b * BLOCK);
     },
+    ...(packed ? { packing: blockPacking(block, packed, blocks) } : {}),
     ...(levelsOf
       ? {
           // 16 values per block: round each once to fp16 and look the codes up.

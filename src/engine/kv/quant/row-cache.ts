@@ -4,12 +4,12 @@
 // fp32 otherwise) for the one forward pass that reads them, which is working memory and not counted as held (as for QuantizedCache).
 import type { ModelConfig } from '../../model/config';
 import type { LayerAttention } from '../../model/types';
-import { DenseLayerCache, kvView, type LayerKV } from '../cache';
+import { DenseLayerCache, kvView, type LayerKV, type PackedKvCodes, type QuantizedPast } from '../cache';
 import type { KvDtype } from '../kv-dtype';
 import { halfRounder } from './round-half';
 import type { LayerDecodeEviction } from '../definition';
 import { type CacheBytes, type MethodCache, ZERO_BYTES, addBytes } from '../method';
-import type { RowCodec, RowQuantizer } from './row-codec';
+import type { RowCodec, RowPacking, RowQuantizer } from './row-codec';
 
 /** Rows of one head in slot order, `rowBytes` each, in a buffer that grows geometrically. */
 class RowStore {
@@ -47,6 +47,10 @@ class RowStore {
     this.codec.decode(this.buffer, this.view, index * this.codec.rowBytes, target, to);
   }
 
+  pack(index: number, packing: RowPacking, codes: Uint8Array, codeAt: number, scales: Float32Array, zeros: Float32Array, paramAt: number): void {
+    packing.write(this.buffer, this.view, index * this.codec.rowBytes, codes, codeAt, scales, zeros, paramAt);
+  }
+
   /** Row `index` as fp16 patterns: by the codec's table where it has one, else decoded into `scratch` and rounded (ties to even). */
   decodeHalf(index: number, target: Uint16Array, to: number, scratch: Float32Array, round: ReturnType<typeof halfRounder>): void {
     const at = index * this.codec.rowBytes;
@@ -64,6 +68,11 @@ class RowStore {
 }
 
 const NO_DATA = new Float32Array(0);
+
+function sameTable(a: Float32Array | null, b: Float32Array | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
 
 
 /**
@@ -154,22 +163,83 @@ class RowLayer {
   }
 
   /**
-   * What attention reads. In an fp16 cache (the prefill's dtype), the rows' values rounded to fp16 as the forward pass
-   * would round them, so it reads the patterns as they are; otherwise fp32 values.
+   * What attention reads. When the graph can read the rows as held (`quantized`: the same codes and block parameters,
+   * dequantized in the graph), that, with fp32 keys and values decoded only if read. Otherwise, in an fp16 cache (the
+   * prefill's dtype), the rows' values rounded to fp16 as the forward pass would round them; else fp32 values.
    */
   view(): LayerKV {
     const slots = this.book.view();
     const { numKvHeads: heads, headDim: d } = this;
     const base = { valid: slots.valid, positions: slots.positions, length: slots.length, numKvHeads: heads, headDim: d };
-    const half = this.dtype === 'fp16';
-    const keys = half ? new Uint16Array(slots.length * heads * d) : new Float32Array(slots.length * heads * d);
-    const values = half ? new Uint16Array(slots.length * heads * d) : new Float32Array(slots.length * heads * d);
+    const quantized = this.packed(base);
+    if (quantized) {
+      let decoded: LayerKV | null = null;
+      const read = () => (decoded ??= this.decodeRows(base, false));
+      return {
+        ...base,
+        get keys(): Float32Array {
+          return read().keys;
+        },
+        get values(): Float32Array {
+          return read().values;
+        },
+        quantized,
+      };
+    }
+    return this.decodeRows(base, this.dtype === 'fp16');
+  }
+
+  /**
+   * The rows as packed codes for the graph, when every head shares one key codec and one value codec that have a packed
+   * form of the same width and table, and every head holds every slot. Null otherwise.
+   */
+  private packed(base: Omit<LayerKV, 'keys' | 'values'>): QuantizedPast | null {
+    const { numKvHeads: heads, headDim: d } = this;
+    const [keyCodec, valueCodec] = [this.keyCodecs[0], this.valueCodecs[0]];
+    const keyPacking = keyCodec.packing;
+    const valuePacking = valueCodec.packing;
+    if (base.valid || !keyPacking || !valuePacking || keyPacking.bits !== valuePacking.bits) return null;
+    if (this.keyCodecs.some((c) => c !== keyCodec) || this.valueCodecs.some((c) => c !== valueCodec)) return null;
+    if (!sameTable(keyPacking.table, valuePacking.table)) return null;
+    const tokens = base.length;
+    const bits = keyPacking.bits;
+    const pack = (stores: RowStore[], packing: RowPacking): PackedKvCodes => {
+      const groups = d / packing.group;
+      const bytesPerRow = (d * bits) / 8;
+      return {
+        codeBytes: heads * tokens * bytesPerRow,
+        paramCount: heads * tokens * groups,
+        shape: [heads, tokens, groups, packing.group],
+        paramShape: [heads, tokens, groups, 1],
+        write: (codes, scales, zeros) =>
+          stores.forEach((store, h) => {
+            for (let r = 0; r < tokens; r++) store.pack(r, packing, codes, (h * tokens + r) * bytesPerRow, scales, zeros, (h * tokens + r) * groups);
+          }),
+      };
+    };
+    const none = new Uint16Array(0);
+    return {
+      bits,
+      codesPerByte: 8 / bits,
+      table: keyPacking.table,
+      keysPerChannel: false,
+      tokens,
+      keys: pack(this.keys, keyPacking),
+      values: pack(this.values, valuePacking),
+      residual: kvView({ numKvHeads: heads, headDim: d, length: 0, valid: null, positions: new Int32Array(0) }, 'fp16', none, none),
+    };
+  }
+
+  private decodeRows(base: Omit<LayerKV, 'keys' | 'values'>, half: boolean): LayerKV {
+    const { numKvHeads: heads, headDim: d } = this;
+    const keys = half ? new Uint16Array(base.length * heads * d) : new Float32Array(base.length * heads * d);
+    const values = half ? new Uint16Array(base.length * heads * d) : new Float32Array(base.length * heads * d);
     const scratch = new Float32Array(d);
     const round = halfRounder(scratch);
     for (let h = 0; h < heads; h++) {
       let row = 0;
-      for (let s = 0; s < slots.length; s++) {
-        if (slots.valid && !slots.valid[s * heads + h]) continue;
+      for (let s = 0; s < base.length; s++) {
+        if (base.valid && !base.valid[s * heads + h]) continue;
         const at = (s * heads + h) * d;
         if (half) {
           this.keys[h].decodeHalf(row, keys as Uint16Array, at, scratch, round);

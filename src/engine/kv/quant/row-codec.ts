@@ -32,6 +32,22 @@ export interface RowCodec {
    * forward pass reads 16-bit patterns; a format with few distinct values per row does it by table. Absent: decode, then round.
    */
   decodeHalf?(bytes: Uint8Array, view: DataView, at: number, target: Uint16Array, to: number): void;
+  /** Present when a forward pass can read the rows as held (the graph dequantizes linear or table codes itself). */
+  packing?: RowPacking;
+}
+
+/** A row as packed codes with group parameters: element = level · scale + zero, level = the code or its table entry. */
+export interface RowPacking {
+  bits: 4 | 8;
+  /** Elements per group (one scale and one zero-point each); divides headDim. */
+  group: number;
+  /** [256 · 8/bits] the level of each code of each byte value (lowest bits first) for table formats; null when a code is its own level. */
+  table: Float32Array | null;
+  /**
+   * Writes the row at byte `at` as headDim codes, `bits` wide in element order (lowest bits first), at codes[codeAt..],
+   * and its groups' scales and zero-points at scales/zeros[paramAt..].
+   */
+  write(bytes: Uint8Array, view: DataView, at: number, codes: Uint8Array, codeAt: number, scales: Float32Array, zeros: Float32Array, paramAt: number): void;
 }
 
 /** A stage that stores rows: per layer, the codecs of its key rows and of its value rows (one for every head, or one per head). */
