@@ -56,6 +56,9 @@ test('Markdown and CSV in the paper layout, and the Markdown export carries the 
   );
   assert.equal(paperTableCsv(results), 'method,Single-Doc QA,Multi-Doc QA,Code,Needle,Average\nfull,20,37.5,60,50,41.88\nsnapkv:ratio=0.5,,100,,,\n');
   assert.equal(paperTableMarkdown({ ...results, rows: [row('full', 'completion', 1)] }), '');
+  // kvlens' own needle sweep alone is not the paper's table.
+  assert.equal(paperTableMarkdown({ ...results, rows: [row('full', 'needle', 1), row('full', 'completion', 1)] }), '');
+  assert.equal(paperTableCsv({ ...results, rows: [row('full', 'needle', 1)] }), 'method,Average\n');
   const file = {
     ...results,
     schemaVersion: 2,

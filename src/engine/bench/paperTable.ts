@@ -30,7 +30,10 @@ export interface PaperTableRow {
 }
 
 export interface PaperTable {
-  /** The columns some method has rows for, in the paper's order. */
+  /**
+   * The columns some method has rows for, in the paper's order; none when the rows hold no LongBench set (needle
+   * rows alone are kvlens' own sweep, not the paper's table).
+   */
   columns: PaperColumn[];
   /** For each column, the datasets (tasks) averaged into it. */
   datasets: Record<string, string[]>;
@@ -67,8 +70,9 @@ export function paperTable(rows: readonly ResultRow[], configuredMethods: string
     if (!datasets.has(column)) datasets.set(column, new Set());
     datasets.get(column)!.add(row.task);
   }
-  const columns = PAPER_COLUMNS.filter((c) => datasets.has(c));
-  const methods = methodOrder([...rows], configuredMethods).filter((m) => tally.has(m));
+  const hasLongBench = PAPER_COLUMNS.some((c) => c !== 'needle' && datasets.has(c));
+  const columns = hasLongBench ? PAPER_COLUMNS.filter((c) => datasets.has(c)) : [];
+  const methods = hasLongBench ? methodOrder([...rows], configuredMethods).filter((m) => tally.has(m)) : [];
   const tableRows = methods.map((method) => {
     const byColumn = tally.get(method)!;
     const cells = columns.map((column) => {
@@ -87,7 +91,7 @@ export function formatPaperCell(value: number | null): string {
   return value === null ? '–' : value.toFixed(2);
 }
 
-/** The table in Markdown, or "" when the results hold no LongBench or needle rows. */
+/** The table in Markdown, or "" when the results hold no LongBench rows. */
 export function paperTableMarkdown(results: Pick<ResultsFile, 'rows' | 'config'>): string {
   const table = paperTable(results.rows, results.config.methods);
   if (table.columns.length === 0) return '';
