@@ -14,6 +14,9 @@ greedy `generate` after the 40-token prefix. The reference reloads the folder in
                                   embeddings times sqrt(hidden), GeGLU (tanh GELU), query_pre_attn_scalar 24 != head_dim
                                   16, attention logits capped at 5 and final logits at 10 (low, so tanh bends them),
                                   layers sliding (12) / full / sliding
+  gemma3-local-global-bf16        Gemma3ForCausalLM (gemma3_text): Gemma 2's layout plus (1 + weight) q/k norms, no
+                                  soft-caps, a 2:1 local/global pattern (windows of 12), RoPE base 10000 on local and
+                                  1e6 with linear scaling (factor 8) on global layers
 
 The 48-token sequences are four windows long, so the window cuts in prefill and in every decode step.
 transformers' own decode cache keeps only the last window of a sliding layer; the reference stores the prefix
@@ -32,7 +35,7 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import AutoModelForCausalLM, DynamicCache, Gemma2Config, Gemma2ForCausalLM, MistralConfig, MistralForCausalLM, Qwen3Config, Qwen3ForCausalLM
+from transformers import AutoModelForCausalLM, DynamicCache, Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig, MistralConfig, MistralForCausalLM, Qwen3Config, Qwen3ForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_fixtures import ATTENTION_WINDOW, DECODE_PREFIX, SEQUENCE_LENGTH, build_tokenizer, fmt, randomize  # noqa: E402
@@ -101,6 +104,30 @@ def gemma2_config() -> Gemma2Config:
     )
 
 
+def gemma3_config() -> Gemma3TextConfig:
+    return Gemma3TextConfig(
+        vocab_size=320,
+        hidden_size=48,
+        intermediate_size=96,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        query_pre_attn_scalar=24,
+        max_position_embeddings=4096,
+        rms_norm_eps=1e-6,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=None,
+        sliding_window=WINDOW,
+        layer_types=["sliding_attention", "sliding_attention", "full_attention"],
+        rope_parameters={
+            "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+            "full_attention": {"rope_type": "linear", "rope_theta": 1000000.0, "factor": 8.0},
+        },
+    )
+
+
 def reference(model_dir: Path, ids: list[int]) -> dict:
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager")
     model.eval()
@@ -129,8 +156,10 @@ def reference(model_dir: Path, ids: list[int]) -> dict:
             torch.testing.assert_close(out.logits, own.logits, rtol=0, atol=1e-5)
             torch.testing.assert_close(out.logits[0, -1], full[pos], rtol=0, atol=1e-4)
             steps.append({"token": ids[pos], "position": pos, "logits": fmt(out.logits[0, -1])})
+        # An explicit all-ones mask: generate would otherwise mask every prompt token equal to the pad id (the BOS here).
         generated = model.generate(
             prefix_ids,
+            attention_mask=torch.ones_like(prefix_ids),
             max_new_tokens=GREEDY_TOKENS,
             min_new_tokens=GREEDY_TOKENS,
             do_sample=False,
@@ -229,6 +258,17 @@ def main() -> None:
             if name.endswith("norm.weight"):
                 param.sub_(1.0)
     write_fixture(out, "gemma2-softcap-window12-bf16", gemma2, mistral_tok, mistral_tok_config, mistral_ids)
+
+    gemma3 = Gemma3ForCausalLM(gemma3_config())
+    randomize(gemma3, seed=606)
+    with torch.no_grad():
+        for name, param in gemma3.named_parameters():
+            if name.endswith("norm.weight"):
+                param.sub_(1.0)
+        # Without Gemma 2's caps the tied head's logits would spread too little for the int4 drift bound of the
+        # shared quantization test: wider embedding rows give them the spread trained models have.
+        gemma3.model.embed_tokens.weight.mul_(3.0)
+    write_fixture(out, "gemma3-local-global-bf16", gemma3, mistral_tok, mistral_tok_config, mistral_ids)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { loadModel } from '../../src/engine/model/loader';
 import { describeAttentionLayout, parseConfig, type ModelConfig } from '../../src/engine/model/config';
 import { modelInfo } from '../../src/engine/model/info';
-import { argmax, createReferenceForward, ReferenceForward } from '../../src/engine/model/reference';
+import { argmax, createReferenceForward, ReferenceForward, ropeInverseFrequencies } from '../../src/engine/model/reference';
 import { createOnnxForward } from '../../src/engine/model/onnx/onnxForward';
 import { prefill } from '../../src/engine/model/prefill';
 import { createMethod } from '../../src/engine/kv';
@@ -57,7 +57,7 @@ interface FamilyReference {
   greedy: { promptLength: number; tokens: number[] };
 }
 
-const FAMILY_FIXTURES = ['qwen3-qknorm-headdim24-bf16', 'qwen3-window12-top-layer-bf16', 'mistral-window12-bf16', 'gemma2-softcap-window12-bf16'];
+const FAMILY_FIXTURES = ['qwen3-qknorm-headdim24-bf16', 'qwen3-window12-top-layer-bf16', 'mistral-window12-bf16', 'gemma2-softcap-window12-bf16', 'gemma3-local-global-bf16'];
 
 for (const name of FAMILY_FIXTURES) {
   test(`${name}: config as transformers reads it, and 24 greedy tokens equal transformers' cached generate (reference and onnx)`, async () => {
@@ -68,7 +68,7 @@ for (const name of FAMILY_FIXTURES) {
     assert.equal(config.hfArchitecture, expected.architecture);
     assert.equal(config.headDim, expected.headDim);
     assert.deepEqual(config.layerWindows ?? expected.layerWindows.map(() => null), expected.layerWindows);
-    assert.equal(config.qkNorm === true, expected.architecture === 'Qwen3ForCausalLM');
+    assert.equal(config.qkNorm === true, expected.architecture === 'Qwen3ForCausalLM' || expected.architecture === 'Gemma3ForCausalLM');
 
     if (expected.layerWindows.some((w) => w !== null)) {
       // The window changes transformers' logits on this prompt: attending to everything would not pass parity.
@@ -233,7 +233,7 @@ test('config: sliding windows and q/k norm as transformers decides them; other a
   assert.throws(() => parseConfig({ ...base, architectures: ['MistralForCausalLM'], sliding_window: 0 }, 'config.json'), /"sliding_window" must be an integer >= 1/);
   assert.throws(
     () => parseConfig({ ...base, architectures: ['Phi3ForCausalLM'] }, 'config.json'),
-    /unsupported architecture "Phi3ForCausalLM" \(supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM, Gemma2ForCausalLM\)/,
+    /unsupported architecture "Phi3ForCausalLM" \(supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM\)/,
   );
 });
 
@@ -264,4 +264,19 @@ test('config: Gemma 2 as transformers reads it (scale, caps, alternating windows
   assert.deepEqual([uncapped.attentionLogitCap, uncapped.finalLogitCap, uncapped.layerWindows], [undefined, undefined, undefined]);
   assert.throws(() => parseConfig({ ...base, hidden_activation: 'gelu' }, 'config.json'), /hidden_activation "gelu" is not supported for Gemma2ForCausalLM \(supported: gelu_pytorch_tanh\)/);
   assert.throws(() => parseConfig({ ...base, query_pre_attn_scalar: 0 }, 'config.json'), /"query_pre_attn_scalar" must be positive/);
+});
+
+test('config: Gemma 3 text as transformers reads it (5:1 local/global by default, two RoPE tables, q/k norm, no caps)', () => {
+  const base = { hidden_size: 48, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16, intermediate_size: 96, num_hidden_layers: 7, vocab_size: 100, architectures: ['Gemma3ForCausalLM'], sliding_window: 512 };
+  const old = parseConfig({ ...base, rope_theta: 1000000, rope_local_base_freq: 10000, rope_scaling: { rope_type: 'linear', factor: 8 } }, 'config.json');
+  assert.deepEqual(old.layerWindows, [512, 512, 512, 512, 512, null, 512]);
+  assert.deepEqual([old.ropeTheta, old.slidingRopeTheta, old.ropeLinearFactor, old.qkNorm, old.tieWordEmbeddings], [1000000, 10000, 8, true, true]);
+  assert.deepEqual([old.attentionLogitCap, old.finalLogitCap, old.ropeScaling], [undefined, undefined, null]);
+  // Local layers use their own base, global ones the scaled table.
+  const local = ropeInverseFrequencies(old, 0);
+  const global = ropeInverseFrequencies(old, 5);
+  assert.equal(local[1], Math.fround(1 / Math.fround(Math.pow(10000, Math.fround(2 / 16)))));
+  assert.equal(global[1], Math.fround(Math.fround(1 / Math.fround(Math.pow(1000000, Math.fround(2 / 16)))) / 8));
+  assert.throws(() => parseConfig({ ...base, rope_parameters: { full_attention: { rope_type: 'yarn', factor: 4 } } }, 'config.json'), /Gemma 3 rope type "yarn" on full_attention layers is not supported/);
+  assert.throws(() => parseConfig({ ...base, use_bidirectional_attention: true }, 'config.json'), /use_bidirectional_attention/);
 });

@@ -155,7 +155,7 @@ test('loader errors: missing config, unsupported architecture', () => {
   editConfig(dir, (c) => {
     c.architectures = ['GemmaForCausalLM'];
   });
-  assertKvlensError(() => loadModel(dir), join(dir, 'config.json'), /unsupported architecture "GemmaForCausalLM" \(supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM, Gemma2ForCausalLM\)/);
+  assertKvlensError(() => loadModel(dir), join(dir, 'config.json'), /unsupported architecture "GemmaForCausalLM" \(supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM\)/);
   const empty = mkdtempSync(join(tmpdir(), 'kvlens-loader-'));
   assertKvlensError(() => loadModel(empty), join(empty, 'config.json'), /missing config\.json/);
 });
@@ -324,6 +324,7 @@ test('fixtures: every reference.json matches its checkpoint (vocab, layers, KV s
   const names = readdirSync(MODELS).filter((name) => !existsSync(join(MODELS, name, 'recurrent-reference.json'))).sort();
   assert.deepEqual(names, [
     'gemma2-softcap-window12-bf16',
+    'gemma3-local-global-bf16',
     'llama-gqa-tied-rope3-bf16',
     'llama-gqa-tied-rope3-f16',
     'llama-gqa-tied-rope3-f32',

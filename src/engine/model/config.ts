@@ -2,9 +2,9 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { KvlensError } from '../errors';
 
-export const SUPPORTED_ARCHITECTURES = ['LlamaForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM', 'MistralForCausalLM', 'Gemma2ForCausalLM'] as const;
+export const SUPPORTED_ARCHITECTURES = ['LlamaForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM', 'MistralForCausalLM', 'Gemma2ForCausalLM', 'Gemma3ForCausalLM'] as const;
 /** The last four are recurrent or hybrid models, loaded by model/recurrent (this file parses attention models only). */
-export type Architecture = 'llama' | 'qwen2' | 'qwen3' | 'mistral' | 'gemma2' | 'mamba' | 'mamba2' | 'rwkv' | 'recurrent_gemma';
+export type Architecture = 'llama' | 'qwen2' | 'qwen3' | 'mistral' | 'gemma2' | 'gemma3' | 'mamba' | 'mamba2' | 'rwkv' | 'recurrent_gemma';
 
 /** config.json's architecture (or, without one, its model_type) -> the forward pass that runs it. */
 const ATTENTION_ARCHITECTURES: Record<(typeof SUPPORTED_ARCHITECTURES)[number], { modelType: string; architecture: Architecture }> = {
@@ -13,7 +13,13 @@ const ATTENTION_ARCHITECTURES: Record<(typeof SUPPORTED_ARCHITECTURES)[number], 
   Qwen3ForCausalLM: { modelType: 'qwen3', architecture: 'qwen3' },
   MistralForCausalLM: { modelType: 'mistral', architecture: 'mistral' },
   Gemma2ForCausalLM: { modelType: 'gemma2', architecture: 'gemma2' },
+  Gemma3ForCausalLM: { modelType: 'gemma3_text', architecture: 'gemma3' },
 };
+
+/** Gemma 2 and Gemma 3 share the layer layout: (1 + weight) norms around attention and MLP, GeGLU, scaled embeddings. */
+export function isGemma(config: Pick<ModelConfig, 'architecture'>): boolean {
+  return config.architecture === 'gemma2' || config.architecture === 'gemma3';
+}
 
 /** Llama 3.x frequency-dependent RoPE rescaling (transformers' `rope_type: "llama3"`). */
 export interface Llama3RopeScaling {
@@ -53,6 +59,10 @@ export interface ModelConfig {
   /** Gemma 2's soft-capping: scores become cap · tanh(scores / cap) (attention before masking, logits at the end). */
   attentionLogitCap?: number;
   finalLogitCap?: number;
+  /** Gemma 3: the RoPE base of its sliding-window layers (rope_local_base_freq); full layers use ropeTheta. */
+  slidingRopeTheta?: number;
+  /** Gemma 3's linear RoPE scaling on its full layers: their inverse frequencies divided by this factor. */
+  ropeLinearFactor?: number;
   maxPositionEmbeddings: number;
   bosTokenId: number | null;
   eosTokenIds: number[];
@@ -179,7 +189,7 @@ function parseRopeScaling(raw: Json, file: string): Llama3RopeScaling | null {
  * every other one from layer 0. Null when every layer is full.
  */
 function parseLayerWindows(json: Json, architecture: Architecture, numLayers: number, file: string): (number | null)[] | null {
-  if (architecture !== 'mistral' && architecture !== 'qwen2' && architecture !== 'qwen3' && architecture !== 'gemma2') return null;
+  if (architecture === 'llama') return null;
   if ((architecture === 'qwen2' || architecture === 'qwen3') && json.use_sliding_window !== true) return null;
   // transformers' configs default sliding_window to 4096 when the key is absent; null switches the window off.
   if (json.sliding_window === null) return null;
@@ -188,6 +198,11 @@ function parseLayerWindows(json: Json, architecture: Architecture, numLayers: nu
   const types = json.layer_types;
   // Gemma 2 without layer_types alternates, starting with a sliding layer.
   if ((types === undefined || types === null) && architecture === 'gemma2') return Array.from({ length: numLayers }, (_, l) => (l % 2 === 0 ? window : null));
+  // Gemma 3 without layer_types: every sliding_window_pattern-th layer (6: five local, one global) is full.
+  if ((types === undefined || types === null) && architecture === 'gemma3') {
+    const pattern = optionalNumber(json, 'sliding_window_pattern', optionalNumber(json, '_sliding_window_pattern', 6, file), file);
+    return Array.from({ length: numLayers }, (_, l) => ((l + 1) % pattern !== 0 ? window : null));
+  }
   if (types === undefined || types === null) {
     const first = optionalNumber(json, 'max_window_layers', numLayers, file);
     return Array.from({ length: numLayers }, (_, l) => (l >= first ? window : null));
@@ -198,12 +213,15 @@ function parseLayerWindows(json: Json, architecture: Architecture, numLayers: nu
   return types.map((t) => (t === 'sliding_attention' ? window : null));
 }
 
-/** Gemma 2's attention scale and soft-caps (transformers' defaults where the config leaves them out). */
-function gemma2Scaling(json: Json, file: string): Pick<ModelConfig, 'attentionScale' | 'attentionLogitCap' | 'finalLogitCap'> {
+/** Gemma's attention scale and soft-caps (transformers' defaults where the config leaves them out: Gemma 3 has none). */
+function gemmaScaling(json: Json, architecture: Architecture, file: string): Pick<ModelConfig, 'attentionScale' | 'attentionLogitCap' | 'finalLogitCap'> {
+  if (json.use_bidirectional_attention === true) {
+    throw new KvlensError('use_bidirectional_attention (an encoder variant) is not supported: kvlens runs causal decoders', file);
+  }
   const scalar = optionalNumber(json, 'query_pre_attn_scalar', 256, file);
   if (!(scalar > 0)) throw new KvlensError(`"query_pre_attn_scalar" must be positive, found ${scalar}`, file);
   const cap = (key: string, fallback: number): number | undefined => {
-    if (json[key] === null) return undefined;
+    if (json[key] === null || (json[key] === undefined && architecture === 'gemma3')) return undefined;
     const value = optionalNumber(json, key, fallback, file);
     if (!(value > 0)) throw new KvlensError(`"${key}" must be positive or null, found ${value}`, file);
     return value;
@@ -215,6 +233,28 @@ function gemma2Scaling(json: Json, file: string): Pick<ModelConfig, 'attentionSc
     ...(attentionLogitCap === undefined ? {} : { attentionLogitCap }),
     ...(finalLogitCap === undefined ? {} : { finalLogitCap }),
   };
+}
+
+/**
+ * Gemma 3's two RoPE tables: rope_parameters per layer type (transformers >= 5), or rope_theta, rope_local_base_freq
+ * and rope_scaling (older configs); only linear scaling of the full layers is supported.
+ */
+function gemma3Rope(json: Json, file: string): Pick<ModelConfig, 'ropeTheta' | 'slidingRopeTheta' | 'ropeLinearFactor'> {
+  const params = ropeParameters(json);
+  const asJson = (value: unknown): Json => (typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Json) : {});
+  const full = { ...asJson(json.rope_scaling), ...asJson(params?.full_attention) };
+  const sliding = asJson(params?.sliding_attention);
+  for (const [kind, rope] of [['full_attention', full], ['sliding_attention', sliding]] as const) {
+    const type = rope.rope_type ?? rope.type ?? 'default';
+    if (type !== 'default' && !(type === 'linear' && kind === 'full_attention')) {
+      throw new KvlensError(`Gemma 3 rope type ${JSON.stringify(type)} on ${kind} layers is not supported (supported: default, linear on full layers)`, file);
+    }
+  }
+  const ropeTheta = optionalNumber(full, 'rope_theta', optionalNumber(json, 'rope_theta', 1_000_000, file), file);
+  const slidingRopeTheta = optionalNumber(sliding, 'rope_theta', optionalNumber(json, 'rope_local_base_freq', 10_000, file), file);
+  const factor = (full.rope_type ?? full.type) === 'linear' ? optionalNumber(full, 'factor', 1, file) : 1;
+  if (!(slidingRopeTheta > 0) || !(factor > 0)) throw new KvlensError(`Gemma 3 rope needs a positive local base and factor, found ${slidingRopeTheta}, ${factor}`, file);
+  return { ropeTheta, slidingRopeTheta, ...(factor === 1 ? {} : { ropeLinearFactor: factor }) };
 }
 
 export function parseConfig(raw: unknown, file: string): ModelConfig {
@@ -244,7 +284,7 @@ export function parseConfig(raw: unknown, file: string): ModelConfig {
   if (!Number.isInteger(headDim) || headDim % 2 !== 0) {
     throw new KvlensError(`head dimension ${headDim} must be an even integer`, file);
   }
-  if (architecture === 'gemma2') {
+  if (isGemma({ architecture })) {
     // Gemma's configs name the MLP activation hidden_activation (some also carry hidden_act): tanh-approximated GELU.
     for (const key of ['hidden_activation', 'hidden_act']) {
       if (json[key] !== undefined && json[key] !== null && json[key] !== 'gelu_pytorch_tanh') {
@@ -269,14 +309,16 @@ export function parseConfig(raw: unknown, file: string): ModelConfig {
     vocabSize: requireInt(json, 'vocab_size', file),
     rmsNormEps: optionalNumber(json, 'rms_norm_eps', 1e-6, file),
     ropeTheta: optionalNumber(json, 'rope_theta', optionalNumber(ropeParameters(json) ?? {}, 'rope_theta', 10000, file), file),
-    ropeScaling: parseRopeScaling(json, file),
+    // Gemma 3's rope_parameters hold one table per layer type (gemma3Rope below).
+    ropeScaling: architecture === 'gemma3' ? null : parseRopeScaling(json, file),
     // transformers' Gemma2Config ties by default; the others untie by default.
-    tieWordEmbeddings: Boolean(json.tie_word_embeddings ?? architecture === 'gemma2'),
+    tieWordEmbeddings: Boolean(json.tie_word_embeddings ?? isGemma({ architecture })),
     // transformers' Mistral has no attention_bias option: its projections never carry biases.
     attentionBias: architecture === 'qwen2' ? true : architecture === 'mistral' ? false : Boolean(json.attention_bias),
-    ...(architecture === 'qwen3' ? { qkNorm: true } : {}),
+    ...(architecture === 'qwen3' || architecture === 'gemma3' ? { qkNorm: true } : {}),
     ...(layerWindows ? { layerWindows } : {}),
-    ...(architecture === 'gemma2' ? gemma2Scaling(json, file) : {}),
+    ...(isGemma({ architecture }) ? gemmaScaling(json, architecture, file) : {}),
+    ...(architecture === 'gemma3' ? gemma3Rope(json, file) : {}),
     maxPositionEmbeddings: optionalNumber(json, 'max_position_embeddings', 4096, file),
     bosTokenId: typeof json.bos_token_id === 'number' ? json.bos_token_id : null,
     eosTokenIds: eos,

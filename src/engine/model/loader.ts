@@ -96,7 +96,7 @@ export function expectedTensors(config: ModelConfig): Map<string, ExpectedTensor
       expected.set(`${p}self_attn.k_norm.weight`, { shape: [headDim] });
     }
     expected.set(`${p}post_attention_layernorm.weight`, { shape: [h] });
-    if (config.architecture === 'gemma2') {
+    if (config.architecture === 'gemma2' || config.architecture === 'gemma3') {
       expected.set(`${p}pre_feedforward_layernorm.weight`, { shape: [h] });
       expected.set(`${p}post_feedforward_layernorm.weight`, { shape: [h] });
     }

@@ -11,11 +11,13 @@
 //   GQA: query head h reads kv head floor(h / (numHeads / numKvHeads)).
 //   Sliding window W (Mistral, windowed Qwen layers): a query at position p sees keys at p - W + 1 .. p only.
 //   MLP: down(silu(gate(x)) * up(x)).
+//   Gemma 3 text: Gemma 2's layout with (1 + weight) q/k norms, no caps by default, RoPE base rope_local_base_freq
+//     on sliding layers and rope_theta (inverse frequencies / linear factor) on full ones.
 //   Gemma 2: RMSNorm scales by (1 + weight); embeddings times sqrt(hidden) (fp32); a norm after attention and
 //     around the MLP (pre_/post_feedforward_layernorm); MLP down(gelu_tanh(gate(x)) * up(x)); q·k times
 //     query_pre_attn_scalar^-0.5, then cap · tanh(s / cap) before the mask; final logits capped the same way.
 
-import type { ModelConfig } from './config';
+import { isGemma, type ModelConfig } from './config';
 import type { DecoderForward, ForwardInput, ForwardOutput, LayerAttention, WeightMap, Tensor } from './types';
 import type { LayerKV } from '../kv/cache';
 import { KvlensError } from '../errors';
@@ -23,15 +25,27 @@ import type { KvDtype } from '../kv/kv-dtype';
 
 const f32 = Math.fround;
 
-/** Per-pair inverse frequencies [D/2] exactly as transformers computes them (fp32), Llama-3 scaling included. */
-export function ropeInverseFrequencies(config: ModelConfig): Float32Array {
+/** True when `layer` uses Gemma 3's local RoPE table (a sliding-window layer of a model with slidingRopeTheta). */
+export function usesSlidingRope(config: ModelConfig, layer: number): boolean {
+  return config.slidingRopeTheta !== undefined && (config.layerWindows?.[layer] ?? null) !== null;
+}
+
+/**
+ * Per-pair inverse frequencies [D/2] exactly as transformers computes them (fp32), Llama-3 scaling included; for
+ * `layer` of a Gemma 3 model, the table that layer's type uses.
+ */
+export function ropeInverseFrequencies(config: ModelConfig, layer = -1): Float32Array {
   const half = config.headDim / 2;
   const invFreq = new Float32Array(half);
+  const local = layer >= 0 && usesSlidingRope(config, layer);
+  const theta = local ? (config.slidingRopeTheta as number) : config.ropeTheta;
   for (let i = 0; i < half; i++) {
     // torch: base ** (arange(0, dim, 2).float() / dim), then 1.0 / that, all in fp32.
     const exponent = f32(f32(2 * i) / config.headDim);
-    invFreq[i] = f32(1 / f32(Math.pow(config.ropeTheta, exponent)));
+    invFreq[i] = f32(1 / f32(Math.pow(theta, exponent)));
   }
+  if (local) return invFreq;
+  if (config.ropeLinearFactor !== undefined) return invFreq.map((f) => f32(f / (config.ropeLinearFactor as number)));
   const scaling = config.ropeScaling;
   if (scaling === null) return invFreq;
   // Llama 3.x: long wavelengths are slowed down by `factor`, short ones kept, the band between interpolated.
@@ -119,7 +133,7 @@ const softCap = (v: number, cap: number | undefined): number => (cap === undefin
 
 /** Gemma's norm weights scale by (1 + weight), rounded to fp32 as transformers adds them. */
 export function effectiveNormWeight(config: ModelConfig, weight: Float32Array): Float32Array {
-  return config.architecture === 'gemma2' ? weight.map((w) => f32(1 + w)) : weight;
+  return isGemma(config) ? weight.map((w) => f32(1 + w)) : weight;
 }
 
 function requireWeight(weights: WeightMap, name: string, shape: number[]): Tensor {
@@ -182,8 +196,8 @@ export function resolveWeights(config: ModelConfig, weights: WeightMap): Resolve
       // Only Llama's and Qwen3's attention_bias puts one here; the loader admits it for those alone.
       oBias: weights.has(`${p}self_attn.o_proj.bias`) ? requireWeight(weights, `${p}self_attn.o_proj.bias`, [hidden]) : null,
       postNorm: requireWeight(weights, `${p}post_attention_layernorm.weight`, [hidden]),
-      preFfnNorm: config.architecture === 'gemma2' ? requireWeight(weights, `${p}pre_feedforward_layernorm.weight`, [hidden]) : null,
-      postFfnNorm: config.architecture === 'gemma2' ? requireWeight(weights, `${p}post_feedforward_layernorm.weight`, [hidden]) : null,
+      preFfnNorm: isGemma(config) ? requireWeight(weights, `${p}pre_feedforward_layernorm.weight`, [hidden]) : null,
+      postFfnNorm: isGemma(config) ? requireWeight(weights, `${p}post_feedforward_layernorm.weight`, [hidden]) : null,
       gate: requireWeight(weights, `${p}mlp.gate_proj.weight`, [ffn, hidden]),
       up: requireWeight(weights, `${p}mlp.up_proj.weight`, [ffn, hidden]),
       down: requireWeight(weights, `${p}mlp.down_proj.weight`, [hidden, ffn]),
@@ -250,7 +264,8 @@ export function argmax(values: Float32Array, offset = 0, length = values.length 
 
 export class ReferenceForward implements DecoderForward {
   private readonly w: ResolvedWeights;
-  private readonly invFreq: Float32Array;
+  /** Per layer (Gemma 3's local and global layers differ). */
+  private readonly invFreq: Float32Array[];
 
   constructor(
     readonly config: ModelConfig,
@@ -259,7 +274,7 @@ export class ReferenceForward implements DecoderForward {
     readonly kvDtype: KvDtype = 'fp32',
   ) {
     this.w = resolveWeights(config, weights);
-    this.invFreq = ropeInverseFrequencies(config);
+    this.invFreq = Array.from({ length: config.numLayers }, (_, l) => ropeInverseFrequencies(config, l));
   }
 
   async forward(input: ForwardInput): Promise<ForwardOutput> {
@@ -272,11 +287,10 @@ export class ReferenceForward implements DecoderForward {
     const q = input.tokens.length;
     const group = H / KVH;
     const scale = this.config.attentionScale ?? 1 / Math.sqrt(D);
-    const gemma = this.config.architecture === 'gemma2';
+    const gemma = isGemma(this.config);
     const norm = (x: Float32Array, weight: Tensor): Float32Array => rmsNorm(x, effectiveNormWeight(this.config, weight.data), eps);
     const embeddingScale = gemma ? f32(Math.sqrt(hidden)) : 1;
     const request = input.attention;
-    const { cos, sin } = ropeTables(this.invFreq, input.positions);
     const half = D / 2;
 
     // Residual stream, one [hidden] vector per new token.
@@ -294,6 +308,7 @@ export class ReferenceForward implements DecoderForward {
     for (let l = 0; l < this.config.numLayers; l++) {
       const lw = this.w.layers[l];
       const past: LayerKV = input.past[l];
+      const { cos, sin } = ropeTables(this.invFreq[l], input.positions);
       const P = past.length;
       const T = P + q; // keys visible to this call: past slots, then the new tokens
       const window = this.config.layerWindows?.[l] ?? null;
@@ -310,8 +325,8 @@ export class ReferenceForward implements DecoderForward {
         keys.set(linear(x, lw.k, lw.kBias), t * KVH * D);
         values.set(linear(x, lw.v, lw.vBias), t * KVH * D);
         if (lw.qNorm && lw.kNorm) {
-          rmsNormHeads(queries, t * H * D, H, D, lw.qNorm.data, eps);
-          rmsNormHeads(keys, t * KVH * D, KVH, D, lw.kNorm.data, eps);
+          rmsNormHeads(queries, t * H * D, H, D, effectiveNormWeight(this.config, lw.qNorm.data), eps);
+          rmsNormHeads(keys, t * KVH * D, KVH, D, effectiveNormWeight(this.config, lw.kNorm.data), eps);
         }
         for (let h = 0; h < H; h++) applyRope(queries, (t * H + h) * D, D, cos, sin, t * half);
         for (let h = 0; h < KVH; h++) applyRope(keys, (t * KVH + h) * D, D, cos, sin, t * half);

@@ -49,9 +49,9 @@
 // against reference.ts. Linear layers are Gemm on fp32 weights, or com.microsoft MatMulNBits
 // on block-quantized ones (see nbits.ts): a GGUF file's quantized blocks stay quantized.
 
-import type { ModelConfig } from '../config';
+import { isGemma, type ModelConfig } from '../config';
 import type { Tensor, WeightMap } from '../types';
-import { effectiveNormWeight, resolveWeights, ropeInverseFrequencies } from '../reference';
+import { effectiveNormWeight, resolveWeights, ropeInverseFrequencies, usesSlidingRope } from '../reference';
 import { columnCount, readAllFloat32, readFloat32, requireInfo, rowCount, weightMapSource, type WeightSource } from '../weightSource';
 import {
   graphProto,
@@ -270,7 +270,7 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
   const int64Max = g.int64s([INT64_MAX], 'int64_max');
   const eps = g.scalar(config.rmsNormEps, 'rms_eps');
   const queryScale = g.scalar(config.attentionScale ?? 1 / Math.sqrt(D), 'query_scale');
-  const gemma = config.architecture === 'gemma2';
+  const gemma = isGemma(config);
   const toTokensByHidden = g.int64s([-1, hidden], 'shape_tokens_hidden');
   const toQueryHeads = g.int64s([1, -1, KVH, G, D], 'shape_query_heads');
   const toKvHeads = g.int64s([1, -1, KVH, D], 'shape_kv_heads');
@@ -286,7 +286,6 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
   for (let k = 0; k < KVH; k++) eye[k * KVH + k] = 1;
   const kvEye = g.constant('kv_eye', OnnxDataType.FLOAT, [KVH, 1, KVH, 1], eye);
   const kvZeros = g.constant('kv_zeros', OnnxDataType.FLOAT, [1, KVH, 1, 1, 1], new Float32Array(KVH));
-  const invFreq = g.constant('rope_inv_freq', OnnxDataType.FLOAT, [half], ropeInverseFrequencies(config));
   const maskedValue = g.scalar(MASKED, 'masked');
 
   /** A stored vector (norm weight, bias) as an fp32 initializer. */
@@ -505,14 +504,33 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
     return g.op('Add', [scaled, g.op('MatMul', [g.op('MatMul', [probs, zeros]), maskT])]);
   };
 
-  // RoPE angles in fp32 exactly as transformers: float(position) * inv_freq.
-  const angles = g.op('Mul', [g.op('Unsqueeze', [g.op('Cast', [positionIds], { to: int(OnnxDataType.FLOAT) }), g.int64s([2])]), invFreq]);
-  const cos = g.op('Cos', [angles]); // [1, q, D/2]
-  const sin = g.op('Sin', [angles]);
-  const cosKv = g.op('Unsqueeze', [cos, g.int64s([2])]); // [1, q, 1, D/2]
-  const sinKv = g.op('Unsqueeze', [sin, g.int64s([2])]);
-  const cosQuery = g.op('Unsqueeze', [cos, g.int64s([2, 3])]); // [1, q, 1, 1, D/2]
-  const sinQuery = g.op('Unsqueeze', [sin, g.int64s([2, 3])]);
+  // RoPE angles in fp32 exactly as transformers: float(position) * inv_freq. One table for every layer, or Gemma 3's
+  // two (local layers with their own base, global ones scaled), each made once.
+  interface RopeTables {
+    cosKv: string; // [1, q, 1, D/2]
+    sinKv: string;
+    cosQuery: string; // [1, q, 1, 1, D/2]
+    sinQuery: string;
+  }
+  const ropeTablesByKind = new Map<string, RopeTables>();
+  const ropeTablesFor = (layer: number): RopeTables => {
+    const kind = usesSlidingRope(config, layer) ? 'local' : 'global';
+    let tables = ropeTablesByKind.get(kind);
+    if (!tables) {
+      const invFreq = g.constant(`rope_inv_freq_${kind}`, OnnxDataType.FLOAT, [half], ropeInverseFrequencies(config, layer));
+      const angles = g.op('Mul', [g.op('Unsqueeze', [g.op('Cast', [positionIds], { to: int(OnnxDataType.FLOAT) }), g.int64s([2])]), invFreq]);
+      const cos = g.op('Cos', [angles]); // [1, q, D/2]
+      const sin = g.op('Sin', [angles]);
+      tables = {
+        cosKv: g.op('Unsqueeze', [cos, g.int64s([2])]),
+        sinKv: g.op('Unsqueeze', [sin, g.int64s([2])]),
+        cosQuery: g.op('Unsqueeze', [cos, g.int64s([2, 3])]),
+        sinQuery: g.op('Unsqueeze', [sin, g.int64s([2, 3])]),
+      };
+      ropeTablesByKind.set(kind, tables);
+    }
+    return tables;
+  };
 
   const queryCount = g.op('Shape', [positionIds], { start: int(1), end: int(2) }); // [1] = q
   const singleQuery = g.op('Equal', [queryCount, g.int64s([1])]);
@@ -564,6 +582,7 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
 
     // Qwen3 normalises each head over D before RoPE.
     const headNorm = (heads: string, kind: 'q' | 'k'): string => (config.qkNorm ? rmsNorm(heads, `${p}self_attn.${kind}_norm.weight`) : heads);
+    const { cosKv, sinKv, cosQuery, sinQuery } = ropeTablesFor(l);
     const queries = rope(headNorm(g.op('Reshape', [queryFlat, toQueryHeads]), 'q'), cosQuery, sinQuery); // [1, q, kvH, G, D]
     const newKey = g.op('Identity', [rope(headNorm(g.op('Reshape', [keyFlat, toKvHeads]), 'k'), cosKv, sinKv)], {}, `new_key_${l}`);
     const newValue = g.op('Reshape', [valueFlat, toKvHeads], {}, `new_value_${l}`);
