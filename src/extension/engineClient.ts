@@ -179,11 +179,22 @@ export class EngineClient {
     for (const [id, p] of this.pending) if (p.kind === 'run') this.cancel(id);
   }
 
-  dispose(): void {
+  /**
+   * Stops the engine process (SIGTERM, SIGKILL after the kill grace) and resolves once every process this client
+   * started has exited, so a deactivating extension can wait for the engine to save and go. Safe to call twice.
+   */
+  dispose(): Promise<void> {
+    if (this.disposed) return this.allExited();
     this.disposed = true;
     const error = new KvlensError('the engine was shut down because the extension is stopping', this.options.enginePath);
     for (const id of [...this.pending.keys()]) this.settle(id)?.reject(error);
     if (this.child) this.stop(this.child);
+    return this.allExited();
+  }
+
+  private allExited(): Promise<void> {
+    const exits = [...this.live].filter(isAlive).map((child) => new Promise<void>((resolve) => child.once('exit', () => resolve())));
+    return Promise.all(exits).then(() => undefined);
   }
 
   private ensureChild(): ChildProcess {

@@ -51,6 +51,7 @@ export function activate(context: vscode.ExtensionContext): void {
     log: (line) => log.info(line),
     onCrash: (crash) => reportEngineCrash(crash, log),
   });
+  stopEngine = () => engine.dispose();
   const status = new StatusBar();
   status.idle(readSettingsQuietly());
   status.show();
@@ -92,4 +93,10 @@ export function activate(context: vscode.ExtensionContext): void {
 }
 
 // Everything, the engine process included, is released through context.subscriptions.
-export function deactivate(): void {}
+/** Set by activate: stops the engine process and resolves once it has exited. */
+let stopEngine: (() => Promise<void>) | null = null;
+
+/** VS Code waits for this: the engine gets its SIGTERM (to save a running sweep as cancelled) before the host goes. */
+export function deactivate(): Promise<void> | undefined {
+  return stopEngine?.();
+}

@@ -247,9 +247,12 @@ test('disposing the client (the window closing) ends the engine process, during 
       await going;
       const pid = client.pid!;
       assert.ok(processExists(pid));
-      client.dispose();
+      const stopped = client.dispose();
       await assert.rejects(handle.done, /the engine was shut down because the extension is stopping/);
-      await waitUntilGone(pid, 5000);
+      // dispose resolves once the process has exited: a deactivating extension waits on it.
+      await stopped;
+      assert.equal(processExists(pid), false, `${model}: process ${pid} still runs after dispose resolved`);
+      await client.dispose();
       await waitForLog(logs, `engine process ${pid} was killed by ${model === 'deaf' ? 'SIGKILL' : 'SIGTERM'}`);
     } finally {
       cleanup();
