@@ -287,7 +287,9 @@ async function runMethod(context: SampleContext, method: KvMethod): Promise<Resu
       base.length = prompt.length;
     }
     const started = performance.now();
-    const cache = method.compress({ layers: prefilled.layers, stats: prefilled.stats, config });
+    // Line starts let chunk-based methods (ChunkKV) cut at source lines; a compressed prompt has lost them.
+    const lines = method.compressPrompt ? undefined : lineStarts(context.lineOfToken);
+    const cache = method.compress({ layers: prefilled.layers, stats: prefilled.stats, config, lineStarts: lines });
     const compressMs = promptMs + (performance.now() - started);
     const verification = verifyCompression(method, cache, prefilled.layers, config);
     const heldTokens = cache.tokensPerHead().flat();
