@@ -623,7 +623,7 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
     // cache every step. Against a block-diagonal query matrix one matmul gives every head's scores (the
     // off-diagonal blocks are zeros: kvH times the multiply-adds of a per-head product, but decode is bound
     // by reading the cache, which now happens once and without a copy).
-    const attendOne = (): string[] => {
+    const attendOne = (packed: boolean): string[] => {
       const queryColumns = g.op('Reshape', [g.op('Transpose', [queryHeads], { perm: ints([0, 4, 1, 2, 3]) }), shapeQueryColumns]); // [1, D, kvH, G]
       const blockQuery = g.op('Reshape', [g.op('Mul', [queryColumns, kvEye]), shapeBlockQuery]); // [kvH*D, H]
       const denseScores = g.op('MatMul', [g.op('Flatten', [pastKey], { axis: int(2) }), blockQuery]); // [R, H]
@@ -631,7 +631,7 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
       let pastScoresRaw = g.op('Transpose', [denseScoresByHead], { perm: ints([1, 2, 0]) }); // [kvH, G, R]
       let prefixLength: string | null = null;
       let pastLength = denseLength;
-      if (packedKey) {
+      if (packed && packedKey) {
         // Heads-major quantized slots: one batched [Q, D] x [D, G] product per kv head.
         const queryByHead = g.op('Transpose', [g.op('Reshape', [queryHeads, g.int64s([KVH, G, D])])], { perm: ints([0, 2, 1]) }); // [kvH, D, G]
         const prefixScores = readPacked(packedKey, `prefix_scores_${l}`, (planes) => packedKeyScores(packedKey, planes, queryByHead)); // [kvH, G, Q]
@@ -650,7 +650,7 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
       const newProbs = g.op('Slice', [probs, pastLength, int64Max, axis4]); // [1, kvH, G, 1, 1]
       const allPairs = g.op('Reshape', [g.op('MatMul', [denseProbs, g.op('Flatten', [pastValue], { axis: int(2) })]), shapeHeadPairs]); // [kvH, G, kvH, D]
       let pastContext = g.op('ReduceSum', [g.op('Mul', [allPairs, kvEye]), g.int64s([2])], { keepdims: int(0) }); // [kvH, G, D]
-      if (prefixLength && packedValue) {
+      if (packed && prefixLength && packedValue) {
         const prefixProbs = g.op('Squeeze', [g.op('Slice', [probs, zero, prefixLength, axis4]), g.int64s([0, 3])]); // [kvH, G, Q]
         pastContext = g.op('Add', [pastContext, readPacked(packedValue, `prefix_context_${l}`, (planes) => packedValueContext(packedValue, planes, prefixProbs))]); // [kvH, G, D]
       }
@@ -669,10 +669,16 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
       return [context, window, keySums];
     };
     const float3 = [OnnxDataType.FLOAT, OnnxDataType.FLOAT, OnnxDataType.FLOAT];
+    // A dense cache feeds no packed slots: it skips the packed branches (and their If nodes) altogether.
+    const decodeOne = (): string[] => {
+      if (!packedValue) return withStatistics(() => attendOne(false), true)();
+      const hasPacked = g.op('Greater', [g.op('Slice', [packedValue.shape, g.int64s([1]), g.int64s([2])]), zero]);
+      return g.ifElse(hasPacked, `packed_${l}`, withStatistics(() => attendOne(true), true), withStatistics(() => attendOne(false), true), float3);
+    };
     const [context, window, keySums] =
       options.decodeFastPath === false
         ? withStatistics(attendMany, false)()
-        : g.ifElse(singleQuery, `attend_${l}`, withStatistics(attendOne, true), withStatistics(attendMany, false), float3);
+        : g.ifElse(singleQuery, `attend_${l}`, decodeOne, withStatistics(attendMany, false), float3);
     const contextTokens = g.op('Reshape', [g.op('Transpose', [context], { perm: ints([0, 3, 1, 2, 4]) }), toTokensByHeads]); // [q, H*D]
     const attended = linear(contextTokens, `${p}self_attn.o_proj.weight`, source.info(`${p}self_attn.o_proj.bias`) ? `${p}self_attn.o_proj.bias` : null); // [q, hidden]
     // Gemma 2 normalises the attention output before the residual (its post_attention_layernorm).
