@@ -35,6 +35,17 @@ test('keydiff: scores are minus the cosine to the mean normalised key, as the re
   assertClose(keyDiffScores(layer.view()), floats(fixture.keydiff), () => false, 'keydiff');
 });
 
+test('expectedattention: a local layer of a model with two RoPE tables rotates by its own table', () => {
+  // The same prompt scored as layer 0 of a model whose layer 0 is local (its own theta) and of one whose only theta is that one.
+  const localTheta = config.ropeTheta * 7;
+  const twoTables = { ...config, slidingRopeTheta: localTheta, layerWindows: [16] };
+  const oneTable = { ...config, ropeTheta: localTheta };
+  const options = { sinks, future, covariance: true, valueNorm: true };
+  const local = expectedAttentionScores(queries, layer.view(), twoTables, { ...options, layer: 0 });
+  assert.deepEqual(Array.from(local), Array.from(expectedAttentionScores(queries, layer.view(), oneTable, options)));
+  assert.notDeepEqual(Array.from(local), Array.from(expectedAttentionScores(queries, layer.view(), config, options)));
+});
+
 test('expectedattention: scores match the reference, with and without the covariance term', () => {
   for (const [covariance, name] of [
     [true, 'expectedAttention'],

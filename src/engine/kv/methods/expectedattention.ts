@@ -15,6 +15,8 @@ export interface ExpectedAttentionOptions {
   future: number;
   covariance: boolean;
   valueNorm: boolean;
+  /** The layer scored: a model with per-layer RoPE tables (Gemma 3's local layers) rotates by that layer's own. */
+  layer?: number;
 }
 
 /** Per query head: the mean [d] and covariance [d, d] of the pre-RoPE queries after the sinks, both moved by the averaged future rotation. */
@@ -23,7 +25,7 @@ function futureQueryStatistics(queries: Float32Array, kv: LayerKV, config: Model
   const half = d / 2;
   const heads = kv.numKvHeads;
   const n = kv.length;
-  const invFreq = ropeInverseFrequencies(config);
+  const invFreq = ropeInverseFrequencies(config, options.layer ?? -1);
   const count = n - options.sinks;
   const means = new Float64Array(H * d);
   const covs = options.covariance ? new Float64Array(H * d * d) : null;
@@ -186,7 +188,7 @@ export const expectedattention: MethodDefinition = {
             const queries = stats?.[l]?.queries;
             if (!queries || queries.length !== length * config.numHeads * config.headDim) throw missingStats('expectedattention', 'the rotated queries of every prompt token');
             const kv = layer.view();
-            const scores = expectedAttentionScores(queries, kv, config, options);
+            const scores = expectedAttentionScores(queries, kv, config, { ...options, layer: l });
             return range(0, kv.numKvHeads).map((h) => topK((slot) => scores[h * length + slot], range(0, length), keep));
           });
         },
