@@ -143,11 +143,18 @@ export interface KvMethod {
 /** Merges attention requests (the runner collects the union for all methods of a run). */
 export function mergeNeeds(...requests: (AttentionRequest | undefined)[]): AttentionRequest {
   const merged: AttentionRequest = {};
+  let everyQuery = false;
   for (const request of requests) {
     if (!request) continue;
     if (request.window) merged.window = Math.max(merged.window ?? 0, request.window);
     if (request.keySums) merged.keySums = true;
-    if (request.queries) merged.queries = true;
+    if (request.queries) {
+      merged.queries = true;
+      // One request for every prompt query outweighs any number of requests for the recent ones.
+      if (request.queryRows === undefined) everyQuery = true;
+      else merged.queryRows = Math.max(merged.queryRows ?? 0, request.queryRows);
+    }
   }
+  if (everyQuery) delete merged.queryRows;
   return merged;
 }

@@ -14,7 +14,7 @@ export interface PrefillLayerStats {
   /** [numHeads, w, n] probabilities of the last w prompt queries over all prompt tokens. */
   window: Float32Array | null;
   windowQueries: number;
-  /** [n, numHeads, headDim] rotated queries of every prompt token. */
+  /** [r, numHeads, headDim] rotated queries of the last r prompt tokens: every token, or the request's queryRows. */
   queries: Float32Array | null;
 }
 
@@ -67,13 +67,15 @@ export async function prefill(forward: DecoderForward, tokens: ArrayLike<number>
   const window = Math.min(request?.window ?? 0, n);
   const start = options.startPosition ?? 0;
   const dtype = options.kvDtype ?? forward.kvDtype ?? 'fp32';
+  const queryRows = Math.min(request?.queryRows ?? n, n);
+  const queryRow = numHeads * headDim;
   const layers = Array.from({ length: numLayers }, () => new DenseLayerCache(numKvHeads, headDim, n, dtype));
   const stats: PrefillLayerStats[] | null = request
     ? Array.from({ length: numLayers }, () => ({
         keySums: request.keySums ? new Float32Array(numHeads * n) : null,
         window: null,
         windowQueries: window,
-        queries: request.queries ? new Float32Array(n * numHeads * headDim) : null,
+        queries: request.queries ? new Float32Array(queryRows * queryRow) : null,
       }))
     : null;
 
@@ -103,7 +105,11 @@ export async function prefill(forward: DecoderForward, tokens: ArrayLike<number>
           for (let j = 0; j < to; j++) target.keySums[h * n + j] += layerStats.keySums[h * to + j];
         }
       }
-      if (target.queries && layerStats.queries) target.queries.set(layerStats.queries, from * numHeads * headDim);
+      if (target.queries && layerStats.queries) {
+        // This chunk's rows that fall among the last queryRows prompt tokens.
+        const first = Math.max(from, n - queryRows);
+        if (first < to) target.queries.set(layerStats.queries.subarray((first - from) * queryRow, (to - from) * queryRow), (first - (n - queryRows)) * queryRow);
+      }
       if (isLast && window > 0) target.window = layerStats.window;
     }
     if (isLast) lastLogits = output.logits;

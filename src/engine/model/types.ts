@@ -48,6 +48,11 @@ export interface AttentionRequest {
   keySums?: boolean;
   /** Return the rotated queries of this call's tokens (for query-guided retrieval such as InfLLM). */
   queries?: boolean;
+  /**
+   * With `queries`, a prefill keeps the rotated queries of only the last `queryRows` prompt tokens (all of them when
+   * absent): a method that reads the recent queries alone need not hold [n, heads, headDim] for a long prompt.
+   */
+  queryRows?: number;
 }
 
 /**

@@ -57,7 +57,7 @@ export const think: MethodDefinition = {
         name: `think:ratio=${params.ratio}`,
         bits: null,
         shrinks: true,
-        needs: () => ({ queries: true }),
+        needs: () => ({ queries: true, queryRows: params.window! }),
         codecs(layer, _index, config, stats) {
           const d = config.headDim;
           const pruned = Math.floor(d * params.ratio! + 1e-9);
