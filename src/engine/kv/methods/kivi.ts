@@ -1,9 +1,9 @@
 // Quantizes keys per channel (groups of `group` tokens) and values per token (groups of `group` channels) to 2 or 4 bits,
-// keeping the most recent `residual` tokens in fp32. Liu et al. 2024, "KIVI: A Tuning-Free Asymmetric 2bit Quantization for KV Cache" (arXiv 2402.02750).
+// keeping the most recent `residual` tokens in the cache's full precision (fp16 by default). Liu et al. 2024, "KIVI: A Tuning-Free Asymmetric 2bit Quantization for KV Cache" (arXiv 2402.02750).
 import type { MethodDefinition } from '../definition';
 
 // Scales and zero-points are fp16 (2 bytes each), as in the paper's fp16 models. Tokens leave the residual a whole key group at a time,
-// so between `residual` and `residual + group − 1` recent tokens per head are in fp32.
+// so between `residual` and `residual + group − 1` recent tokens per head are in full precision.
 export const kivi: MethodDefinition = {
   name: 'kivi',
   family: 'quantization',

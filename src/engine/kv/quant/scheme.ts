@@ -19,7 +19,7 @@ export interface QuantScheme {
   keyGroup: number;
   /** Values are always grouped per token, over `valueGroup` consecutive channels. */
   valueGroup: number;
-  /** Most recent tokens per head kept in fp32 (KIVI); 0 quantizes every token on arrival. */
+  /** Most recent tokens per head kept in the cache's full-precision dtype (KIVI); 0 quantizes every token on arrival. */
   residual: number;
   scaleStorage: ScaleStorage;
 }
