@@ -278,6 +278,8 @@ class QuantizedLayer {
   readonly numKvHeads: number;
   readonly headDim: number;
   private readonly codec: Codec;
+  /** The codec's per-byte level table for readers of packed codes (table codecs only), built once, not per step. */
+  private readonly byteTable: Float32Array | null;
   quantizedElements = 0;
 
   /** Reads `source` (the already selected full-precision prefill cache) into the store; keeps no reference to it. */
@@ -287,6 +289,7 @@ class QuantizedLayer {
   ) {
     const codec = makeCodec(scheme);
     this.codec = codec;
+    this.byteTable = codec.codeOffset === null && 8 % scheme.bits === 0 ? byteLevels(codec, scheme.bits) : null;
     this.numKvHeads = source.numKvHeads;
     this.headDim = source.headDim;
     this.chunk = scheme.keyAxis === 'tokens' ? scheme.keyGroup : 1;
@@ -517,7 +520,7 @@ class QuantizedLayer {
     );
     return {
       bits: scheme.bits,
-      table: direct ? null : byteLevels(codec, scheme.bits),
+      table: this.byteTable,
       codesPerByte: 8 / scheme.bits,
       keysPerChannel: scheme.keyAxis === 'tokens',
       tokens,

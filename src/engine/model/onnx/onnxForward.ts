@@ -252,9 +252,9 @@ export class OnnxForward implements DecoderForward {
       const codes = packed ? (part === 'key' ? packed.keys : packed.values) : null;
       const shape = codes ? codes.shape : [KVH, 0, 1, 1];
       const paramShape = codes ? codes.paramShape : [KVH, 0, 1, 1];
-      const buffers = this.stagingFor(`${part}_${l}`, codes?.codeBytes ?? 0, codes?.paramCount ?? 0);
       const codeBytes = codes?.codeBytes ?? 0;
       const params = codes?.paramCount ?? 0;
+      const buffers = this.stagingFor(`${part}_${l}`, codeBytes, params);
       const [codeView, scaleView, zeroView] = [buffers.codes.subarray(0, codeBytes), buffers.scales.subarray(0, params), buffers.zeros.subarray(0, params)];
       codes?.write(codeView, scaleView, zeroView);
       feeds[`past_codes_${part}_${l}`] = new ort.Tensor('uint8', codeView, [KVH, codeBytes / KVH]);
