@@ -121,8 +121,8 @@ test('snapkv: keeps the window and what it attends to; pooling spreads to neighb
   const pooled = run('snapkv:budget=23', setup(128, { ...stats, window: windowOf(16, 128, (h, k) => (h >= 2 && k === 70 ? 0.5 : h < 2 && k === 40 ? 0.5 : 1e-3)) })).views()[0];
   assert.deepEqual(headPositions(pooled, 0), at([...range(37, 44), ...range(112, 128)]));
   assert.deepEqual(headPositions(pooled, 1), at([...range(67, 74), ...range(112, 128)]));
-  assert.deepEqual(createMethod('snapkv').needs(128), { window: 16 });
-  assert.deepEqual(createMethod('snapkv').needs(4096), { window: 32 });
+  assert.deepEqual(createMethod('snapkv').needs(128), { windowSums: [16] });
+  assert.deepEqual(createMethod('snapkv').needs(4096), { windowSums: [32] });
 });
 
 test('tova: keeps what the last query attends to (mean over heads), then evicts the step minimum', () => {

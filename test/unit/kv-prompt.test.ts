@@ -38,7 +38,7 @@ test('llmlingua composes with cache compression: prompt first, then the cache me
   const method = createMethod('llmlingua:ratio=0.3+snapkv:ratio=0.5+int8');
   assert.ok(method.compressPrompt);
   assert.equal(method.family, 'prompt-compression+token-dropping+quantization');
-  assert.deepEqual(method.needs(512), { window: 32 });
+  assert.deepEqual(method.needs(512), { windowSums: [32] });
 });
 
 test('llmlingua coarse stage: whole lines with the lowest mean self-information go first', async () => {

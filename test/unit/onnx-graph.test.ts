@@ -52,11 +52,11 @@ test('decoder graph: documented inputs and outputs; one graph serves generation 
   const config = testConfig({ numLayers: 2 });
   const weights = randomWeights(config, 2);
   const graph = buildDecoderGraph(config, weights, { quantization: 'fp32' });
-  assert.deepEqual(graph.inputNames.slice(0, 5), ['inputs_embeds', 'position_ids', 'logits_rows', 'causal_bias', 'stats_rows']);
-  assert.deepEqual(graph.inputNames.slice(5), ['past_key_0', 'past_value_0', 'past_bias_0', 'past_key_1', 'past_value_1', 'past_bias_1']);
+  assert.deepEqual(graph.inputNames.slice(0, 7), ['inputs_embeds', 'position_ids', 'logits_rows', 'causal_bias', 'stats_rows', 'sum_rows', 'sum_span']);
+  assert.deepEqual(graph.inputNames.slice(7), ['past_key_0', 'past_value_0', 'past_bias_0', 'past_key_1', 'past_value_1', 'past_bias_1']);
   assert.deepEqual(graph.outputNames, [
     'new_key_0', 'new_value_0', 'new_key_1', 'new_value_1', 'logits',
-    'window_0', 'key_sums_0', 'queries_0', 'window_1', 'key_sums_1', 'queries_1',
+    'window_0', 'key_sums_0', 'window_sums_0', 'queries_0', 'window_1', 'key_sums_1', 'window_sums_1', 'queries_1',
   ]);
   const session = await ort.InferenceSession.create(graph.bytes);
   assert.deepEqual([...session.inputNames].sort(), [...graph.inputNames].sort());

@@ -147,6 +147,7 @@ export function mergeNeeds(...requests: (AttentionRequest | undefined)[]): Atten
   for (const request of requests) {
     if (!request) continue;
     if (request.window) merged.window = Math.max(merged.window ?? 0, request.window);
+    if (request.windowSums?.length) merged.windowSums = [...new Set([...(merged.windowSums ?? []), ...request.windowSums])].sort((a, b) => a - b);
     if (request.keySums) merged.keySums = true;
     if (request.queries) {
       merged.queries = true;

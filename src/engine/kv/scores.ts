@@ -38,6 +38,12 @@ export function missingStats(method: string, what: string): KvlensError {
 
 /** Sums the last `queries` rows of the window probabilities: [numHeads, keys]. */
 export function sumWindow(attention: LayerAttention | undefined, queries: number, keys: number, method: string): Float32Array {
+  const summed = attention?.windowSums?.get(queries);
+  if (summed) {
+    if (summed.length % keys !== 0) throw new KvlensError(`${method}: window sums do not match ${keys} keys`);
+    // A copy: callers mask and pool the scores in place, and several methods of a run read the same sums.
+    return summed.slice();
+  }
   if (!attention?.window || attention.windowQueries < queries) {
     throw missingStats(method, `attention probabilities of the last ${queries} queries`);
   }

@@ -14,6 +14,8 @@ export interface PrefillLayerStats {
   /** [numHeads, w, n] probabilities of the last w prompt queries over all prompt tokens. */
   window: Float32Array | null;
   windowQueries: number;
+  /** Per requested count c, [numHeads, n]: the last c prompt queries' probabilities summed over them. */
+  windowSums?: Map<number, Float32Array> | null;
   /** [r, numHeads, headDim] rotated queries of the last r prompt tokens: every token, or the request's queryRows. */
   queries: Float32Array | null;
 }
@@ -65,6 +67,9 @@ export async function prefill(forward: DecoderForward, tokens: ArrayLike<number>
   const { numLayers, numKvHeads, headDim, numHeads } = forward.config;
   const request = options.attention;
   const window = Math.min(request?.window ?? 0, n);
+  const windowSums = request?.windowSums?.length ? [...new Set(request.windowSums.map((c) => Math.min(c, n)))] : undefined;
+  // The final chunk must see every query the window rows and the window sums cover.
+  const lastQueries = Math.max(window, ...(windowSums ?? [0]));
   const start = options.startPosition ?? 0;
   const dtype = options.kvDtype ?? forward.kvDtype ?? 'fp32';
   const queryRows = Math.min(request?.queryRows ?? n, n);
@@ -81,7 +86,7 @@ export async function prefill(forward: DecoderForward, tokens: ArrayLike<number>
 
   const began = performance.now();
   let lastLogits: Float32Array | null = null;
-  for (const [from, to] of chunkBoundaries(n, options.chunkSize ?? defaultChunkSize(numHeads, n), window)) {
+  for (const [from, to] of chunkBoundaries(n, options.chunkSize ?? defaultChunkSize(numHeads, n), lastQueries)) {
     const chunk = Array.from({ length: to - from }, (_, i) => tokens[from + i]);
     const positions = chunk.map((_, i) => start + from + i);
     const isLast = to === n;
@@ -92,7 +97,7 @@ export async function prefill(forward: DecoderForward, tokens: ArrayLike<number>
       logits: 'last',
       // Every chunk asks for the same statistics so a forward that builds a session per request shape
       // builds one; only the final chunk's window rows are kept.
-      attention: request ? { keySums: request.keySums, queries: request.queries, window: window > 0 ? window : undefined } : undefined,
+      attention: request ? { keySums: request.keySums, queries: request.queries, window: window > 0 ? window : undefined, windowSums } : undefined,
     });
     for (let l = 0; l < numLayers; l++) {
       layers[l].append(output.newKeys[l], output.newValues[l], positions);
@@ -111,6 +116,7 @@ export async function prefill(forward: DecoderForward, tokens: ArrayLike<number>
         if (first < to) target.queries.set(layerStats.queries.subarray((first - from) * queryRow, (to - from) * queryRow), (first - (n - queryRows)) * queryRow);
       }
       if (isLast && window > 0) target.window = layerStats.window;
+      if (isLast && windowSums) target.windowSums = layerStats.windowSums ?? null;
     }
     if (isLast) lastLogits = output.logits;
   }

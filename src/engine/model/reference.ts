@@ -343,6 +343,9 @@ export class ReferenceForward implements DecoderForward {
             queries: request?.queries ? queries.slice() : null,
           }
         : null;
+      // Each requested count c, clipped to q: the last c queries' probabilities summed over them, [H, T].
+      const sumCounts = [...new Set((request?.windowSums ?? []).map((c) => Math.min(c, q)))];
+      if (layerStats && request?.windowSums) layerStats.windowSums = new Map(sumCounts.map((c) => [c, new Float32Array(H * T)]));
 
       // Attention: for each new token t and query head h, softmax over valid past slots and new tokens 0..t.
       const attended: Float32Array[] = [];
@@ -388,6 +391,11 @@ export class ReferenceForward implements DecoderForward {
             for (let d = 0; d < D; d++) out[h * D + d] += p * valueData[vOff + d];
           }
           if (layerStats?.keySums) for (let j = 0; j < T; j++) layerStats.keySums[h * T + j] += scores[j];
+          if (layerStats?.windowSums) {
+            for (const [c, sums] of layerStats.windowSums) {
+              if (t >= q - c) for (let j = 0; j < T; j++) sums[h * T + j] += scores[j];
+            }
+          }
           const row = t - (q - statsRows);
           if (layerStats?.window && row >= 0) {
             for (let j = 0; j < T; j++) layerStats.window[(h * statsRows + row) * T + j] = scores[j];

@@ -44,6 +44,12 @@ export interface DtypeShare {
 export interface AttentionRequest {
   /** Return the attention probabilities of the last `window` queries of this call (clipped to the call's length). */
   window?: number;
+  /**
+   * Return, per key, the attention of the last c queries of this call summed over those queries, for each c listed
+   * (clipped to the call's length): what a method that only adds up its observation window's rows needs, at
+   * [numHeads, keys] per count instead of the [numHeads, c, keys] rows `window` returns.
+   */
+  windowSums?: number[];
   /** Return, per key, the attention summed over every query of this call. */
   keySums?: boolean;
   /** Return the rotated queries of this call's tokens (for query-guided retrieval such as InfLLM). */
@@ -63,6 +69,11 @@ export interface LayerAttention {
   /** [numHeads, w, P + q] probabilities of the last w queries, or null if not requested. */
   window: Float32Array | null;
   windowQueries: number;
+  /**
+   * Per requested count c (clipped to the call's length), [numHeads, P + q]: the probabilities of the last c queries
+   * summed over them. Absent or null if not requested.
+   */
+  windowSums?: Map<number, Float32Array> | null;
   /** [numHeads, P + q] attention summed over this call's queries, or null if not requested. */
   keySums: Float32Array | null;
   /** [q, numHeads, headDim] rotated queries, or null if not requested. */

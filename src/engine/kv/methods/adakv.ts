@@ -25,7 +25,7 @@ export const adakv: MethodDefinition = {
     return {
       kind: 'selector',
       selector: {
-        needs: (promptLength) => ({ window: observationWindow(promptLength, params) }),
+        needs: (promptLength) => ({ windowSums: [observationWindow(promptLength, params)] }),
         size(promptLength, config) {
           const kept = keptTokens(promptLength, params, 'adakv');
           return {

@@ -68,7 +68,7 @@ export const chunkkv: MethodDefinition = {
     return {
       kind: 'selector',
       selector: {
-        needs: (promptLength) => ({ window: observationWindow(promptLength, params) }),
+        needs: (promptLength) => ({ windowSums: [observationWindow(promptLength, params)] }),
         size: (promptLength, config) => uniformSize(config, keptTokens(promptLength, params, 'chunkkv')),
         select({ layers, stats, config, lineStarts }) {
           const length = layers[0].length;

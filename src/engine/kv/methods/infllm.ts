@@ -268,7 +268,7 @@ export const infllm: MethodDefinition = {
     return {
       kind: 'custom',
       custom: {
-        needs: () => ({ window: 1, keySums: true }),
+        needs: () => ({ windowSums: [1], keySums: true }),
         decodeNeeds: { keySums: true, queries: true },
         size: (promptLength, config) => size(promptLength, params, config),
         compress(input) {

@@ -55,7 +55,7 @@ export const pyramidkv: MethodDefinition = {
     return {
       kind: 'selector',
       selector: {
-        needs: (promptLength) => ({ window: observationWindow(promptLength, params) }),
+        needs: (promptLength) => ({ windowSums: [observationWindow(promptLength, params)] }),
         size(promptLength, config) {
           const budgets = layerBudgets(promptLength, params, config);
           return {

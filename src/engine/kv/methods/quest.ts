@@ -238,7 +238,7 @@ export const quest: MethodDefinition = {
     return {
       kind: 'custom',
       custom: {
-        needs: () => ({ window: 1 }),
+        needs: () => ({ windowSums: [1] }),
         decodeNeeds: { queries: true },
         size: (promptLength, config) => size(promptLength, params, config),
         compress: (input) => new QuestCache(input, questGeometry(input.layers[0].length, params)),

@@ -21,7 +21,7 @@ export const snapkv: MethodDefinition = {
     return {
       kind: 'selector',
       selector: {
-        needs: (promptLength) => ({ window: observationWindow(promptLength, params) }),
+        needs: (promptLength) => ({ windowSums: [observationWindow(promptLength, params)] }),
         size: (promptLength, config) => uniformSize(config, keptTokens(promptLength, params, 'snapkv')),
         select({ layers, stats, config }) {
           const length = layers[0].length;

@@ -23,7 +23,7 @@ export const tova: MethodDefinition = {
   build: (params) => ({
     kind: 'selector',
     selector: {
-      needs: () => ({ window: 1 }),
+      needs: () => ({ windowSums: [1] }),
       size: (promptLength, config) => uniformSize(config, keptTokens(promptLength, params, 'tova')),
       select({ layers, stats }) {
         const length = layers[0].length;

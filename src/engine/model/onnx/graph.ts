@@ -7,6 +7,8 @@
 //   logits_rows   int64 [r]               which new tokens get logits (all rows, or just the last)
 //   causal_bias   float [q, q]            0 where new token i may see new token j (j <= i), -1e30 elsewhere
 //   stats_rows    int64 [1]               attention rows to return per layer (the last w queries; 0 = none)
+//   sum_rows      int64 [S]               counts c_s <= min(q, sum_span): the last c_s queries' rows summed, per count
+//   sum_span      int64 [1]               the largest of them (0 when S = 0)
 //   past_key_i    float [1, P_i, kvH, D]  layer i's cache, token-major, keys already rotated (float16
 //   past_value_i  float [1, P_i, kvH, D]  with pastDtype 'float16': a 16-bit cache is read as stored)
 //   past_bias_i   float [1, P_i, kvH]     0 for a valid (slot, head), -1e30 for an empty one (token-major
@@ -29,6 +31,7 @@
 //   new_key_i     float [1, q, kvH, D]    rotated keys of the new tokens
 //   new_value_i   float [1, q, kvH, D]
 //   window_i      float [1, kvH, G, w, P_i + q]  probabilities of the last w = stats_rows queries
+//   window_sums_i float [1, kvH, G, S, P_i + q]  probabilities of the last c_s queries summed over them
 //   key_sums_i    float [1, kvH, G, P_i + q]     probabilities summed over all q queries
 //   queries_i     float [1, q, kvH, G, D]        rotated queries
 // Query head h = kvHead * G + g, so [kvH, G] flattens to the head order transformers uses.
@@ -367,6 +370,8 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
   const logitsRows = g.input('logits_rows', OnnxDataType.INT64, ['r']);
   const causalBias = g.input('causal_bias', OnnxDataType.FLOAT, ['q', 'q']);
   const statsRows = g.input('stats_rows', OnnxDataType.INT64, [1]);
+  const sumRows = g.input('sum_rows', OnnxDataType.INT64, ['S']);
+  const sumSpan = g.input('sum_span', OnnxDataType.INT64, [1]);
   const codesFromTable = options.quantizedPast ? g.input('codes_from_table', OnnxDataType.BOOL, [1]) : '';
   const codesPerByte = options.quantizedPast ? g.input('codes_per_byte', OnnxDataType.INT64, [1]) : '';
   const codeTable = options.quantizedPast ? g.input('code_table', OnnxDataType.FLOAT, [256, 'k']) : '';
@@ -536,6 +541,10 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
   const singleQuery = g.op('Equal', [queryCount, g.int64s([1])]);
   // First of the last `stats_rows` query rows, clamped at 0 (a negative Slice start would count from the end).
   const windowStart = g.op('Max', [g.op('Sub', [queryCount, statsRows]), zero]);
+  const sumStart = g.op('Max', [g.op('Sub', [queryCount, sumSpan]), zero]);
+  // Row m - c of the reverse cumulative sum over the last m rows plus a zero row is the sum of the last c rows.
+  const sumPick = g.op('Sub', [g.op('Sub', [queryCount, sumStart]), sumRows]); // [S]
+  const padOneRowAtEnd = g.int64s([0, 0, 0, 0, 0, 0, 0, 0, 1, 0]);
   // Gemma scales the embedding rows by sqrt(hidden) (rounded to fp32, as its embed_scale); the tied lm_head stays unscaled.
   const embedded = g.op('Reshape', [inputsEmbeds, toTokensByHidden]); // [q, hidden]
   let hiddenState = gemma ? g.op('Mul', [embedded, g.scalar(Math.fround(Math.sqrt(hidden)), 'embedding_scale')]) : embedded;
@@ -664,21 +673,24 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
     const withStatistics = (attend: () => string[], oneQuery: boolean) => (): string[] => {
       const [probs, context] = attend();
       const window = g.op('Slice', [probs, windowStart, int64Max, axis3]); // [1, kvH, G, w, P+q]
+      const recent = g.op('Pad', [g.op('Slice', [probs, sumStart, int64Max, axis3]), padOneRowAtEnd]); // [1, kvH, G, m+1, P+q]
+      const suffixSums = g.op('CumSum', [recent, axis3], { reverse: int(1) });
+      const windowSums = g.op('Gather', [suffixSums, sumPick], { axis: int(3) }); // [1, kvH, G, S, P+q]
       // One query's sums over queries are its probabilities: a view, not a reduction.
       const keySums = oneQuery ? g.op('Squeeze', [probs, axis3]) : g.op('ReduceSum', [probs, axis3], { keepdims: int(0) }); // [1, kvH, G, P+q]
-      return [context, window, keySums];
+      return [context, window, keySums, windowSums];
     };
-    const float3 = [OnnxDataType.FLOAT, OnnxDataType.FLOAT, OnnxDataType.FLOAT];
+    const float4 = [OnnxDataType.FLOAT, OnnxDataType.FLOAT, OnnxDataType.FLOAT, OnnxDataType.FLOAT];
     // A dense cache feeds no packed slots: it skips the packed branches (and their If nodes) altogether.
     const decodeOne = (): string[] => {
       if (!packedValue) return withStatistics(() => attendOne(false), true)();
       const hasPacked = g.op('Greater', [g.op('Slice', [packedValue.shape, g.int64s([1]), g.int64s([2])]), zero]);
-      return g.ifElse(hasPacked, `packed_${l}`, withStatistics(() => attendOne(true), true), withStatistics(() => attendOne(false), true), float3);
+      return g.ifElse(hasPacked, `packed_${l}`, withStatistics(() => attendOne(true), true), withStatistics(() => attendOne(false), true), float4);
     };
-    const [context, window, keySums] =
+    const [context, window, keySums, windowSums] =
       options.decodeFastPath === false
         ? withStatistics(attendMany, false)()
-        : g.ifElse(singleQuery, `attend_${l}`, decodeOne, withStatistics(attendMany, false), float3);
+        : g.ifElse(singleQuery, `attend_${l}`, decodeOne, withStatistics(attendMany, false), float4);
     const contextTokens = g.op('Reshape', [g.op('Transpose', [context], { perm: ints([0, 3, 1, 2, 4]) }), toTokensByHeads]); // [q, H*D]
     const attended = linear(contextTokens, `${p}self_attn.o_proj.weight`, source.info(`${p}self_attn.o_proj.bias`) ? `${p}self_attn.o_proj.bias` : null); // [q, hidden]
     // Gemma 2 normalises the attention output before the residual (its post_attention_layernorm).
@@ -687,6 +699,7 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
     // ---- attention statistics: the window rows asked for (none unless stats_rows > 0), key sums and queries ----
     g.op('Identity', [window], {}, `window_${l}`); // [1, kvH, G, w, P+q]
     g.op('Identity', [keySums], {}, `key_sums_${l}`); // [1, kvH, G, P+q]
+    g.op('Identity', [windowSums], {}, `window_sums_${l}`); // [1, kvH, G, S, P+q]
     g.op('Identity', [queries], {}, `queries_${l}`); // [1, q, kvH, G, D]
 
     // ---- feed-forward: norm -> SwiGLU (Gemma 2: GeGLU) -> down (Gemma 2: -> norm) ----
@@ -705,6 +718,7 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightMap | Weig
   for (let l = 0; l < config.numLayers; l++) {
     g.output(`window_${l}`, OnnxDataType.FLOAT, [1, KVH, G, 'w', `keys_${l}`]);
     g.output(`key_sums_${l}`, OnnxDataType.FLOAT);
+    g.output(`window_sums_${l}`, OnnxDataType.FLOAT);
     g.output(`queries_${l}`, OnnxDataType.FLOAT);
   }
 

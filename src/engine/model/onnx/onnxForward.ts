@@ -307,6 +307,7 @@ export class OnnxForward implements DecoderForward {
     const session = this.session;
     if (!session) throw new KvlensError('the session was disposed', 'onnxruntime');
     const windowQueries = request?.window ? Math.min(request.window, q) : 0;
+    const sumCounts = [...new Set((request?.windowSums ?? []).map((c) => Math.min(c, q)))];
 
     const rows = input.logits === 'all' ? Array.from({ length: q }, (_, t) => BigInt(t)) : [BigInt(q - 1)];
     const causal = new Float32Array(q * q);
@@ -317,6 +318,8 @@ export class OnnxForward implements DecoderForward {
       logits_rows: new ort.Tensor('int64', BigInt64Array.from(rows), [rows.length]),
       causal_bias: new ort.Tensor('float32', causal, [q, q]),
       stats_rows: new ort.Tensor('int64', BigInt64Array.of(BigInt(windowQueries)), [1]),
+      sum_rows: new ort.Tensor('int64', BigInt64Array.from(sumCounts, (c) => BigInt(c)), [sumCounts.length]),
+      sum_span: new ort.Tensor('int64', BigInt64Array.of(BigInt(Math.max(0, ...sumCounts))), [1]),
     };
     const row = KVH * D;
     const readsPacked = this.graphOptions.quantizedPast === true;
@@ -356,6 +359,7 @@ export class OnnxForward implements DecoderForward {
       for (let l = 0; l < numLayers; l++) {
         if (request.window) fetches.push(`window_${l}`);
         if (request.keySums) fetches.push(`key_sums_${l}`);
+        if (sumCounts.length) fetches.push(`window_sums_${l}`);
         if (request.queries) fetches.push(`queries_${l}`);
       }
     }
@@ -383,6 +387,7 @@ export class OnnxForward implements DecoderForward {
         }
         attention.push({
           window: windowProbs,
+          windowSums: sumCounts.length ? this.splitWindowSums(floats(`window_sums_${l}`), sumCounts, H, T, l) : null,
           windowQueries,
           keySums: request.keySums ? floats(`key_sums_${l}`) : null,
           queries: request.queries ? floats(`queries_${l}`) : null,
@@ -390,6 +395,19 @@ export class OnnxForward implements DecoderForward {
       }
     }
     return { logits, newKeys, newValues, attention };
+  }
+
+  /** [kvH, G, S, T] as one [H, T] array per count. */
+  private splitWindowSums(data: Float32Array, counts: number[], H: number, T: number, layer: number): Map<number, Float32Array> {
+    const S = counts.length;
+    if (data.length !== H * S * T) throw new KvlensError(`window_sums_${layer} has ${data.length} values, expected ${H * S * T}`, 'onnxruntime');
+    const out = new Map<number, Float32Array>();
+    counts.forEach((c, s) => {
+      const sums = new Float32Array(H * T);
+      for (let h = 0; h < H; h++) sums.set(data.subarray((h * S + s) * T, (h * S + s + 1) * T), h * T);
+      out.set(c, sums);
+    });
+    return out;
   }
 
   async dispose(): Promise<void> {
