@@ -34,7 +34,7 @@ for (const forwardName of ['reference', 'onnx'] as const) {
       assert.equal(sums.stats?.[l].window, null, 'no rows are returned when only sums are asked for');
       const window = rows.stats?.[l].window as Float32Array;
       for (const c of counts) {
-        const got = sums.stats?.[l].windowSums?.get(c);
+        const got: Float32Array | undefined = sums.stats?.[l].windowSums?.get(c);
         assert.ok(got, `layer ${l} count ${c}`);
         assert.equal(got.length, H * n);
         const expected = sumRows(window, 16, c);

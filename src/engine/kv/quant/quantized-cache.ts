@@ -26,6 +26,7 @@ class GroupStore {
   readonly scales: ParamList;
   readonly zeros: ParamList | null;
   private scratch = new Uint8Array(0);
+  private mirror: { offset: number; count: number; scales: Float32Array; zeros: Float32Array } | null = null;
 
   constructor(
     private readonly codec: Codec,
@@ -56,14 +57,38 @@ class GroupStore {
    * offset folded into the zero-point when the reader decodes raw codes (int8's code = q + 128: code·scale - 128·scale).
    */
   params(groups: number, scales: Float32Array, zeros: Float32Array, at: number, offset: number): void {
+    const mirror = this.decodedParams(groups, offset);
+    scales.set(mirror.scales.subarray(0, groups), at);
+    zeros.set(mirror.zeros.subarray(0, groups), at);
+  }
+
+  /**
+   * The parameters as fp32 numbers, decoded once per group rather than on every decode step (the graph reads all of them
+   * each step, and converting the stored fp16 values cost about a sixth of a KIVI step). Working memory beside the store,
+   * not part of what it holds; dropped whenever a token is removed.
+   */
+  private decodedParams(groups: number, offset: number): { scales: Float32Array; zeros: Float32Array } {
+    let mirror = this.mirror;
+    if (!mirror || mirror.offset !== offset) mirror = this.mirror = { offset, count: 0, scales: new Float32Array(0), zeros: new Float32Array(0) };
+    if (mirror.count >= groups) return mirror;
+    if (mirror.scales.length < groups) {
+      const size = Math.max(groups, Math.ceil(mirror.scales.length * 1.5));
+      const grown = { scales: new Float32Array(size), zeros: new Float32Array(size) };
+      grown.scales.set(mirror.scales.subarray(0, mirror.count));
+      grown.zeros.set(mirror.zeros.subarray(0, mirror.count));
+      mirror.scales = grown.scales;
+      mirror.zeros = grown.zeros;
+    }
     const table = this.scheme.scaleStorage === 'fp16' ? halfTable() : null;
     const storedScales = this.scales.used();
     const storedZeros = this.zeros ? this.zeros.used() : null;
-    for (let i = 0; i < groups; i++) {
+    for (let i = mirror.count; i < groups; i++) {
       const scale = table ? table[storedScales[i]] : storedScales[i];
-      scales[at + i] = scale;
-      zeros[at + i] = (storedZeros ? (table ? table[storedZeros[i]] : storedZeros[i]) : 0) - offset * scale;
+      mirror.scales[i] = scale;
+      mirror.zeros[i] = (storedZeros ? (table ? table[storedZeros[i]] : storedZeros[i]) : 0) - offset * scale;
     }
+    mirror.count = groups;
+    return mirror;
   }
 
   /** The stream as decodePerToken/decodePerChannel read it: packed codes and the parameters as numbers (transient, for one views() call). */
@@ -84,6 +109,7 @@ class GroupStore {
 
   /** Removes one token stored as `groups` consecutive groups of `codes` codes in all (per-token layouts only). */
   removeToken(token: number, groups: number, codes: number): void {
+    this.mirror = null;
     this.codes.removeCodes(token * codes, codes);
     this.scales.remove(token * groups, groups);
     this.zeros?.remove(token * groups, groups);
