@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import AutoModelForCausalLM, DynamicCache, Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig, MistralConfig, MistralForCausalLM, Qwen3Config, Qwen3ForCausalLM
+from transformers import AutoModelForCausalLM, DynamicCache, Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig, MistralConfig, MistralForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen3Config, Qwen3ForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_fixtures import ATTENTION_WINDOW, DECODE_PREFIX, SEQUENCE_LENGTH, build_tokenizer, fmt, randomize  # noqa: E402
@@ -128,6 +128,28 @@ def gemma3_config() -> Gemma3TextConfig:
     )
 
 
+# Phi3ForCausalLM: fused qkv_proj and gate_up_proj, RoPE on the first 3/4 of each head (as Phi-4-mini), every layer
+# windowed. main() writes no fixture from it until the engine loads Phi-3: test/unit/loader.test.ts lists every fixture.
+def phi3_config() -> Phi3Config:
+    return Phi3Config(
+        vocab_size=320,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        original_max_position_embeddings=4096,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=False,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=None,
+        sliding_window=WINDOW,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.75},
+    )
+
+
 def reference(model_dir: Path, ids: list[int]) -> dict:
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager")
     model.eval()
@@ -168,7 +190,7 @@ def reference(model_dir: Path, ids: list[int]) -> dict:
         )[0, DECODE_PREFIX:].tolist()
     windows = [WINDOW if getattr(config, "sliding_window", None) and t == "sliding_attention" else None
                for t in getattr(config, "layer_types", None) or ["sliding_attention"] * config.num_hidden_layers]
-    if config.model_type == "mistral":
+    if config.model_type in ("mistral", "phi3"):
         windows = [config.sliding_window] * config.num_hidden_layers
     return {
         "format": "kvlens-reference-v1",
@@ -179,7 +201,7 @@ def reference(model_dir: Path, ids: list[int]) -> dict:
         "numLayers": config.num_hidden_layers,
         "numHeads": config.num_attention_heads,
         "numKvHeads": config.num_key_value_heads,
-        "headDim": config.head_dim,
+        "headDim": getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads,
         "ids": ids,
         "prefill": {"positions": list(range(len(ids))), "logits": fmt(full), "attentionWindow": ATTENTION_WINDOW, "attention": attention},
         "decode": {
