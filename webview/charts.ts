@@ -75,7 +75,9 @@ export function renderPareto(container: HTMLElement, summaries: MethodSummary[],
         return [
           `${s.method}${onFrontier.has(s.method) ? '  (Pareto frontier)' : ''}`,
           `score ${formatNumber(s.meanScore)} · exact ${formatNumber(s.exactRate * 100, 1)}%`,
-          `held ${formatBytes(s.meanBytesHeld)} of ${formatBytes(s.meanBytesFull)} (${formatNumber(s.compressionRatio, 2)}× smaller)`,
+          s.family === 'recurrent'
+            ? `carries ${formatBytes(s.meanBytesHeld)} of recurrent state at any context length (no KV cache)`
+            : `held ${formatBytes(s.meanBytesHeld)} of ${formatBytes(s.meanBytesFull)} (${formatNumber(s.compressionRatio, 2)}× smaller)`,
           `prefill ${formatNumber(s.meanPrefillMs, 1)} ms · decode ${formatNumber(s.meanDecodeTokensPerSecond, 1)} tok/s`,
           `${s.rows} rows${s.errors ? ` · ${s.errors} errors` : ''}`,
         ].join('\n');
@@ -93,27 +95,33 @@ export function renderPareto(container: HTMLElement, summaries: MethodSummary[],
         lineStyle: { color: theme.frontier, width: 2, type: 'dashed' },
         data: frontier.filter((m) => byMethod.has(m)).map((m) => [byMethod.get(m)!.meanBytesHeld, byMethod.get(m)!.meanScore]),
       },
-      {
-        type: 'scatter',
-        name: 'methods',
-        z: 2,
-        // Methods often sit on top of each other (every score 0 on a weak model): drop clashing labels
-        // rather than print them over each other; the legend colours and tooltips still name every point.
-        labelLayout: { hideOverlap: true },
-        data: usable.map((s) => ({
-          name: s.method,
-          value: [s.meanBytesHeld, s.meanScore],
-          symbolSize: onFrontier.has(s.method) ? 16 : 10,
-          symbol: onFrontier.has(s.method) ? 'diamond' : 'circle',
-          itemStyle: {
-            color: methodColor(theme, summaries.indexOf(s)),
-            borderColor: onFrontier.has(s.method) ? theme.frontier : theme.background,
-            borderWidth: onFrontier.has(s.method) ? 2 : 1,
-            opacity: 1,
-          },
-          label: { show: true, position: 'right', color: theme.foreground, formatter: s.method },
+      // KV methods and recurrent models (no KV cache: a fixed state) are separate series, as the paper draws them.
+      ...[
+        { name: 'KV methods', members: usable.filter((s) => s.family !== 'recurrent'), symbol: 'circle' },
+        { name: 'recurrent models (constant state)', members: usable.filter((s) => s.family === 'recurrent'), symbol: 'triangle' },
+      ]
+        .filter((group) => group.members.length > 0)
+        .map((group) => ({
+          type: 'scatter',
+          name: group.name,
+          z: 2,
+          // Methods often sit on top of each other (every score 0 on a weak model): drop clashing labels
+          // rather than print them over each other; the legend colours and tooltips still name every point.
+          labelLayout: { hideOverlap: true },
+          data: group.members.map((s) => ({
+            name: s.method,
+            value: [s.meanBytesHeld, s.meanScore],
+            symbolSize: onFrontier.has(s.method) ? 16 : group.symbol === 'triangle' ? 14 : 10,
+            symbol: onFrontier.has(s.method) ? 'diamond' : group.symbol,
+            itemStyle: {
+              color: methodColor(theme, summaries.indexOf(s)),
+              borderColor: onFrontier.has(s.method) ? theme.frontier : theme.background,
+              borderWidth: onFrontier.has(s.method) ? 2 : 1,
+              opacity: 1,
+            },
+            label: { show: true, position: 'right', color: theme.foreground, formatter: s.family === 'recurrent' ? `${s.method} (recurrent)` : s.method },
+          })),
         })),
-      },
     ],
   });
 }

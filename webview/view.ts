@@ -13,6 +13,7 @@ import {
   needleGrid,
   needleMethods,
   paretoFrontier,
+  seriesNamer,
   summarizeMethod,
   summarizeMethods,
   taskOrder,
@@ -178,6 +179,7 @@ function linkButton(label: string, title: string, onClick: () => void): HTMLButt
 
 /** Every sample with one verdict per method (as in the editor's CodeLens); a click selects it or opens its site. */
 function samplesSection(results: ProfiledResults, methods: string[], actions: ViewActions): HTMLElement {
+  const series = seriesNamer(results.rows);
   const samples = new Map<string, ProfiledResults['rows']>();
   for (const row of results.rows) {
     const key = `${row.task}\u0000${row.sampleId}`;
@@ -198,7 +200,7 @@ function samplesSection(results: ProfiledResults, methods: string[], actions: Vi
       first.depth === null ? '–' : `${Math.round(first.depth * 100)}%`,
       source ? linkButton(`${source.file}:${source.line + 1}`, 'Open in the editor', () => actions.openSource(source.file, source.line)) : '–',
       ...methods.map((m) => {
-        const mine = rows.filter((r) => r.method === m);
+        const mine = rows.filter((r) => series(r) === m);
         return mine.length === 0 ? '' : methodVerdict(mine);
       }),
     ];
@@ -305,7 +307,7 @@ export function renderView(root: HTMLElement, state: ViewState, actions: ViewAct
   const legend = el('ul', { class: 'legend', 'aria-hidden': 'true' }, ...summaries.map((s, i) => {
     const swatch = el('span', { class: 'swatch' });
     swatch.style.backgroundColor = methodColor(theme, i);
-    return el('li', {}, swatch, s.method);
+    return el('li', {}, swatch, s.family === 'recurrent' ? `${s.method} (recurrent, constant state)` : s.method);
   }));
   root.append(section('pareto', 'Accuracy vs memory', paretoBox, legend, methodsTable(summaries, frontierSet)));
   deferred.push(() => renderPareto(paretoBox, summaries, frontier, theme));

@@ -254,7 +254,7 @@ test('malformed messages are dropped, reported to the host, and leave the panel 
     null,
     42,
     { type: 'results' },
-    { type: 'results', results: { schemaVersion: 2, rows: 'x' }, resultsPath: null, focus: null },
+    { type: 'results', results: { schemaVersion: 3, rows: 'x' }, resultsPath: null, focus: null },
     { type: 'results', results: { ...JSON.parse(fixtureText), rows: [{ task: 'needle' }] }, resultsPath: null, focus: null },
     { type: 'focus', focus: { task: 7 } },
     { type: 'runState', running: 'yes' },

@@ -161,7 +161,7 @@ test('a method listed twice is refused before anything runs (its rows would coll
 test('a results file that breaks the schema is refused with its path', () => {
   const dir = mkdtempSync(join(tmpdir(), 'kvlens-schema-'));
   const bad = join(dir, 'bad.json');
-  writeFileSync(bad, JSON.stringify({ schemaVersion: 2, rows: [] }));
+  writeFileSync(bad, JSON.stringify({ schemaVersion: 3, rows: [] }));
   assert.throws(() => readResultsFile(bad), (e: Error) => e.message.startsWith(bad) && /schemaVersion|required/.test(e.message));
   assert.equal(existsSync(bad), true);
 });

@@ -31,7 +31,7 @@ test('csv: text cells a spreadsheet would evaluate start with a quote mark; numb
 test('markdown: names, paths and answers are literal text, one table cell each', () => {
   const results = fixture();
   results.rows = results.rows.slice(0, 1);
-  results.config.model.path = '/models/`evil`<img src=x onerror=alert(1)>';
+  results.config.model.path = results.config.models[0].path = '/models/`evil`<img src=x onerror=alert(1)>';
   results.rows[0].task = '[click](http://x) | *bold*';
   results.rows[0].answer = 'line one\nline two | <b>x</b>';
   const markdown = toMarkdown(results);

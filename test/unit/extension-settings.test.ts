@@ -84,18 +84,19 @@ test('results files: newest first, clear errors for bad files, engine answers re
     writeFileSync(join(dir, 'broken.json'), '{"schemaVersion": 2,');
     assert.throws(() => readProfiledResults(join(dir, 'broken.json')), /broken\.json: the results file is not valid JSON/);
     writeFileSync(join(dir, 'other.json'), '{"name": "package"}');
-    assert.throws(() => readProfiledResults(join(dir, 'other.json')), /other\.json: not a kvlens results file: results schemaVersion must be 2, found nothing/);
+    assert.throws(() => readProfiledResults(join(dir, 'other.json')), /other\.json: not a kvlens results file: results schemaVersion must be 3, found nothing/);
     assert.throws(() => readProfiledResults(join(dir, 'nope.json')), /nope\.json: cannot read the results file \(ENOENT\)/);
     // A file an older kvlens wrote (schemaVersion 1: rows without prediction, metric and group) still opens.
     const old = JSON.parse(fixture);
     old.schemaVersion = 1;
-    for (const row of old.rows) for (const key of ['prediction', 'metric', 'group']) delete row[key];
+    delete old.config.models;
+    for (const row of old.rows) for (const key of ['model', 'prediction', 'metric', 'group']) delete row[key];
     writeFileSync(join(dir, 'old.json'), JSON.stringify(old));
     const migrated = readProfiledResults(join(dir, 'old.json'));
-    assert.equal(migrated.schemaVersion, 2);
+    assert.equal(migrated.schemaVersion, 3);
     assert.equal(migrated.rows.length, 36);
     assert.equal(migrated.rows[0].prediction, null);
-    assert.match(migrated.log.at(-1) ?? '', /migrated from results schemaVersion 1/);
+    assert.match(migrated.log.at(-2) ?? '', /migrated from results schemaVersion 1/);
     const parsed = JSON.parse(fixture);
     assert.equal(resultsFromAnswer(parsed, '/w/r.json').results?.rows.length, 36);
     assert.deepEqual(resultsFromAnswer({ status: 'complete', outFile: '/w/out.json', rows: 36 }, '/w/r.json'), { results: null, path: '/w/out.json' });

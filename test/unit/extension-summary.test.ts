@@ -21,7 +21,7 @@ test('results validation names the bad field', () => {
   bad.rows[3].score = 'high';
   assert.equal(checkResultsFile(bad), 'rows[3].score must be a finite number, found "high"');
   const wrongVersion = { ...fixture(), schemaVersion: 1 };
-  assert.match(checkResultsFile(wrongVersion) ?? '', /schemaVersion must be 2, found 1/);
+  assert.match(checkResultsFile(wrongVersion) ?? '', /schemaVersion must be 3, found 1/);
   const badRetained = fixture() as unknown as { rows: Array<Record<string, unknown>> };
   badRetained.rows[0].retained = [{ method: 'full', file: 'a.ts', keptLines: [[5, 2]] }];
   assert.match(checkResultsFile(badRetained) ?? '', /rows\[0\]\.retained\[0\]\.keptLines\[0\] ends before it starts/);

@@ -48,7 +48,7 @@ test('a claim holds a lock naming this pid; a second claim is refused; release r
 
 test('an existing file is refused unless forced, saying whether it is a results file', () => {
   const path = fresh();
-  writeFileSync(path, JSON.stringify({ schemaVersion: 2, createdAt: 'x', status: 'complete', rows: [] }));
+  writeFileSync(path, JSON.stringify({ schemaVersion: 3, createdAt: 'x', status: 'complete', rows: [] }));
   refuses(() => claimOutputFile(path, { lock: true }), path, /^.*: --out would replace a kvlens results file \(status complete\): pass --force to replace it/);
   assert.equal(existsSync(lockPathOf(path)), false, 'a refused claim leaves no lock');
   const other = join(path, '..', 'notes.txt');

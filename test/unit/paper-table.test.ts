@@ -6,7 +6,7 @@ import { paperColumnOf, paperTable, paperTableCsv, paperTableMarkdown } from '..
 import { toMarkdown } from '../../src/engine/bench/export';
 import type { ResultRow, ResultsFile } from '../../src/engine/bench/results';
 
-const base = { sampleId: 's', length: 10, targetLength: 10, depth: null, family: 'baseline', exact: false, answer: '', expected: '', prediction: '', group: null, metric: null, tokensKept: 0, tokensKeptPerHead: 0, tokensFull: 0, bytesHeld: 0, bytesFull: 0, bytesActive: 0, compressionRatio: 1, verified: true, note: null, prefillMs: 0, compressMs: 0, decodeTokensPerSecond: 0, peakRssBytes: 0, source: null };
+const base = { model: 'default', sampleId: 's', length: 10, targetLength: 10, depth: null, family: 'baseline', exact: false, answer: '', expected: '', prediction: '', group: null, metric: null, tokensKept: 0, tokensKeptPerHead: 0, tokensFull: 0, bytesHeld: 0, bytesFull: 0, bytesActive: 0, compressionRatio: 1, verified: true, note: null, prefillMs: 0, compressMs: 0, decodeTokensPerSecond: 0, peakRssBytes: 0, source: null };
 const row = (method: string, task: string, score: number, error: string | null = null): ResultRow => ({ ...base, method, task, score, error });
 
 const rows: ResultRow[] = [
@@ -61,10 +61,10 @@ test('Markdown and CSV in the paper layout, and the Markdown export carries the 
   assert.equal(paperTableCsv({ ...results, rows: [row('full', 'needle', 1)] }), 'method,Average\n');
   const file = {
     ...results,
-    schemaVersion: 2,
+    schemaVersion: 3,
     status: 'complete',
     createdAt: '2026-01-01T00:00:00Z',
-    config: { methods: ['full'], tasks: [], lengths: [1024], seed: 0, kvlensVersion: '0', executionProvider: 'cpu', model: { path: 'm', architecture: 'a', dtype: 'f32', parameters: 1 } },
+    config: { methods: ['full'], tasks: [], lengths: [1024], seed: 0, kvlensVersion: '0', executionProvider: 'cpu', model: { path: 'm', architecture: 'a', dtype: 'f32', parameters: 1 }, models: [{ label: 'm', path: 'm', architecture: 'a', dtype: 'f32', parameters: 1, methods: ['full'] }] },
   } as unknown as ResultsFile;
   const markdown = toMarkdown(file);
   assert.ok(markdown.includes("## LongBench categories and needle (the paper's layout)\n\n| method | Single-Doc QA |"));

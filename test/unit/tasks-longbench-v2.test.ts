@@ -112,7 +112,7 @@ test("query_llm's cut: ids[:n // 2] + ids[-n // 2:], decoded together", () => {
 });
 
 test('result.py: accuracy × 100 to one decimal, overall, easy / hard and short / medium / long', () => {
-  const base = { length: 10, targetLength: 10, depth: null, family: 'baseline', exact: false, answer: '', expected: '', prediction: '', tokensKept: 0, tokensKeptPerHead: 0, tokensFull: 0, bytesHeld: 0, bytesFull: 0, bytesActive: 0, compressionRatio: 1, verified: true, note: null, prefillMs: 0, compressMs: 0, decodeTokensPerSecond: 0, peakRssBytes: 0, source: null, error: null };
+  const base = { model: 'default', length: 10, targetLength: 10, depth: null, family: 'baseline', exact: false, answer: '', expected: '', prediction: '', tokensKept: 0, tokensKeptPerHead: 0, tokensFull: 0, bytesHeld: 0, bytesFull: 0, bytesActive: 0, compressionRatio: 1, verified: true, note: null, prefillMs: 0, compressMs: 0, decodeTokensPerSecond: 0, peakRssBytes: 0, source: null, error: null };
   const r = (group: string, score: number, error: string | null = null): ResultRow => ({ ...base, task: 'longbench-v2', sampleId: group, method: 'full', metric: 'choice_accuracy', group, score, error });
   const scores = benchmarkScores([r('easy/short', 1), r('easy/long', 0), r('hard/medium', 1), r('hard/long', 1), r('hard/short', 0, 'engine failed')]);
   const by = Object.fromEntries(scores.map((s) => [s.group ?? 'overall', [s.rows, s.score]]));

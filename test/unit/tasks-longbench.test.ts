@@ -162,7 +162,7 @@ test('scoring: the first line only for trec/triviaqa/samsum/lsht, the max over g
 
 function resultRow(task: string, method: string, score: number, extra: Partial<ResultRow> = {}): ResultRow {
   return {
-    task, sampleId: `${task}-${score}-${Math.random()}`, length: 10, targetLength: 4096, depth: null, method, family: 'baseline', score, exact: score === 1,
+    model: 'default', task, sampleId: `${task}-${score}-${Math.random()}`, length: 10, targetLength: 4096, depth: null, method, family: 'baseline', score, exact: score === 1,
     answer: '', expected: '', prediction: '', metric: 'qa_f1_score', group: null, tokensKept: 0, tokensKeptPerHead: 0, tokensFull: 0,
     bytesHeld: 0, bytesFull: 0, bytesActive: 0, compressionRatio: 1, verified: true, note: null, prefillMs: 0, compressMs: 0,
     decodeTokensPerSecond: 0, peakRssBytes: 0, source: null, error: null, ...extra,

@@ -77,7 +77,7 @@ test('string_match_all and string_match_part are case-insensitive substring matc
 });
 
 test('RULER scores: total / n × 100 rounded to 2 decimals, by task and sequence length', () => {
-  const base = { sampleId: 's', length: 10, depth: null, family: 'baseline', exact: false, answer: '', expected: '', prediction: '', group: null, tokensKept: 0, tokensKeptPerHead: 0, tokensFull: 0, bytesHeld: 0, bytesFull: 0, bytesActive: 0, compressionRatio: 1, verified: true, note: null, prefillMs: 0, compressMs: 0, decodeTokensPerSecond: 0, peakRssBytes: 0, source: null, error: null };
+  const base = { model: 'default', sampleId: 's', length: 10, depth: null, family: 'baseline', exact: false, answer: '', expected: '', prediction: '', group: null, tokensKept: 0, tokensKeptPerHead: 0, tokensFull: 0, bytesHeld: 0, bytesFull: 0, bytesActive: 0, compressionRatio: 1, verified: true, note: null, prefillMs: 0, compressMs: 0, decodeTokensPerSecond: 0, peakRssBytes: 0, source: null, error: null };
   const rows: ResultRow[] = [
     { ...base, task: 'ruler/niah_multivalue', targetLength: 4096, method: 'full', score: 0.75, metric: 'string_match_all' },
     { ...base, task: 'ruler/niah_multivalue', targetLength: 4096, method: 'full', score: 1, metric: 'string_match_all' },

@@ -49,7 +49,7 @@ export function mergeResults(inputs: { path: string; results: ResultsFile }[], o
   let filesUsed = 0;
   for (const { path, results } of inputs) {
     if (comparableConfig(results) !== reference) {
-      throw new KvlensError(`belongs to a different sweep than ${inputs[0].path} (model, methods, tasks, lengths or seed differ)`, path);
+      throw new KvlensError(`belongs to a different sweep than ${inputs[0].path} (models, methods, tasks, lengths or seed differ)`, path);
     }
     const shard = results.config.shard;
     if (shard) {
@@ -57,8 +57,8 @@ export function mergeResults(inputs: { path: string; results: ResultsFile }[], o
       seenShards.add(shard.index);
     }
     for (const row of results.rows) {
-      const key = `${row.task}\u0000${row.sampleId}\u0000${row.method}`;
-      if (seenRows.has(key)) throw new KvlensError(`row ${row.task}/${row.sampleId}/${row.method} already came from another file`, path);
+      const key = `${row.model}\u0000${row.task}\u0000${row.sampleId}\u0000${row.method}`;
+      if (seenRows.has(key)) throw new KvlensError(`row ${row.model}: ${row.task}/${row.sampleId}/${row.method} already came from another file`, path);
       seenRows.add(key);
       merged.rows.push(row);
     }

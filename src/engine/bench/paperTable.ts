@@ -5,7 +5,7 @@
 import { LONGBENCH_DATASETS, type LongBenchCategory } from '../tasks/longbench';
 import { pyRound2 } from '../tasks/pyText';
 import type { ResultRow, ResultsFile } from './results';
-import { methodOrder } from './summary';
+import { methodOrder, seriesNamer } from './summary';
 import { csvCell, mdCell } from './exportCells';
 
 export const PAPER_COLUMNS = ['single-doc QA', 'multi-doc QA', 'summarization', 'few-shot', 'synthetic', 'code', 'needle'] as const;
@@ -56,11 +56,12 @@ export function paperTable(rows: readonly ResultRow[], configuredMethods: string
   // method → column → dataset → [total, count]
   const tally = new Map<string, Map<PaperColumn, Map<string, [number, number]>>>();
   const datasets = new Map<PaperColumn, Set<string>>();
+  const name = seriesNamer(rows);
   for (const row of rows) {
     const column = paperColumnOf(row.task);
     if (column === null) continue;
-    let byColumn = tally.get(row.method);
-    if (!byColumn) tally.set(row.method, (byColumn = new Map()));
+    let byColumn = tally.get(name(row));
+    if (!byColumn) tally.set(name(row), (byColumn = new Map()));
     let byDataset = byColumn.get(column);
     if (!byDataset) byColumn.set(column, (byDataset = new Map()));
     const cell = byDataset.get(row.task) ?? [0, 0];

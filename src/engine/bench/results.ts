@@ -2,7 +2,7 @@
 // Bump RESULTS_SCHEMA_VERSION on any incompatible change and keep schema/results.schema.json in step.
 import type { KvDtype } from '../kv/kv-dtype';
 
-export const RESULTS_SCHEMA_VERSION = 2;
+export const RESULTS_SCHEMA_VERSION = 3;
 
 /**
  * How a continuation is scored: kvlens' own rules (`exact`, `edit-similarity`), LongBench's metrics under the
@@ -43,6 +43,8 @@ export const SCORE_RULES: readonly ScoreRule[] = [
 ];
 
 export interface ResultRow {
+  /** Label of the model the row ran on (config.models[].label): a sweep may hold several models. */
+  model: string;
   task: string;
   sampleId: string;
   /** Prompt length in tokens (after prompt compression for methods that change the prompt). */
@@ -126,12 +128,28 @@ export interface RunConfigSnapshot extends SweepSpec {
    * `weights`: how the engine held them; `kvDtype`: what full-precision caches held keys and values in
    * (both absent in files written before they existed; such caches were fp32).
    */
-  model: { path: string; contentHash: string; architecture: string; dtype: string; parameters: number; weights?: string; kvDtype?: KvDtype };
+  model: ModelSnapshot;
+  /**
+   * Every model of the sweep, in the order they ran (the first is `model`), each with the label its rows carry
+   * and the methods it ran: a recurrent model runs only `full`.
+   */
+  models: (ModelSnapshot & { label: string; methods: string[] })[];
+  /** The first model's tokenizer: it built the samples' text, which every model then tokenizes itself. */
   tokenizer: string;
   executionProvider: string;
   shard: { index: number; count: number } | null;
   workspace: string;
   machine: { platform: string; arch: string; cpus: number; cpuModel: string; totalMemoryBytes: number; node: string };
+}
+
+export interface ModelSnapshot {
+  path: string;
+  contentHash: string;
+  architecture: string;
+  dtype: string;
+  parameters: number;
+  weights?: string;
+  kvDtype?: KvDtype;
 }
 
 export type ResultsStatus = 'running' | 'complete' | 'cancelled' | 'failed';

@@ -12,7 +12,10 @@ import { DEFAULT_PREFILL_CHUNK, conditionalScorer, lineStarts, selfInformation }
 import { writeFileAtomic } from './atomicWrite';
 import { claimOutputFile, type OutputClaim } from './outputLock';
 import { RESULTS_SCHEMA_VERSION, type ResultRow, type ResultsFile } from './results';
-import { encodePrompt, planSweep, type SweepPlan } from './sweepPlan';
+import { encodePrompt, modelSnapshot, planSweep, type SweepPlan } from './sweepPlan';
+import { modelLabel } from './migrate';
+import { sweepContextTokens } from './estimate';
+import { checkContextLength } from '../model/config';
 import type { ModelSession } from '../session';
 import { checkRecurrentMethods, recurrentRow } from '../model/recurrent/bench';
 import { NonFiniteLogitsError } from '../model/finiteLogits';
@@ -57,27 +60,64 @@ function peakRss(): number {
   return process.resourceUsage().maxRSS * 1024;
 }
 
-export async function runBench(session: ModelSession, request: BenchRequest, hooks: RunHooks = {}): Promise<ResultsFile> {
+/** One model of a sweep: its session, the label its rows carry and the methods it runs. */
+interface SweepModel {
+  session: ModelSession;
+  label: string;
+  methods: KvMethod[];
+}
+
+/**
+ * Runs a sweep on one model, or on several side by side (`--model default,<folder>`): every model prefills
+ * each sample itself and its rows carry its label. The first model's tokenizer builds the samples' text, so
+ * every model answers the same prompts; a recurrent model has no KV cache and runs only `full`.
+ */
+export async function runBench(sessions: ModelSession | readonly ModelSession[], request: BenchRequest, hooks: RunHooks = {}): Promise<ResultsFile> {
+  const all = Array.isArray(sessions) ? (sessions as readonly ModelSession[]) : [sessions as ModelSession];
+  if (all.length === 0) throw new KvlensError('a sweep needs at least one model');
   const log: string[] = [];
   const say = (line: string) => {
     log.push(line);
     hooks.onLog?.(line);
   };
-  if (session.fallbackReasons.length > 0) for (const reason of session.fallbackReasons) say(`provider fallback: ${reason}`);
-  say(`model ${session.modelPath} on ${session.provider}, weights ${session.weightFormatLabel} (${session.weightFormat.reason}), KV cache ${session.kvDtype}`);
-  if (session.recurrent) say(checkRecurrentMethods(session.recurrent, request.methods));
+  const labels = all.map((session) => modelLabel(session.modelPath));
+  const repeated = labels.find((label, i) => labels.indexOf(label) !== i);
+  if (repeated !== undefined) {
+    const paths = all.filter((_, i) => labels[i] === repeated).map((s) => s.modelPath);
+    throw new KvlensError(`two models of the sweep go by the label ${JSON.stringify(repeated)} (${paths.join(', ')}): their rows could not be told apart; give them folders of different names`);
+  }
+  for (const session of all) {
+    if (session.fallbackReasons.length > 0) for (const reason of session.fallbackReasons) say(`provider fallback: ${reason}`);
+    say(`model ${session.modelPath} on ${session.provider}, weights ${session.weightFormatLabel} (${session.weightFormat.reason}), KV cache ${session.kvDtype}`);
+    // Alone, a recurrent model refuses KV methods (they were asked of it); beside a transformer they are the transformer's.
+    if (session.recurrent && all.length === 1) say(checkRecurrentMethods(session.recurrent, request.methods));
+  }
   const claim = request.outFile && !hooks.output ? claimOutputFile(request.outFile, { lock: true, say }) : null;
   try {
-    const plan = await planSweep(session, request, { signal: hooks.signal, say });
-    return await runSweep(session, plan, request, hooks, { log, say });
+    for (const session of all.slice(1)) {
+      checkContextLength(session.model.config, sweepContextTokens(request.lengths), `lengths ${request.lengths.join(', ')} (${session.modelPath})`, request.allowLongContext);
+    }
+    const plan = await planSweep(all[0], request, { signal: hooks.signal, say });
+    const models: SweepModel[] = all.map((session, i) => ({ session, label: labels[i], methods: session.recurrent ? [createMethod('full')] : plan.methods }));
+    if (all.length > 1) {
+      plan.config.models = [];
+      for (const model of models) {
+        plan.config.models.push({ ...(await modelSnapshot(model.session)), label: model.label, methods: model.methods.map((m) => m.spec) });
+        if (model.session.recurrent) {
+          const skipped = plan.methods.filter((m) => m.spec !== 'full').map((m) => m.spec);
+          say(`${model.label}: ${checkRecurrentMethods(model.session.recurrent, ['full'])}${skipped.length > 0 ? ` (${skipped.join(', ')} run on the other models only)` : ''}`);
+        }
+      }
+    }
+    return await runSweep(models, plan, request, hooks, { log, say });
   } finally {
     claim?.release();
   }
 }
 
 /** Runs a planned sweep: the results file is written before the first sample and after every one. */
-async function runSweep(session: ModelSession, plan: SweepPlan, request: BenchRequest, hooks: RunHooks, runLog: { log: string[]; say: (line: string) => void }): Promise<ResultsFile> {
-  const { methods, samples } = plan;
+async function runSweep(models: SweepModel[], plan: SweepPlan, request: BenchRequest, hooks: RunHooks, runLog: { log: string[]; say: (line: string) => void }): Promise<ResultsFile> {
+  const { samples } = plan;
   const { say } = runLog;
   const finished = { samples: samples.length, samplesDone: 0 };
   const results: ResultsFile = {
@@ -101,33 +141,32 @@ async function runSweep(session: ModelSession, plan: SweepPlan, request: BenchRe
     throw new KvlensError(`cannot write the results file (${(error as NodeJS.ErrnoException).code ?? describeError(error)})`, request.outFile ?? undefined);
   }
 
-  const progress = progressReporter(samples.length * methods.length, hooks.onProgress);
+  const rowsPerSample = models.reduce((n, m) => n + m.methods.length, 0);
+  const progress = progressReporter(samples.length * rowsPerSample, hooks.onProgress);
+  const several = models.length > 1;
+  const push = (row: ResultRow) => {
+    results.rows.push(row);
+    hooks.onRow?.(row);
+    progress.done();
+  };
   try {
     for (const sample of samples) {
-      hooks.signal?.throwIfAborted();
-      // A recurrent model has no cache to fork: its one row (method full) runs on the state it carries.
-      const context = session.recurrent ? null : await prefillOrRecord(session, sample, methods, request.maxNewTokens, hooks.signal);
-      if (context && 'failed' in context) {
-        // The model's own prefill of this prompt gave non-finite logits: every method's row says so, and the
-        // sweep goes on (another prompt may run), instead of decoding an argmax over NaN.
-        say(`${sample.id}: ${context.failed}; recorded as an error on every method's row`);
-        for (const method of methods) {
-          const row = { ...blankRow(sample, context.tokens, 0, 0, method), error: context.failed, peakRssBytes: peakRss() };
-          results.rows.push(row);
-          hooks.onRow?.(row);
-          progress.done();
-        }
-        finished.samplesDone++;
-        save();
-        continue;
-      }
-      for (const method of methods) {
+      for (const { session, label, methods } of models) {
         hooks.signal?.throwIfAborted();
-        progress.step(`${sample.task} ${sample.targetLength}${sample.depth === null ? '' : ` d=${sample.depth}`} · ${method.spec}`);
-        const row = context ? await runMethod(context, method) : recurrentSampleRow(session, sample, request.maxNewTokens, hooks.signal);
-        results.rows.push(row);
-        hooks.onRow?.(row);
-        progress.done();
+        // A recurrent model has no cache to fork: its one row (method full) runs on the state it carries.
+        const context = session.recurrent ? null : await prefillOrRecord(session, label, sample, methods, request.maxNewTokens, hooks.signal);
+        if (context && 'failed' in context) {
+          // The model's own prefill of this prompt gave non-finite logits: every method's row says so, and the
+          // sweep goes on (another prompt may run), instead of decoding an argmax over NaN.
+          say(`${several ? `${label}: ` : ''}${sample.id}: ${context.failed}; recorded as an error on every method's row`);
+          for (const method of methods) push({ ...blankRow(label, sample, context.tokens, 0, 0, method), error: context.failed, peakRssBytes: peakRss() });
+          continue;
+        }
+        for (const method of methods) {
+          hooks.signal?.throwIfAborted();
+          progress.step(`${several ? `${label} · ` : ''}${sample.task} ${sample.targetLength}${sample.depth === null ? '' : ` d=${sample.depth}`} · ${method.spec}`);
+          push(context ? await runMethod(context, method) : recurrentSampleRow(session, label, sample, request.maxNewTokens, hooks.signal));
+        }
       }
       progress.step(`${sample.id} done`);
       finished.samplesDone++;
@@ -149,8 +188,8 @@ async function runSweep(session: ModelSession, plan: SweepPlan, request: BenchRe
   return results;
 }
 
-function recurrentSampleRow(session: ModelSession, sample: Sample, maxNewTokens: number | undefined, signal: AbortSignal | undefined): ResultRow {
-  const options = { maxNewTokens: maxNewTokensFor(sample, maxNewTokens), isComplete: completionCheck(session, sample), signal };
+function recurrentSampleRow(session: ModelSession, label: string, sample: Sample, maxNewTokens: number | undefined, signal: AbortSignal | undefined): ResultRow {
+  const options = { model: label, maxNewTokens: maxNewTokensFor(sample, maxNewTokens), isComplete: completionCheck(session, sample), signal };
   return recurrentRow(session, session.recurrent!, sample, encodePrompt(session, sample.prompt), options);
 }
 
@@ -172,6 +211,8 @@ function progressReporter(total: number, onProgress: RunHooks['onProgress']): { 
 /** What every method of one sample shares: the prompt, its one prefill, and what each row is measured against. */
 interface SampleContext {
   session: ModelSession;
+  /** The label the model's rows carry. */
+  model: string;
   sample: Sample;
   tokens: number[];
   /** The prefill every cache method forks (with the attention statistics any of them needs). */
@@ -189,29 +230,31 @@ type Prefilled = Awaited<ReturnType<typeof prefill>>;
 
 async function prefillSample(
   session: ModelSession,
+  model: string,
   sample: Sample,
   methods: KvMethod[],
   options: { maxNewTokens: number | undefined; signal: AbortSignal | undefined },
 ): Promise<SampleContext> {
-  const { forward, model } = session;
+  const { forward } = session;
   const tokens = encodePrompt(session, sample.prompt);
   const needs = mergeNeeds(...methods.filter((m) => !m.compressPrompt).map((m) => m.needs(tokens.length)));
   const shared = await prefill(forward, tokens, { chunkSize: DEFAULT_PREFILL_CHUNK, attention: needs });
   const lineOfToken = tokenLines(tokens.map((id) => session.tokenizer.decode([id], { skipSpecialTokens: true })));
-  const fullBytes = createMethod('full').compress({ layers: shared.layers, stats: null, config: model.config }).bytes().held;
-  return { session, sample, tokens, shared, fullBytes, lineOfToken, ...options };
+  const fullBytes = createMethod('full').compress({ layers: shared.layers, stats: null, config: session.model.config }).bytes().held;
+  return { session, model, sample, tokens, shared, fullBytes, lineOfToken, ...options };
 }
 
 /** The sample's shared prefill, or (when its logits were NaN or infinite) the error every method's row records. */
 async function prefillOrRecord(
   session: ModelSession,
+  model: string,
   sample: Sample,
   methods: KvMethod[],
   maxNewTokens: number | undefined,
   signal: AbortSignal | undefined,
 ): Promise<SampleContext | { failed: string; tokens: number[] }> {
   try {
-    return await prefillSample(session, sample, methods, { maxNewTokens, signal });
+    return await prefillSample(session, model, sample, methods, { maxNewTokens, signal });
   } catch (error) {
     if (signal?.aborted || !(error instanceof NonFiniteLogitsError)) throw error;
     return { failed: `prefill: ${error.message}`, tokens: encodePrompt(session, sample.prompt) };
@@ -220,11 +263,12 @@ async function prefillOrRecord(
 
 /** A method's row before it has run: what the sample and the shared prefill already say. */
 function emptyRow(context: SampleContext, method: KvMethod): ResultRow {
-  return blankRow(context.sample, context.tokens, context.fullBytes, context.shared.ms, method);
+  return blankRow(context.model, context.sample, context.tokens, context.fullBytes, context.shared.ms, method);
 }
 
-function blankRow(sample: Sample, tokens: number[], fullBytes: number, prefillMs: number, method: KvMethod): ResultRow {
+function blankRow(model: string, sample: Sample, tokens: number[], fullBytes: number, prefillMs: number, method: KvMethod): ResultRow {
   return {
+    model,
     task: sample.task,
     sampleId: sample.id,
     length: tokens.length,

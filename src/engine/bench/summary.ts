@@ -6,7 +6,10 @@ import type { ResultRow } from './results';
 export { formatBytes, formatNumber } from '../format';
 
 export interface MethodSummary {
+  /** The method, or with several models in the rows `<model> · <method>` (seriesNamer). */
   method: string;
+  /** The model the series ran on. */
+  model: string;
   family: string;
   rows: number;
   errors: number;
@@ -35,9 +38,26 @@ function configuredFirst(occurring: string[], configured: string[]): string[] {
   return [...new Set([...configured.filter((name) => present.has(name)), ...occurring])];
 }
 
-/** Methods in the order the run listed them (falling back to first appearance in the rows). */
+/**
+ * What a row's series (a line of the summary, a point of the Pareto chart) is called: its method, or with
+ * several models in the rows `<model> · <method>`, so each model's rows are summarized apart.
+ */
+export function seriesNamer(rows: readonly ResultRow[]): (row: ResultRow) => string {
+  const first = rows[0]?.model;
+  const several = rows.some((r) => r.model !== first);
+  return several ? (row) => `${row.model} · ${row.method}` : (row) => row.method;
+}
+
+/** Methods (series, with several models) in the order the run listed them, falling back to first appearance in the rows. */
 export function methodOrder(rows: ResultRow[], configured: string[] = []): string[] {
-  return configuredFirst(rows.map((r) => r.method), configured);
+  const name = seriesNamer(rows);
+  return configuredFirst(rows.map(name), configured);
+}
+
+/** The rows of one series of methodOrder. */
+export function seriesRows(rows: ResultRow[], series: string): ResultRow[] {
+  const name = seriesNamer(rows);
+  return rows.filter((r) => name(r) === series);
 }
 
 export function taskOrder(rows: ResultRow[], configured: string[] = []): string[] {
@@ -45,13 +65,14 @@ export function taskOrder(rows: ResultRow[], configured: string[] = []): string[
 }
 
 export function summarizeMethod(method: string, rows: ResultRow[]): MethodSummary {
-  const mine = rows.filter((r) => r.method === method);
+  const mine = seriesRows(rows, method);
   const ok = mine.filter((r) => r.error === null);
   const held = ok.reduce((s, r) => s + r.bytesHeld, 0);
   const full = ok.reduce((s, r) => s + r.bytesFull, 0);
   return {
     method,
     family: mine[0]?.family ?? '',
+    model: mine[0]?.model ?? '',
     rows: mine.length,
     errors: mine.length - ok.length,
     meanScore: mean(ok.map((r) => r.score)),
@@ -75,7 +96,8 @@ export function taskScores(rows: ResultRow[], methods: string[], tasks: string[]
   const table = new Map<string, Map<string, number>>();
   for (const m of methods) {
     const byTask = new Map<string, number>();
-    for (const t of tasks) byTask.set(t, mean(rows.filter((r) => r.method === m && r.task === t && r.error === null).map((r) => r.score)));
+    const mine = seriesRows(rows, m);
+    for (const t of tasks) byTask.set(t, mean(mine.filter((r) => r.task === t && r.error === null).map((r) => r.score)));
     table.set(m, byTask);
   }
   return table;
@@ -102,7 +124,7 @@ export interface NeedleGrid {
 
 /** Mean score of one method's rows for a depth-carrying task, by target length and needle depth. */
 export function needleGrid(rows: ResultRow[], method: string, task = 'needle'): NeedleGrid {
-  const mine = rows.filter((r) => r.method === method && r.task === task && r.depth !== null && r.error === null);
+  const mine = seriesRows(rows, method).filter((r) => r.task === task && r.depth !== null && r.error === null);
   const all = rows.filter((r) => r.task === task && r.depth !== null);
   const lengths = [...new Set(all.map((r) => r.targetLength))].sort((a, b) => a - b);
   const depths = [...new Set(all.map((r) => r.depth as number))].sort((a, b) => a - b);
@@ -114,6 +136,8 @@ export function needleGrid(rows: ResultRow[], method: string, task = 'needle'): 
 
 /** Methods, full first, that have at least one needle row. */
 export function needleMethods(rows: ResultRow[], configured: string[] = [], task = 'needle'): string[] {
-  const withNeedle = methodOrder(rows, configured).filter((m) => rows.some((r) => r.method === m && r.task === task && r.depth !== null));
-  return withNeedle.sort((a, b) => (a === 'full' ? -1 : b === 'full' ? 1 : 0));
+  const name = seriesNamer(rows);
+  const withNeedle = methodOrder(rows, configured).filter((m) => rows.some((r) => name(r) === m && r.task === task && r.depth !== null));
+  const isFull = (series: string) => series === 'full' || series.endsWith(' · full');
+  return withNeedle.sort((a, b) => (isFull(a) === isFull(b) ? 0 : isFull(a) ? -1 : 1));
 }

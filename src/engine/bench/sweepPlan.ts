@@ -11,7 +11,8 @@ import { buildSamples, importSamples, scanWorkspace, type ChatMessage, type Samp
 import type { FocusLines } from '../tasks/types';
 import { sweepContextTokens } from './estimate';
 import { shardSlice } from './merge';
-import type { ResultsFile, RunConfigSnapshot } from './results';
+import type { ModelSnapshot, ResultsFile, RunConfigSnapshot } from './results';
+import { modelLabel } from './migrate';
 import { modelContentHash, type ModelSession } from '../session';
 import { KVLENS_VERSION } from '../version';
 
@@ -150,18 +151,25 @@ async function sweepSamples(
   return samples;
 }
 
+/** What the results file records of one model. */
+export async function modelSnapshot(session: ModelSession): Promise<ModelSnapshot> {
+  return {
+    path: session.modelPath,
+    contentHash: await modelContentHash(session.modelPath),
+    architecture: session.model.config.hfArchitecture,
+    dtype: session.model.dtype,
+    parameters: session.model.parameterCount,
+    weights: session.weightFormatLabel,
+    kvDtype: session.kvDtype,
+  };
+}
+
 async function configSnapshot(session: ModelSession, request: BenchRequest, methods: KvMethod[], workspace: string): Promise<RunConfigSnapshot> {
+  const model = await modelSnapshot(session);
   return {
     kvlensVersion: KVLENS_VERSION,
-    model: {
-      path: session.modelPath,
-      contentHash: await modelContentHash(session.modelPath),
-      architecture: session.model.config.hfArchitecture,
-      dtype: session.model.dtype,
-      parameters: session.model.parameterCount,
-      weights: session.weightFormatLabel,
-      kvDtype: session.kvDtype,
-    },
+    model,
+    models: [{ ...model, label: modelLabel(session.modelPath), methods: methods.map((m) => m.spec) }],
     tokenizer: session.tokenizer.tokenizerFile,
     executionProvider: session.provider,
     methods: methods.map((m) => m.spec),

@@ -27,6 +27,8 @@ export function checkRecurrentMethods(forward: RecurrentForward, specs: readonly
 }
 
 export interface RecurrentRowOptions {
+  /** The label the row carries in a sweep of several models. */
+  model: string;
   maxNewTokens: number;
   isComplete?: (generated: number[]) => boolean;
   signal?: AbortSignal;
@@ -36,6 +38,7 @@ export interface RecurrentRowOptions {
 export function recurrentRow(session: ModelSession, forward: RecurrentForward, sample: Sample, tokens: number[], options: RecurrentRowOptions): ResultRow {
   const stateBytes = forward.initialState().bytes();
   const base: ResultRow = {
+    model: options.model,
     task: sample.task,
     sampleId: sample.id,
     length: tokens.length,
