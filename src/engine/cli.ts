@@ -127,6 +127,15 @@ function print(values: Values, human: string, json: unknown): void {
   process.stdout.write(values.json ? JSON.stringify(json, null, 2) + '\n' : human.endsWith('\n') ? human : human + '\n');
 }
 
+/** The models of `--model a,b`: each entry once, none empty. */
+function modelList(text: string): string[] {
+  const models = text.split(',').map((m) => m.trim());
+  if (models.some((m) => m === '')) throw new KvlensError(`--model ${JSON.stringify(text)} has an empty entry: list models as default,<folder>`);
+  const twice = models.find((m, i) => models.indexOf(m) !== i);
+  if (twice !== undefined) throw new KvlensError(`--model lists ${JSON.stringify(twice)} twice: list each model once`);
+  return models;
+}
+
 async function open(values: Values, contextTokens?: number) {
   return openModel(String(values.model), { provider: providerOf(values), backend: backendOf(values), contextTokens, weights: parseWeightsChoice(values.weights), threads: threadsOf(values), kvDtype: parseKvDtype(String(values['kv-dtype'])) });
 }
@@ -262,7 +271,7 @@ const commands: Record<string, Command> = {
   bench: {
     summary: 'build queries from a codebase and compare KV methods on them (the main job)',
     usage:
-      `kvlens bench <folder> [--model default|<hf-folder>] [${WEIGHTS_FLAG}] [${KV_DTYPE_FLAG}] [--methods full,kivi:bits=4,...] [--tasks needle,completion,...] ` +
+      `kvlens bench <folder> [--model default|<hf-folder>[,<another model>...]] [${WEIGHTS_FLAG}] [${KV_DTYPE_FLAG}] [--methods full,kivi:bits=4,...] [--tasks needle,completion,...] ` +
       '[--lengths 1k,2k,4k] [--depths 0,0.25,0.5,0.75,1] [--samples N] [--seed S] [--shard i/n] [--import F.jsonl,...] [--ruler-task T] ' +
       '[--out results.json] [--csv F] [--md F] [--paper-csv F] [--force] [--json]',
     options: {
@@ -345,9 +354,13 @@ const commands: Record<string, Command> = {
       const output = claimOutputFile(request.outFile!, { force, lock: true, say: (line) => process.stderr.write(`${line}\n`) });
       // Listening from before the model loads: a job stopped while loading ends cleanly, not by the default handler.
       const { signal, received, release } = cancelOnSignals('finishing the current step, keeping every completed row');
-      let session: Awaited<ReturnType<typeof open>> | null = null;
+      const sessions: Awaited<ReturnType<typeof open>>[] = [];
       try {
-        session = await open(values, sweepContextTokens(request.lengths));
+        // `--model default,<folder>`: one sweep, one results file, rows keyed by model.
+        for (const model of modelList(String(values.model))) {
+          sessions.push(await open({ ...values, model }, sweepContextTokens(request.lengths)));
+          if (signal.aborted) break;
+        }
         if (signal.aborted) {
           process.stderr.write(`kvlens bench: cancelled by ${received()} while the model loaded, before any sample ran\n`);
           process.exitCode = signalExitCode(received() ?? 'SIGINT');
@@ -355,7 +368,7 @@ const commands: Record<string, Command> = {
         }
         let results;
         try {
-          results = await runBench(session, request, {
+          results = await runBench(sessions, request, {
             signal,
             output,
             onProgress: progressPrinter(Boolean(values.json)),
@@ -383,7 +396,7 @@ const commands: Record<string, Command> = {
       } finally {
         release();
         output.release();
-        await session?.dispose();
+        for (const session of sessions) await session.dispose();
       }
     },
   },
