@@ -5,7 +5,7 @@ import { DenseLayerCache, type LayerKV } from '../kv/cache';
 import type { KvDtype } from '../kv/kv-dtype';
 import { KvlensError } from '../errors';
 import { argmax } from './reference';
-import type { AttentionRequest, DecoderForward, LayerAttention } from './types';
+import { windowSumCounts, type AttentionRequest, type DecoderForward, type LayerAttention } from './types';
 
 /** Attention statistics of one layer over the whole prompt (slot index = token index). */
 export interface PrefillLayerStats {
@@ -67,7 +67,7 @@ export async function prefill(forward: DecoderForward, tokens: ArrayLike<number>
   const { numLayers, numKvHeads, headDim, numHeads } = forward.config;
   const request = options.attention;
   const window = Math.min(request?.window ?? 0, n);
-  const windowSums = request?.windowSums?.length ? [...new Set(request.windowSums.map((c) => Math.min(c, n)))] : undefined;
+  const windowSums = request?.windowSums?.length ? windowSumCounts(request, n) : undefined;
   // The final chunk must see every query the window rows and the window sums cover.
   const lastQueries = Math.max(window, ...(windowSums ?? [0]));
   const start = options.startPosition ?? 0;

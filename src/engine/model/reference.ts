@@ -18,7 +18,7 @@
 //     query_pre_attn_scalar^-0.5, then cap · tanh(s / cap) before the mask; final logits capped the same way.
 
 import { isGemma, type ModelConfig } from './config';
-import type { DecoderForward, ForwardInput, ForwardOutput, LayerAttention, WeightMap, Tensor } from './types';
+import { windowSumCounts, type DecoderForward, type ForwardInput, type ForwardOutput, type LayerAttention, type WeightMap, type Tensor } from './types';
 import type { LayerKV } from '../kv/cache';
 import { KvlensError } from '../errors';
 import type { KvDtype } from '../kv/kv-dtype';
@@ -344,7 +344,7 @@ export class ReferenceForward implements DecoderForward {
           }
         : null;
       // Each requested count c, clipped to q: the last c queries' probabilities summed over them, [H, T].
-      const sumCounts = [...new Set((request?.windowSums ?? []).map((c) => Math.min(c, q)))];
+      const sumCounts = windowSumCounts(request, q);
       if (layerStats && request?.windowSums) layerStats.windowSums = new Map(sumCounts.map((c) => [c, new Float32Array(H * T)]));
 
       // Attention: for each new token t and query head h, softmax over valid past slots and new tokens 0..t.

@@ -61,6 +61,11 @@ export interface AttentionRequest {
   queryRows?: number;
 }
 
+/** The distinct window-sum counts of a request, each clipped to the `queries` a call or prompt has. */
+export function windowSumCounts(request: AttentionRequest | undefined, queries: number): number[] {
+  return [...new Set((request?.windowSums ?? []).map((c) => Math.min(c, queries)))];
+}
+
 /**
  * Attention statistics of one layer for one forward call. Keys are indexed as the past slots in
  * slot order (0..P-1) followed by this call's new tokens (P..P+q-1).

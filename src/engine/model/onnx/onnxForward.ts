@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { ModelConfig } from '../config';
-import type { DecoderForward, ForwardInput, ForwardOutput, LayerAttention, WeightMap } from '../types';
+import { windowSumCounts, type DecoderForward, type ForwardInput, type ForwardOutput, type LayerAttention, type WeightMap } from '../types';
 import { validateForwardInput } from '../reference';
 import { weightMapSource, type WeightSource } from '../weightSource';
 import { EmbeddingTable } from '../embedding';
@@ -307,7 +307,7 @@ export class OnnxForward implements DecoderForward {
     const session = this.session;
     if (!session) throw new KvlensError('the session was disposed', 'onnxruntime');
     const windowQueries = request?.window ? Math.min(request.window, q) : 0;
-    const sumCounts = [...new Set((request?.windowSums ?? []).map((c) => Math.min(c, q)))];
+    const sumCounts = windowSumCounts(request, q);
 
     const rows = input.logits === 'all' ? Array.from({ length: q }, (_, t) => BigInt(t)) : [BigInt(q - 1)];
     const causal = new Float32Array(q * q);
